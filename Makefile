@@ -1,0 +1,45 @@
+# `make demo` and `make test` each set themselves up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+DEMO_RUN ?= runs/demo
+
+.PHONY: setup test lint demo data bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q -m "not slow"
+
+data:
+	@if ls $(FMNIST_DIR)/train-images-idx3-ubyte.gz >/dev/null 2>&1 || [ -n "$$DEEPHASH_DATA" ]; then \
+		echo "Fashion-MNIST found."; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		apt-get install -y dataset-fashion-mnist >/dev/null || (apt-get update >/dev/null && apt-get install -y dataset-fashion-mnist >/dev/null); \
+	else \
+		echo "Fashion-MNIST is missing. Run 'sudo apt-get install -y dataset-fashion-mnist'," ; \
+		echo "or set DEEPHASH_DATA to a folder holding fashion-mnist/*-ubyte.gz, or use 'deephash ... --download'."; \
+		exit 1; \
+	fi
+
+demo: setup data
+	$(VENV)/bin/deephash features --dataset fashion-mnist --backbone small-cnn --out $(DEMO_RUN)/features
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,42 @@
+"""Numba helpers shared by the metric and index kernels.
+
+numba has no ``popcount``; ``popcount64`` lowers to LLVM's ``ctpop`` intrinsic, which compiles to the
+``POPCNT`` instruction on x86-64 (numba targets the host CPU) and to the equivalent on other ISAs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = ["njit", "popcount64"]
+
+
+@intrinsic
+def _ctpop64(typingctx: Any, x: Any) -> Any:
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+        return None
+    sig = types.uint64(x)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(fn, [args[0]])
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", cache=True)
+def popcount64(x: Any) -> Any:
+    """Number of set bits of a 64-bit integer (uint64 or int64)."""
+    return _ctpop64(x)
+
+
+def njit(*args: Any, **kwargs: Any) -> Any:
+    """``numba.njit`` with the project's defaults (cache on disk, no fast-math)."""
+    kwargs.setdefault("cache", True)
+    kwargs.setdefault("nogil", True)
+    return numba.njit(*args, **kwargs)
