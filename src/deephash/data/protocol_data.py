@@ -1,0 +1,169 @@
+"""One call from a protocol name (or file) to ready-to-use splits, for the trainer and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deephash.data.dataset import ArrayDataset
+from deephash.data.datasets import dataset_info, load_dataset
+from deephash.data.protocols import Protocol, create_protocol
+from deephash.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BatchTransform,
+    Compose,
+    build_transform,
+    channel_stats,
+)
+
+__all__ = ["ProtocolData", "load_protocol_data"]
+
+
+@dataclass
+class ProtocolData:
+    """A dataset pool cut by a protocol.
+
+    pool: every image (uint8) of the dataset; ``pool.images[protocol.train]`` etc. index it
+        without copies of the splits.
+    mean, std: per-channel normalization in [0, 1] pixel units: computed exactly from the train
+        split for fixed-size datasets, ImageNet's for photos (pretrained backbones expect them).
+    flip: whether horizontal-flip augmentation keeps labels for this dataset.
+    augment: whether the ``train`` split's per-item transform augments.
+
+    The splits ``train``, ``validation``, ``query``, ``database`` and ``val_database`` are
+    :class:`ArrayDataset` s built on first use (contiguous splits are views of the pool).
+    """
+
+    protocol: Protocol
+    pool: ArrayDataset
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+    augment: bool = True
+
+    def _split(self, indices: np.ndarray, train: bool) -> ArrayDataset:
+        return self.pool.subset(indices).with_transform(self.transform(train))
+
+    @cached_property
+    def train(self) -> ArrayDataset:
+        return self._split(self.protocol.train, True)
+
+    @cached_property
+    def validation(self) -> ArrayDataset:
+        return self._split(self.protocol.validation, False)
+
+    @cached_property
+    def query(self) -> ArrayDataset:
+        return self._split(self.protocol.query, False)
+
+    @cached_property
+    def database(self) -> ArrayDataset:
+        return self._split(self.protocol.database, False)
+
+    @cached_property
+    def val_database(self) -> ArrayDataset:
+        """The train split without augmentation: what validation queries retrieve against."""
+        return self._split(self.protocol.val_database, False)
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.pool.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.pool.in_channels
+
+    @property
+    def image_size(self) -> int:
+        return self.pool.image_shape[0]
+
+    def transform(self, train: bool) -> Compose:
+        """Per-item transform (uint8 -> normalized float (C, H, W)); augments for train if enabled."""
+        return build_transform(
+            train, self.mean, self.std, augment=self.augment, flip=self.flip, padding=self._padding
+        )
+
+    def batch_transform(self, train: bool) -> BatchTransform:
+        """Batched uint8 (B, H, W[, C]) -> normalized float (B, C, H, W); augments for train."""
+        return BatchTransform(
+            self.mean,
+            self.std,
+            augment=train and self.augment,
+            flip=self.flip,
+            padding=self._padding,
+        )
+
+    @property
+    def _padding(self) -> int:
+        # 4 px for 32 px CIFAR images (the usual recipe); scaled with the image side otherwise.
+        return max(1, round(self.image_size / 8))
+
+
+def load_protocol_data(
+    name_or_path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    seed: int = 0,
+    image_size: int | None = None,
+    resize_size: int | None = None,
+    augment: bool = True,
+    **options: Any,
+) -> ProtocolData:
+    """Load a dataset and cut it by a protocol.
+
+    name_or_path: a protocol name (see :func:`list_protocols`) or a saved protocol ``.json`` file
+        (its seed and options are fixed; passing ``options`` then is an error).
+    data_dir, download: where to look for the dataset first, and whether to fetch it if missing.
+    image_size, resize_size: see :func:`deephash.data.datasets.load_dataset`.
+    options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
+    """
+    path = Path(name_or_path)
+    from deephash.data.protocols import list_protocols, protocol_spec
+
+    is_name = str(name_or_path) in list_protocols()
+    if str(name_or_path).endswith(".json") or (not is_name and path.is_file()):
+        if options:
+            raise ValueError(f"options {sorted(options)} cannot change a saved protocol ({path})")
+        protocol = Protocol.load(path)
+        pooled = load_dataset(
+            protocol.dataset,
+            data_dir=data_dir,
+            download=download,
+            image_size=image_size,
+            resize_size=resize_size,
+            root=protocol.options.get("root"),
+        )
+        protocol.check_labels(pooled.data.labels)
+    else:
+        spec = protocol_spec(str(name_or_path))
+        root = options.get("root")
+        if spec.dataset == "folder" and root is None:
+            root = data_dir
+            options = {**options, "root": root}
+        pooled = load_dataset(
+            spec.dataset,
+            data_dir=data_dir,
+            download=download,
+            image_size=image_size,
+            resize_size=resize_size,
+            root=root,
+        )
+        protocol = create_protocol(
+            spec.name, seed, labels=pooled.data.labels, is_test=pooled.is_test, **options
+        )
+    info = dataset_info(protocol.dataset)
+    if info.native_size is not None:
+        mean, std = channel_stats(pooled.data.images[protocol.train])
+    else:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    return ProtocolData(protocol, pooled.data, mean, std, info.flip, augment)

@@ -1,0 +1,536 @@
+"""Named, seeded retrieval protocols: fixed train / validation / query / database index sets.
+
+Indices point into a dataset's pool (official train images first, then test; see
+:func:`deephash.data.datasets.load_dataset`). Rules every protocol obeys (checked on load):
+query is disjoint from train, validation and database; train and validation are disjoint. The
+validation split is for model selection only: validation queries retrieve against the train split
+(``val_database``), never against the test query set.
+
+Two shapes:
+
+* ``official`` (mnist, fashion-mnist, kmnist, cifar10-s2, cifar100, cub200, dogs): query = the
+  official test images, database = the official training images, validation = a stratified slice
+  of the training images, train = the training images minus validation. For cub200 and dogs this is
+  the usual fine-grained hashing setup (training set as database, test set as queries).
+* ``sampled`` (cifar10-s1, folder): query = a stratified sample of the whole pool; train = a
+  stratified sample of the rest (or all of it); database = every non-query image (including train,
+  the usual CIFAR-10 "setting 1": 1,000 / 5,000 / 59,000; ``database_includes_train=False`` gives the
+  54,000-image variant). When train is a sample, validation comes from the non-train rest, so train
+  keeps its conventional size.
+
+``class_disjoint=True`` trains (and validates) on ``train_classes`` (a count drawn with the seed, a
+list of class ids; default 75% of the classes, as in Sablayrolles et al., "How should we evaluate
+supervised hashing?", ICASSP 2017) and puts query and database on the other classes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Protocol",
+    "ProtocolSpec",
+    "create_protocol",
+    "labels_digest",
+    "list_protocols",
+    "protocol_spec",
+]
+
+FORMAT = "deephash-protocol"
+VERSION = 1
+SPLITS = ("train", "validation", "query", "database")
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A named protocol: its dataset, shape (``official`` or ``sampled``) and default options."""
+
+    name: str
+    dataset: str
+    kind: str
+    defaults: dict[str, Any]
+    description: str
+
+
+_COMMON = {"class_disjoint": False, "train_classes": None}
+_SPECS: dict[str, ProtocolSpec] = {
+    s.name: s
+    for s in (
+        ProtocolSpec(
+            "mnist",
+            "mnist",
+            "official",
+            {"validation_size": 5000},
+            "query 10k test, database 60k train, 5k stratified validation",
+        ),
+        ProtocolSpec(
+            "fashion-mnist",
+            "fashion-mnist",
+            "official",
+            {"validation_size": 5000},
+            "query 10k test, database 60k train, 5k stratified validation",
+        ),
+        ProtocolSpec(
+            "kmnist",
+            "kmnist",
+            "official",
+            {"validation_size": 5000},
+            "query 10k test, database 60k train, 5k stratified validation",
+        ),
+        ProtocolSpec(
+            "cifar10-s1",
+            "cifar10",
+            "sampled",
+            {
+                "query_per_class": 100,
+                "train_per_class": 500,
+                "validation_per_class": 100,
+                "database_includes_train": True,
+            },
+            "pool 60k: query 1k (100/class), train 5k (500/class), database the other 59k",
+        ),
+        ProtocolSpec(
+            "cifar10-s2",
+            "cifar10",
+            "official",
+            {"validation_size": 5000},
+            "query 10k test, database = train 50k, 5k validation",
+        ),
+        ProtocolSpec(
+            "cifar100",
+            "cifar100",
+            "official",
+            {"validation_size": 5000},
+            "query 10k test, database = train 50k, 5k validation",
+        ),
+        ProtocolSpec(
+            "cub200",
+            "cub200",
+            "official",
+            {"validation_fraction": 0.1},
+            "query 5,794 test, database 5,994 train, 10% validation",
+        ),
+        ProtocolSpec(
+            "dogs",
+            "dogs",
+            "official",
+            {"validation_fraction": 0.1},
+            "query 8,580 test, database 12,000 train, 10% validation",
+        ),
+        ProtocolSpec(
+            "folder",
+            "folder",
+            "sampled",
+            {
+                "root": None,
+                "query_fraction": 0.1,
+                "validation_fraction": 0.1,
+                "database_includes_train": True,
+            },
+            "image folder: 10% query per class, 10% of the rest validation, database = all non-query",
+        ),
+    )
+}
+
+_AMOUNT_KEYS = ("size", "per_class", "fraction")
+
+
+def list_protocols() -> list[str]:
+    """Registered protocol names, sorted."""
+    return sorted(_SPECS)
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    """The spec of protocol ``name``; ValueError listing the known names otherwise."""
+    if name not in _SPECS:
+        raise ValueError(
+            f"unknown protocol {name!r}; known protocols: {', '.join(list_protocols())}"
+        )
+    return _SPECS[name]
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """Short SHA-256 of a pool's labels, to tell whether a saved protocol fits a dataset copy."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class Protocol:
+    """Fixed index sets (int64, sorted) into a dataset pool of ``pool_size`` images."""
+
+    name: str
+    dataset: str
+    seed: int
+    pool_size: int
+    num_classes: int
+    train: np.ndarray
+    validation: np.ndarray
+    query: np.ndarray
+    database: np.ndarray
+    labels_digest: str
+    options: dict[str, Any] = field(default_factory=dict)
+    train_classes: list[int] | None = None
+    test_classes: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            setattr(self, split, np.asarray(getattr(self, split), dtype=np.int64))
+        self.validate()
+
+    @property
+    def val_database(self) -> np.ndarray:
+        """What validation queries retrieve against: the train split."""
+        return self.train
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Number of images in each split."""
+        return {s: int(getattr(self, s).size) for s in SPLITS}
+
+    def validate(self) -> None:
+        """Check ranges, uniqueness and the disjointness rules; ValueError naming the problem."""
+        for split in SPLITS:
+            idx = getattr(self, split)
+            if idx.ndim != 1:
+                raise ValueError(f"protocol {self.name!r}: {split} indices must be 1-D")
+            if idx.size and (idx.min() < 0 or idx.max() >= self.pool_size):
+                raise ValueError(
+                    f"protocol {self.name!r}: {split} indices outside [0, {self.pool_size})"
+                )
+            if np.unique(idx).size != idx.size:
+                raise ValueError(f"protocol {self.name!r}: {split} indices repeat")
+        for split in ("train", "query", "database"):
+            if getattr(self, split).size == 0:
+                raise ValueError(f"protocol {self.name!r}: the {split} split is empty")
+        for a, b in (
+            ("query", "train"),
+            ("query", "validation"),
+            ("query", "database"),
+            ("train", "validation"),
+        ):
+            common = np.intersect1d(getattr(self, a), getattr(self, b))
+            if common.size:
+                raise ValueError(
+                    f"protocol {self.name!r}: {a} and {b} share {common.size} images (e.g. {common[0]})"
+                )
+        if (self.train_classes is None) != (self.test_classes is None):
+            raise ValueError(
+                f"protocol {self.name!r}: give both train_classes and test_classes or neither"
+            )
+        if self.train_classes is not None and set(self.train_classes) & set(
+            self.test_classes or []
+        ):
+            raise ValueError(f"protocol {self.name!r}: train_classes and test_classes overlap")
+
+    def check_labels(self, labels: np.ndarray) -> None:
+        """Check that this protocol was made for a pool with exactly these labels (int (pool_size,))."""
+        labels = np.asarray(labels)
+        if labels.shape != (self.pool_size,):
+            raise ValueError(
+                f"protocol {self.name!r} is for a pool of {self.pool_size} images, but the dataset has {labels.shape[0]}"
+            )
+        if labels_digest(labels) != self.labels_digest:
+            raise ValueError(
+                f"protocol {self.name!r} was made for a different copy or ordering of {self.dataset!r} (labels differ)"
+            )
+        if self.train_classes is not None:
+            for split, allowed in (
+                ("train", self.train_classes),
+                ("validation", self.train_classes),
+                ("query", self.test_classes),
+                ("database", self.test_classes),
+            ):
+                bad = np.setdiff1d(labels[getattr(self, split)], np.asarray(allowed))
+                if bad.size:
+                    raise ValueError(
+                        f"protocol {self.name!r}: {split} holds classes {bad.tolist()} outside its class set"
+                    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (format tag, version, metadata, sizes and index lists)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "pool_size": self.pool_size,
+            "num_classes": self.num_classes,
+            "labels_digest": self.labels_digest,
+            "options": self.options,
+            "train_classes": self.train_classes,
+            "test_classes": self.test_classes,
+            "sizes": self.sizes,
+            "splits": {s: getattr(self, s).tolist() for s in SPLITS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "protocol") -> Protocol:
+        """Inverse of :meth:`to_dict`, with validation of the format, sizes and indices."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"{source}: not a deephash protocol file (missing format {FORMAT!r})")
+        if d.get("version") != VERSION:
+            raise ValueError(
+                f"{source}: unsupported protocol version {d.get('version')!r} (expected {VERSION})"
+            )
+        keys = (
+            "name",
+            "dataset",
+            "seed",
+            "pool_size",
+            "num_classes",
+            "labels_digest",
+            "splits",
+            "sizes",
+        )
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise ValueError(f"{source}: missing fields {missing}")
+        splits = d["splits"]
+        for s in SPLITS:
+            if s not in splits:
+                raise ValueError(f"{source}: missing split {s!r}")
+            if len(splits[s]) != d["sizes"].get(s):
+                raise ValueError(
+                    f"{source}: split {s!r} has {len(splits[s])} indices but sizes says {d['sizes'].get(s)}"
+                )
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in splits[s]):
+                raise ValueError(f"{source}: split {s!r} must hold integers")
+        try:
+            return cls(
+                name=str(d["name"]),
+                dataset=str(d["dataset"]),
+                seed=int(d["seed"]),
+                pool_size=int(d["pool_size"]),
+                num_classes=int(d["num_classes"]),
+                labels_digest=str(d["labels_digest"]),
+                options=dict(d.get("options") or {}),
+                train_classes=d.get("train_classes"),
+                test_classes=d.get("test_classes"),
+                **{s: np.asarray(splits[s], dtype=np.int64).reshape(-1) for s in SPLITS},
+            )
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from exc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the protocol as JSON (parent folders created); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Protocol:
+        """Read and validate a protocol JSON file written by :meth:`save`."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        return cls.from_dict(d, str(path))
+
+
+def _merge_options(spec: ProtocolSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    opts = {**_COMMON, **spec.defaults}
+    valid = set(opts) | {f"{p}_{k}" for p in ("query", "train", "validation") for k in _AMOUNT_KEYS}
+    if spec.kind == "official":
+        valid -= {f"{p}_{k}" for p in ("query", "train") for k in _AMOUNT_KEYS}
+    else:
+        valid.add("database_includes_train")
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(
+            f"protocol {spec.name!r}: unknown options {unknown}; valid options: {sorted(valid)}"
+        )
+    for prefix in (
+        "query",
+        "train",
+        "validation",
+    ):  # an override of one amount form replaces the default form
+        if any(f"{prefix}_{k}" in overrides for k in _AMOUNT_KEYS):
+            for k in _AMOUNT_KEYS:
+                opts.pop(f"{prefix}_{k}", None)
+    opts.update(overrides)
+    return opts
+
+
+def _amount(opts: dict[str, Any], prefix: str) -> tuple[str, float] | None:
+    given = [
+        (k, opts[f"{prefix}_{k}"]) for k in _AMOUNT_KEYS if opts.get(f"{prefix}_{k}") is not None
+    ]
+    if len(given) > 1:
+        raise ValueError(
+            f"give only one of {[f'{prefix}_{k}' for k in _AMOUNT_KEYS]}, got {dict(given)}"
+        )
+    return given[0] if given else None
+
+
+def _stratified(
+    cands: np.ndarray,
+    labels: np.ndarray,
+    amount: tuple[str, float] | None,
+    rng: np.random.Generator,
+    what: str,
+) -> np.ndarray:
+    """A class-stratified random subset of ``cands`` (sorted int64)."""
+    if amount is None:
+        return np.empty(0, np.int64)
+    kind, value = amount
+    cl = labels[cands]
+    classes, counts = np.unique(cl, return_counts=True)
+    if kind == "per_class":
+        k = int(value)
+        if k < 0:
+            raise ValueError(f"{what}_per_class must be >= 0, got {value}")
+        short = classes[counts < k]
+        if short.size:
+            raise ValueError(
+                f"{what}_per_class={k}, but class {short[0]} has only {counts[classes == short[0]][0]} candidate images"
+            )
+        take = np.full(classes.size, k)
+    else:
+        if kind == "fraction":
+            if not 0 <= float(value) < 1:
+                raise ValueError(f"{what}_fraction must be in [0, 1), got {value}")
+            total = round(float(value) * cands.size)
+        else:
+            total = int(value)
+        if not 0 <= total <= cands.size:
+            raise ValueError(f"{what}_size must be in [0, {cands.size}] here, got {value}")
+        # Largest-remainder (Hamilton) allocation, proportional to class sizes; ties by class id.
+        quota = total * counts / cands.size
+        take = np.floor(quota).astype(np.int64)
+        order = np.argsort(-(quota - take), kind="stable")
+        take[order[: total - int(take.sum())]] += 1
+    picked = [
+        rng.choice(cands[cl == c], size=int(n), replace=False) for c, n in zip(classes, take) if n
+    ]
+    return np.sort(np.concatenate(picked)).astype(np.int64) if picked else np.empty(0, np.int64)
+
+
+def _train_classes(
+    opts: dict[str, Any], classes: np.ndarray, rng: np.random.Generator
+) -> list[int]:
+    tc = opts.get("train_classes")
+    if tc is None:
+        tc = round(0.75 * classes.size)
+    if isinstance(tc, int):
+        if not 1 <= tc < classes.size:
+            raise ValueError(
+                f"train_classes must be in [1, {classes.size - 1}] to leave test classes, got {tc}"
+            )
+        return sorted(int(c) for c in rng.choice(classes, size=tc, replace=False))
+    chosen = sorted({int(c) for c in tc})
+    bad = sorted(set(chosen) - set(classes.tolist()))
+    if bad or not 1 <= len(chosen) < classes.size:
+        raise ValueError(
+            f"train_classes must be a proper non-empty subset of the classes {classes.min()}..{classes.max()}; got {tc}"
+        )
+    return chosen
+
+
+def create_protocol(
+    name: str,
+    seed: int = 0,
+    *,
+    labels: np.ndarray | None = None,
+    is_test: np.ndarray | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    **options: Any,
+) -> Protocol:
+    """Build protocol ``name`` with ``seed`` (same inputs -> same indices).
+
+    labels, is_test: int (N,) labels and bool (N,) official-test mask of the dataset pool; when
+        omitted they are read from the dataset (found via ``data_dir``, fetched if ``download``).
+    options: override the spec's defaults: ``validation_size`` / ``validation_per_class`` /
+        ``validation_fraction``, for sampled protocols also ``query_*``, ``train_*`` and
+        ``database_includes_train``; ``class_disjoint`` and ``train_classes``; ``root`` for folder.
+    """
+    spec = protocol_spec(name)
+    opts = _merge_options(spec, options)
+    if spec.name == "folder":
+        if opts.get("root") is None and data_dir is not None:
+            opts["root"] = str(data_dir)
+        if opts.get("root") is not None:
+            opts["root"] = str(Path(opts["root"]).expanduser().resolve())
+    if labels is None:
+        from deephash.data.datasets import load_dataset_labels
+
+        got = load_dataset_labels(
+            spec.dataset, data_dir=data_dir, download=download, root=opts.get("root")
+        )
+        labels, is_test = got.labels, got.is_test
+    labels = np.asarray(labels, dtype=np.int64)
+    mask = np.zeros(labels.size, bool) if is_test is None else np.asarray(is_test, dtype=bool)
+    if labels.ndim != 1 or mask.shape != labels.shape:
+        raise ValueError(
+            f"labels and is_test must both have shape (N,), got {labels.shape} and {mask.shape}"
+        )
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    everything = np.arange(labels.size)
+    train_cls = test_cls = None
+    in_train_cls = np.ones(labels.size, bool)
+    if opts["class_disjoint"]:
+        train_cls = _train_classes(opts, classes, rng)
+        test_cls = sorted(set(classes.tolist()) - set(train_cls))
+        in_train_cls = np.isin(labels, train_cls)
+        opts["train_classes"] = train_cls
+
+    if spec.kind == "official":
+        if not mask.any() or mask.all():
+            raise ValueError(f"protocol {name!r} needs a dataset with an official train/test split")
+        train_side, test_side = everything[~mask], everything[mask]
+        query = test_side[~in_train_cls[test_side]] if train_cls else test_side
+        database = train_side[~in_train_cls[train_side]] if train_cls else train_side
+        train_all = train_side[in_train_cls[train_side]]
+        validation = _stratified(train_all, labels, _amount(opts, "validation"), rng, "validation")
+        train = np.setdiff1d(train_all, validation)
+    else:
+        query_side = everything[~in_train_cls] if train_cls else everything
+        query = _stratified(query_side, labels, _amount(opts, "query"), rng, "query")
+        if query.size == 0:
+            raise ValueError(
+                f"protocol {name!r}: the query split is empty; set query_size/_per_class/_fraction"
+            )
+        train_side = everything[in_train_cls] if train_cls else np.setdiff1d(everything, query)
+        train_amount = _amount(opts, "train")
+        train_all = (
+            train_side
+            if train_amount is None
+            else _stratified(train_side, labels, train_amount, rng, "train")
+        )
+        leftovers = np.setdiff1d(train_side, train_all)
+        if train_cls:
+            database = np.setdiff1d(query_side, query)
+        else:
+            database = train_side if opts.get("database_includes_train", True) else leftovers
+        val_amount = _amount(opts, "validation")
+        if train_amount is not None:  # keep the conventional train size; validate on unused images
+            validation = _stratified(leftovers, labels, val_amount, rng, "validation")
+            train = train_all
+        else:
+            validation = _stratified(train_all, labels, val_amount, rng, "validation")
+            train = np.setdiff1d(train_all, validation)
+    return Protocol(
+        name=name,
+        dataset=spec.dataset,
+        seed=int(seed),
+        pool_size=int(labels.size),
+        num_classes=int(classes.max()) + 1 if classes.size else 0,
+        train=train,
+        validation=validation,
+        query=query,
+        database=database,
+        labels_digest=labels_digest(labels),
+        options=opts,
+        train_classes=train_cls,
+        test_classes=test_cls,
+    )
