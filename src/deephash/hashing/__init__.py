@@ -1,0 +1,33 @@
+"""Classical hashing baselines, two-step code inference and code diagnostics."""
+
+from deephash.hashing.bit_stats import (
+    BitStats,
+    bit_balance,
+    bit_correlation,
+    bit_stats,
+    distinct_code_fraction,
+)
+from deephash.hashing.itq import ITQ
+from deephash.hashing.lsh import LSH
+from deephash.hashing.two_step import (
+    BitBCELoss,
+    TripletCodeInference,
+    TwoStepTargets,
+    sample_triplets,
+    triplet_satisfaction,
+)
+
+__all__ = [
+    "ITQ",
+    "LSH",
+    "BitBCELoss",
+    "BitStats",
+    "TripletCodeInference",
+    "TwoStepTargets",
+    "bit_balance",
+    "bit_correlation",
+    "bit_stats",
+    "distinct_code_fraction",
+    "sample_triplets",
+    "triplet_satisfaction",
+]

@@ -1,0 +1,113 @@
+import itertools
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from deephash.codes import hamming_distance_matrix, pack_bits
+from deephash.hashing.two_step import (
+    BitBCELoss,
+    TripletCodeInference,
+    TwoStepTargets,
+    sample_triplets,
+    triplet_satisfaction,
+)
+from deephash.losses.base import create_loss
+
+
+def test_sample_triplets_valid_and_covering() -> None:
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # class 3 has a single sample
+    t = sample_triplets(y, 50, seed=0)
+    assert t.shape == (9 * 50, 3) and t.dtype == np.int64
+    for a, p, n in t:
+        assert a != p and y[a] == y[p] != y[n]
+    valid = {
+        (a, p, n)
+        for a, p, n in itertools.product(range(10), repeat=3)
+        if a != p and y[a] == y[p] and y[a] != y[n]
+    }
+    seen = {tuple(r) for r in t.tolist()}
+    assert seen <= valid
+    # every allowed positive and negative of anchor 0 shows up with 50 draws
+    assert {p for a, p, _ in seen if a == 0} == {1, 2}
+    assert {n for a, _, n in seen if a == 0} == set(range(3, 10))
+    with pytest.raises(ValueError, match="two classes"):
+        sample_triplets(np.zeros(5, dtype=int), 2)
+
+
+def _hinge_loss(codes: np.ndarray, trip: np.ndarray, margin: float) -> float:
+    total = 0.0
+    for a, p, n in trip.tolist():
+        dp = sum(int(x != y) for x, y in zip(codes[a], codes[p]))
+        dn = sum(int(x != y) for x, y in zip(codes[a], codes[n]))
+        total += max(0.0, dp - dn + margin)
+    return total / len(trip)
+
+
+def test_inference_on_separable_problem() -> None:
+    y = np.repeat(np.arange(5), 16)
+    inf = TripletCodeInference(16, triplets_per_sample=8, seed=0).fit(y)
+    z = inf.codes_
+    assert z.shape == (80, 16) and z.dtype == np.int8 and set(np.unique(z)) <= {-1, 1}
+    hist = inf.loss_history_
+    assert np.all(np.diff(hist) <= 1e-12) and hist[-1] < 0.1 * hist[0]
+    # bookkeeping: the last recorded loss is the brute-force loss of the final codes
+    assert hist[-1] == pytest.approx(_hinge_loss(z, inf.triplets_, 16 / 4))
+    fresh = sample_triplets(y, 20, seed=99)  # constraints not used in fitting
+    rand = np.where(np.random.default_rng(0).random(z.shape) < 0.5, 1, -1)
+    assert triplet_satisfaction(z, fresh) > 0.95
+    assert triplet_satisfaction(rand, fresh) < 0.6
+    d = hamming_distance_matrix(pack_bits(z), pack_bits(z))
+    same = (y[:, None] == y[None, :]) & ~np.eye(80, dtype=bool)
+    assert d[same].mean() < 0.4 * d[y[:, None] != y[None, :]].mean()
+
+
+def test_inference_given_triplets_and_init() -> None:
+    y = np.array([0, 0, 1, 1])
+    trip = np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0], [3, 2, 1]])
+    init = np.array([[1, 1], [-1, -1], [1, 1], [-1, -1]])  # violates every triplet
+    inf = TripletCodeInference(2, margin=1.0, seed=0).fit(y, triplets=trip, init_codes=init)
+    assert inf.loss_history_[0] == pytest.approx(_hinge_loss(init, trip, 1.0))
+    # exhaustive optimum over all 2^8 code sets
+    best = min(
+        _hinge_loss(np.array(c).reshape(4, 2), trip, 1.0)
+        for c in itertools.product([-1, 1], repeat=8)
+    )
+    assert inf.loss_history_[-1] == pytest.approx(best)
+    with pytest.raises(ValueError, match="not \\(anchor, same-class, other-class\\)"):
+        TripletCodeInference(2).fit(y, triplets=np.array([[0, 2, 1]]))
+    with pytest.raises(ValueError, match="init_codes must be"):
+        TripletCodeInference(3).fit(y, init_codes=init)
+
+
+def test_targets_and_bit_bce_loss() -> None:
+    codes = np.array([[1, -1, 1], [-1, -1, 1], [1, 1, -1]], dtype=np.int8)
+    targets = TwoStepTargets(codes)
+    assert targets.bits == 3 and len(targets) == 3
+    idx = torch.tensor([2, 0])
+    torch.testing.assert_close(targets.lookup(idx), torch.tensor([[1.0, 1, -1], [1, -1, 1]]))
+    logits = torch.tensor([[0.5, -2.0, 1.0], [3.0, 0.1, -0.4]], dtype=torch.float64)
+    t01 = (targets.lookup(idx) > 0).double()
+    sig = torch.sigmoid(logits)
+    ref = -(t01 * torch.log(sig) + (1 - t01) * torch.log(1 - sig)).mean()
+    loss = create_loss("bit-bce", targets=targets)
+    assert isinstance(loss, BitBCELoss)
+    assert loss(logits, idx).loss.item() == pytest.approx(ref.item())
+    assert BitBCELoss()(logits, targets.lookup(idx)).loss.item() == pytest.approx(ref.item())
+    with pytest.raises(ValueError, match="holds no targets"):
+        BitBCELoss()(logits, idx)
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        targets.lookup(torch.tensor([3]))
+    with pytest.raises(ValueError, match="must match logits"):
+        loss(logits, torch.ones(2, 4))
+
+
+@pytest.mark.slow
+def test_scales_to_60k_by_48_bits() -> None:
+    y = np.random.default_rng(0).integers(0, 10, 60_000)
+    start = time.perf_counter()
+    inf = TripletCodeInference(48, triplets_per_sample=10, seed=0).fit(y)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 300
+    assert triplet_satisfaction(inf.codes_, sample_triplets(y, 2, seed=7)) > 0.95
