@@ -1,0 +1,298 @@
+"""One pass over the queries that gathers what every retrieval metric needs.
+
+The ranking of the database for a query is by increasing distance, ties broken by database order
+(stable). For packed codes the ranking is a counting sort (:mod:`._hamming_kernel`); for float
+embeddings it is a chunked matrix product followed by a row-wise sort that breaks ties by index
+(:func:`stable_argsort_rows`). Both paths reduce
+the ranking to the same per-query statistics (:class:`RankStats`), from which the public metrics
+are simple averages, so all metrics share one definition of the ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+from deephash._numba import njit
+from deephash.metrics._hamming_kernel import hamming_rank_stats
+from deephash.metrics._inputs import Prepared
+
+# Queries per kernel call (Hamming) and the memory budget of one float chunk: working memory
+# stays bounded however many queries there are.
+HAMMING_QUERY_CHUNK = 2048
+FLOAT_CHUNK_BYTES = 1 << 28
+# Bytes of temporaries per (query, database item) pair in the float path.
+_FLOAT_BYTES_PER_PAIR = 56
+
+
+@dataclass
+class RankStats:
+    """Per-query ranking statistics (nq queries, n database items).
+
+    ap_ks: int64 (a,) the ranking depths AP was accumulated to (each in 1..n).
+    ap_sum: float64 (nq, a) sum over relevant items ranked within the top k of
+        (rank among the relevant items / ranking position), both 1-based.
+    ap_hits: int64 (nq, a) relevant items within the top k.
+    n_relevant: int64 (nq,) relevant items in the whole database (R).
+    cutoffs: int64 (m,) rank cut-offs (each in 1..n); cut_hits int64 (nq, m) relevant items
+        within each cut-off.
+    knn_pred: int64 (nq,) majority-vote class (remapped id) or None when not requested;
+        query_classes: int64 (nq,) remapped query labels (single-label inputs only).
+    radius_*: float64/int64 (D,) summed over queries, D = max distance + 1 (Hamming only):
+        precision_sum[r] = sum of precision within radius r (0 for an empty ball),
+        nonempty[r] = queries with at least one item within radius r,
+        recall_sum[r] = sum of recall within radius r (0 for queries with R = 0).
+    """
+
+    ap_ks: np.ndarray
+    ap_sum: np.ndarray
+    ap_hits: np.ndarray
+    n_relevant: np.ndarray
+    cutoffs: np.ndarray
+    cut_hits: np.ndarray
+    knn_pred: np.ndarray | None
+    query_classes: np.ndarray | None
+    radius_precision_sum: np.ndarray | None
+    radius_nonempty: np.ndarray | None
+    radius_recall_sum: np.ndarray | None
+
+
+def majority_vote(neighbor_labels: np.ndarray) -> np.ndarray:
+    """Majority class of each row of ranked neighbour labels.
+
+    neighbor_labels: int64 (c, t), column 0 the nearest neighbour. Ties between classes with the
+    same number of votes go to the class of the nearest neighbour among the tied classes.
+    Returns int64 (c,).
+    """
+    c, t = neighbor_labels.shape
+    pred = np.empty(c, dtype=np.int64)
+    rows_per = max(1, (1 << 24) // max(1, t * t))
+    for lo in range(0, c, rows_per):
+        lab = neighbor_labels[lo : lo + rows_per]
+        # votes[i, a] = how many of the t neighbours share neighbour a's class.
+        votes = (lab[:, :, None] == lab[:, None, :]).sum(axis=2)
+        best = votes.max(axis=1, keepdims=True)
+        first = np.argmax(votes == best, axis=1)
+        pred[lo : lo + rows_per] = lab[np.arange(lab.shape[0]), first]
+    return pred
+
+
+def _radius_sums(hist: np.ndarray, relhist: np.ndarray) -> tuple[np.ndarray, ...]:
+    retrieved = np.cumsum(hist, axis=1)
+    rel_retrieved = np.cumsum(relhist, axis=1)
+    total_rel = rel_retrieved[:, -1:]
+    precision = np.divide(
+        rel_retrieved, retrieved, out=np.zeros(retrieved.shape), where=retrieved > 0
+    )
+    recall = np.divide(
+        rel_retrieved,
+        total_rel,
+        out=np.zeros(rel_retrieved.shape),
+        where=np.broadcast_to(total_rel > 0, rel_retrieved.shape),
+    )
+    return precision.sum(axis=0), (retrieved > 0).sum(axis=0), recall.sum(axis=0)
+
+
+def _float_chunk(
+    prep: Prepared,
+    lo: int,
+    hi: int,
+    db: torch.Tensor,
+    db_sqnorm: torch.Tensor | None,
+    ap_ks: np.ndarray,
+    cutoffs: np.ndarray,
+    top_t: int,
+) -> tuple[np.ndarray, ...]:
+    q = torch.from_numpy(prep.query[lo:hi])
+    if prep.distance == "cosine":
+        qn = q / q.norm(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+        # Rank by decreasing cosine similarity == increasing cosine distance.
+        key = -(qn @ db.T)
+    else:
+        # Rank by squared distance: same order, and no sqrt rounding that could merge two
+        # distinct distances into a tie. Identical database rows still get identical keys.
+        assert db_sqnorm is not None
+        key = (q * q).sum(dim=1, keepdim=True) + db_sqnorm[None, :] - 2.0 * (q @ db.T)
+        key.clamp_(min=0.0)
+    order = stable_argsort_rows(key.numpy())
+    del key
+    if prep.multilabel:
+        qm = prep.query_labels[lo:hi]
+        rel = np.zeros(order.shape, dtype=bool)
+        for w in range(qm.shape[1]):
+            rel |= (qm[:, w : w + 1] & prep.database_labels[None, :, w]) != 0
+    else:
+        rel = prep.query_labels[lo:hi, None] == prep.database_labels[None, :]
+    rel_sorted = np.take_along_axis(rel, order, axis=1)
+    del rel
+    hits = np.cumsum(rel_sorted, axis=1, dtype=np.int64)
+    # Precision at each relevant item, summed up to each depth; only the relevant entries.
+    rows, cols = np.nonzero(rel_sorted)
+    prec = hits[rows, cols] / (cols + 1.0)
+    c = order.shape[0]
+    ap_sum = np.zeros((c, ap_ks.size))
+    for t, k in enumerate(ap_ks):
+        ap_sum[:, t] = np.bincount(rows, weights=prec * (cols < k), minlength=c)
+    return (
+        ap_sum,
+        hits[:, ap_ks - 1],
+        hits[:, -1].copy(),
+        hits[:, cutoffs - 1],
+        order[:, :top_t].astype(np.int64),
+    )
+
+
+@njit(parallel=True)
+def _sort_tie_runs(key: np.ndarray, order: np.ndarray) -> None:  # pragma: no cover - compiled
+    for r in prange(order.shape[0]):
+        n = order.shape[1]
+        i = 0
+        while i < n:
+            v = key[r, order[r, i]]
+            j = i + 1
+            while j < n and key[r, order[r, j]] == v:
+                j += 1
+            if j - i > 1:
+                order[r, i:j] = np.sort(order[r, i:j])
+            i = j
+
+
+def stable_argsort_rows(key: np.ndarray) -> np.ndarray:
+    """Row-wise argsort of key (c, n) that breaks ties by column index, like a stable sort.
+
+    numpy's default sort is a SIMD quicksort, several times faster than its stable merge sort but
+    free to permute equal keys (float32 distances to 60k items tie often); each run of equal keys
+    is then put back in index order in one linear scan. Returns int64 (c, n).
+    """
+    order = np.argsort(key, axis=1)
+    _sort_tie_runs(key, order)
+    return order
+
+
+def compute_rank_stats(
+    prep: Prepared,
+    *,
+    ap_ks: Sequence[int] | np.ndarray,
+    cutoffs: Sequence[int] | np.ndarray = (),
+    knn_k: int = 0,
+    radius: bool = False,
+) -> RankStats:
+    """Rank the database for every query and gather :class:`RankStats`.
+
+    ap_ks / cutoffs: depths in 1..n (clipped by the caller), any order; knn_k: neighbours to vote
+    over (0 = no kNN, clipped to n); radius: gather Hamming-radius sums (Hamming inputs only).
+    """
+    n = prep.num_database
+    nq = prep.num_queries
+    if knn_k and prep.multilabel:
+        raise ValueError(
+            "kNN accuracy needs single-label inputs (n,) class ids; multi-label matrices "
+            "have no majority vote"
+        )
+    if radius and not prep.hamming:
+        raise ValueError("precision within a Hamming radius needs distance='hamming'")
+    ap_ks_arr = np.unique(np.asarray(ap_ks, dtype=np.int64))
+    cut_arr = np.unique(np.asarray(cutoffs, dtype=np.int64))
+    for arr in (ap_ks_arr, cut_arr):
+        if arr.size and (arr[0] < 1 or arr[-1] > n):
+            raise ValueError(f"internal: ranking depths must lie in 1..{n}, got {arr}")
+    top_t = min(int(knn_k), n)
+    ap_sum = np.zeros((nq, ap_ks_arr.size))
+    ap_hits = np.zeros((nq, ap_ks_arr.size), dtype=np.int64)
+    n_relevant = np.zeros(nq, dtype=np.int64)
+    cut_hits = np.zeros((nq, cut_arr.size), dtype=np.int64)
+    topk = np.zeros((nq, top_t), dtype=np.int64) if top_t else None
+    knn_pred = np.zeros(nq, dtype=np.int64) if top_t else None
+    radius_sums = None
+
+    if prep.hamming:
+        nd = prep.max_distance + 1
+        if nd > np.iinfo(np.uint16).max:
+            raise ValueError(
+                f"codes longer than {np.iinfo(np.uint16).max - 1} bits are not supported"
+            )
+        psum = np.zeros(nd)
+        nonempty = np.zeros(nd, dtype=np.int64)
+        rsum = np.zeros(nd)
+        threads = numba.get_num_threads()
+        if prep.multilabel:
+            q_lab = np.zeros(nq, dtype=np.int64)
+            db_lab = np.zeros(n, dtype=np.int64)
+            q_mask, db_mask = prep.query_labels, prep.database_labels
+        else:
+            q_lab, db_lab = prep.query_labels, prep.database_labels
+            q_mask = np.zeros((nq, 0), dtype=np.uint64)
+            db_mask = np.zeros((n, 0), dtype=np.uint64)
+        for lo in range(0, nq, HAMMING_QUERY_CHUNK):
+            hi = min(nq, lo + HAMMING_QUERY_CHUNK)
+            c = hi - lo
+            hist = np.empty((c, nd), dtype=np.int64)
+            relhist = np.empty((c, nd), dtype=np.int64)
+            chunk_top = np.zeros((c, top_t), dtype=np.int64)
+            hamming_rank_stats(
+                prep.query[lo:hi],
+                prep.database,
+                q_lab[lo:hi],
+                db_lab,
+                q_mask[lo:hi],
+                db_mask,
+                prep.multilabel,
+                ap_ks_arr,
+                cut_arr,
+                ap_sum[lo:hi],
+                ap_hits[lo:hi],
+                n_relevant[lo:hi],
+                cut_hits[lo:hi],
+                chunk_top,
+                hist,
+                relhist,
+                min(c, 8 * threads),
+            )
+            if topk is not None:
+                topk[lo:hi] = chunk_top
+            if radius:
+                p, ne, r = _radius_sums(hist, relhist)
+                psum += p
+                nonempty += ne
+                rsum += r
+        if radius:
+            radius_sums = (psum, nonempty, rsum)
+    else:
+        db = torch.from_numpy(prep.database)
+        db_sqnorm = None
+        if prep.distance == "cosine":
+            db = db / db.norm(dim=1, keepdim=True).clamp_min(torch.finfo(db.dtype).tiny)
+        else:
+            db_sqnorm = (db * db).sum(dim=1)
+        rows = max(1, FLOAT_CHUNK_BYTES // (_FLOAT_BYTES_PER_PAIR * n))
+        with torch.no_grad():
+            for lo in range(0, nq, rows):
+                hi = min(nq, lo + rows)
+                s, h, r, ch, tk = _float_chunk(
+                    prep, lo, hi, db, db_sqnorm, ap_ks_arr, cut_arr, top_t
+                )
+                ap_sum[lo:hi], ap_hits[lo:hi], n_relevant[lo:hi], cut_hits[lo:hi] = s, h, r, ch
+                if topk is not None:
+                    topk[lo:hi] = tk
+
+    query_classes = None if prep.multilabel else prep.query_labels
+    if topk is not None and knn_pred is not None:
+        knn_pred[:] = majority_vote(prep.database_labels[topk])
+    return RankStats(
+        ap_ks=ap_ks_arr,
+        ap_sum=ap_sum,
+        ap_hits=ap_hits,
+        n_relevant=n_relevant,
+        cutoffs=cut_arr,
+        cut_hits=cut_hits,
+        knn_pred=knn_pred,
+        query_classes=query_classes,
+        radius_precision_sum=None if radius_sums is None else radius_sums[0],
+        radius_nonempty=None if radius_sums is None else radius_sums[1],
+        radius_recall_sum=None if radius_sums is None else radius_sums[2],
+    )

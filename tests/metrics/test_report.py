@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from deephash.metrics import (
+    knn_accuracy,
+    mean_average_precision,
+    precision_at_k,
+    precision_within_radius,
+    retrieval_report,
+)
+
+
+@pytest.mark.parametrize("divisor", ["retrieved", "min_r_k"])
+def test_report_on_codes_equals_separate_metrics_and_brute_force(divisor, ref, data) -> None:
+    q, ql, db, dl = data.tie_heavy_codes(48, 14, 70, seed=1)
+    rep = retrieval_report(
+        q, ql, db, dl, map_k=9, precision_k=5, radius=3, knn_k=3, ap_divisor=divisor
+    )
+    assert rep.map_all == pytest.approx(ref.mean_ap(q, ql, db, dl, "hamming", None), abs=1e-12)
+    assert rep.map_at_k == pytest.approx(
+        ref.mean_ap(q, ql, db, dl, "hamming", 9, divisor), abs=1e-12
+    )
+    assert rep.precision_at_k == pytest.approx(ref.precision_at_k(q, ql, db, dl, "hamming", 5))
+    want_p, _ = ref.radius_precision_recall(q, ql, db, dl, 3)
+    assert rep.precision_hamming == pytest.approx(want_p, abs=1e-12)
+    assert rep.knn_accuracy == pytest.approx(ref.knn_accuracy(q, ql, db, dl, "hamming", 3))
+    assert rep.map_at_k == mean_average_precision(q, ql, db, dl, k=9, ap_divisor=divisor)
+    assert rep.precision_at_k == precision_at_k(q, ql, db, dl, k=5)
+    assert rep.precision_hamming == precision_within_radius(q, ql, db, dl, radius=3)
+    assert rep.knn_accuracy == knn_accuracy(q, ql, db, dl, k=3)
+    d = rep.to_dict()
+    assert d["map"] == rep.map_all and d["precision_hamming3"] == rep.precision_hamming
+    assert d["map_k"] == 9 and d["precision_k"] == 5 and d["knn_k"] == 3
+    assert d["num_queries"] == 14 and d["num_database"] == 70 and d["distance"] == "hamming"
+
+
+def test_report_on_embeddings_has_no_hamming_precision(ref, data) -> None:
+    q, ql, db, dl = data.grid_embeddings(10, 40, 3, seed=2)
+    rep = retrieval_report(q, ql, db, dl, distance="euclidean", map_k=1000, precision_k=100)
+    assert rep.precision_hamming is None
+    # depths beyond the database are clipped: mAP@1000 == mAP@all, P@100 == P@40
+    assert rep.map_at_k == pytest.approx(rep.map_all, abs=1e-15)
+    assert rep.precision_at_k == pytest.approx(ref.precision_at_k(q, ql, db, dl, "euclidean", 40))
+    d = rep.to_dict()
+    assert "precision_hamming2" not in d and "hamming_radius" not in d
+    assert {"map", "map_at_k", "precision_at_k", "knn_accuracy"} <= set(d)
+
+
+def test_report_multilabel_skips_knn(data) -> None:
+    rng = np.random.default_rng(3)
+    q, _, db, _ = data.tie_heavy_codes(16, 6, 30, seed=3)
+    ql = rng.random((6, 5)) < 0.4
+    dl = rng.random((30, 5)) < 0.4
+    rep = retrieval_report(q, ql, db, dl)
+    assert rep.knn_accuracy is None and "knn_accuracy" not in rep.to_dict()
+    assert rep.map_all == pytest.approx(mean_average_precision(q, ql, db, dl))
+    assert "precision_hamming2" in rep.to_dict()
+
+
+def test_report_argument_checks(data) -> None:
+    q, ql, db, dl = data.tie_heavy_codes(16, 2, 5, seed=0)
+    with pytest.raises(ValueError, match="map_k"):
+        retrieval_report(q, ql, db, dl, map_k=0)
+    with pytest.raises(ValueError, match="ap_divisor"):
+        retrieval_report(q, ql, db, dl, ap_divisor="R")
+    with pytest.raises(ValueError, match="radius"):
+        retrieval_report(q, ql, db, dl, radius=-2)
