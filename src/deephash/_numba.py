@@ -18,7 +18,7 @@ __all__ = ["njit", "popcount64"]
 
 @intrinsic
 def _ctpop64(typingctx: Any, x: Any) -> Any:
-    if not isinstance(x, types.Integer) or x.bitwidth != 64:
+    if not isinstance(x, types.Integer) or x.bitwidth != 64:  # type: ignore[attr-defined]
         return None
     sig = types.uint64(x)
 
@@ -32,7 +32,7 @@ def _ctpop64(typingctx: Any, x: Any) -> Any:
 @numba.njit(inline="always", cache=True)
 def popcount64(x: Any) -> Any:
     """Number of set bits of a 64-bit integer (uint64 or int64)."""
-    return _ctpop64(x)
+    return _ctpop64(x)  # type: ignore[call-arg]
 
 
 def njit(*args: Any, **kwargs: Any) -> Any:

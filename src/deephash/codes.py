@@ -63,7 +63,9 @@ def unpack_bits(packed: np.ndarray, bits: int, *, signed: bool = True) -> np.nda
     """
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.ndim != 2:
-        raise ValueError(f"packed codes must be uint8 of shape (n, bytes), got {packed.dtype} {packed.shape}")
+        raise ValueError(
+            f"packed codes must be uint8 of shape (n, bytes), got {packed.dtype} {packed.shape}"
+        )
     if packed.shape[1] != code_bytes(bits):
         raise ValueError(
             f"packed codes have {packed.shape[1]} bytes per row but {bits} bits need {code_bytes(bits)}"
@@ -91,7 +93,9 @@ def to_words(packed: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=False)
-def _hamming_matrix(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - jit
+def _hamming_matrix(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - jit
     for i in range(a.shape[0]):
         for j in range(b.shape[0]):
             d = 0

@@ -9,7 +9,7 @@ import sys
 from deephash import __version__
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
-_COMMANDS = ["features"]
+_COMMANDS = ["data", "models", "features", "train", "evaluate", "encode", "tune", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

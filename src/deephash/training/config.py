@@ -1,0 +1,161 @@
+"""Training configuration: one dataclass, loaded from YAML and/or flags, saved resolved in the run.
+
+Configs hold only names and numbers; objects are built from them in code (``build_*`` functions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["TrainConfig", "load_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    A run is a metric-learning run (float embeddings of ``embedding_dim``) when ``bits`` is None, and a
+    hashing run (relaxed codes of ``bits`` in (-1, 1), evaluated by Hamming ranking of their signs)
+    when ``bits`` is set.
+    """
+
+    # data
+    dataset: str = "fashion-mnist"
+    protocol: str | None = None  # protocol name or JSON file; defaults to the dataset's own
+    protocol_options: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    download: bool = False
+    augment: bool = True
+    # model
+    backbone: str = "small-cnn"
+    weights: str | None = None
+    embedding_dim: int = 64
+    normalize: bool = True  # L2-normalize float embeddings
+    bits: int | None = None
+    head: str | None = None  # hashing head kind: tanh (default), sign-ste, divide-encode
+    # objective
+    loss: str = "batch-hard"
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    miner: str | None = None
+    miner_options: dict[str, Any] = field(default_factory=dict)
+    schedules: dict[str, Any] = field(default_factory=dict)  # loss attribute -> schedule spec
+    sampling: str = "pk"  # pk | offline-triplets | offline-pairs | random
+    p: int = 8
+    k: int = 16
+    batch_size: int = 128  # for sampling=random and offline sampling
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    backbone_lr_scale: float = 1.0
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    lr_schedule: str = "cosine"  # cosine | step | constant
+    warmup_epochs: float = 0.0
+    epochs: int = 10
+    batches_per_epoch: int | None = None
+    time_limit_minutes: float | None = None
+    # evaluation
+    eval_every: int = 1
+    val_queries: int = 2000
+    val_database: int = 10000
+    map_k: int = 1000
+    knn_k: int = 10
+    precision_k: int = 100
+    tsne_samples: int = 2000
+    final_eval: bool = True  # evaluate query vs database at the end (tune trials skip it)
+    # run
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+    progress: bool = True
+    name: str | None = None
+
+    @property
+    def is_hashing(self) -> bool:
+        return self.bits is not None
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol or self.dataset
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys are an error naming the valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s): {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+            )
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ValueError for settings that cannot work."""
+        if self.bits is not None and not 8 <= self.bits <= 256:
+            raise ValueError(f"bits must be in 8..256, got {self.bits}")
+        if self.embedding_dim <= 0:
+            raise ValueError(f"embedding_dim must be positive, got {self.embedding_dim}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.sampling not in {"pk", "offline-triplets", "offline-pairs", "random"}:
+            raise ValueError(
+                f"sampling must be pk, offline-triplets, offline-pairs or random; got {self.sampling!r}"
+            )
+        if self.sampling == "pk" and (self.p < 2 or self.k < 2):
+            raise ValueError(f"P×K sampling needs p >= 2 and k >= 2, got p={self.p}, k={self.k}")
+        if self.optimizer not in {"adam", "adamw", "sgd"}:
+            raise ValueError(f"optimizer must be adam, adamw or sgd; got {self.optimizer!r}")
+        if self.lr_schedule not in {"cosine", "step", "constant"}:
+            raise ValueError(
+                f"lr_schedule must be cosine, step or constant; got {self.lr_schedule!r}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the resolved config as YAML (atomically)."""
+        from deephash.training.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> TrainConfig:
+    """Load a YAML (or JSON) config file, then apply ``overrides`` (None values are ignored).
+
+    Nested ``*_options`` and ``schedules`` mappings from overrides are merged into the file's.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} does not exist")
+        text = p.read_text()
+        try:
+            loaded = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise ValueError(f"config file {p} is not valid YAML/JSON: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config file {p} must hold a mapping of keys to values")
+        values.update(loaded)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return TrainConfig.from_dict(values)

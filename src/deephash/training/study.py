@@ -1,0 +1,302 @@
+"""Model selection on validation (``tune``) and side-by-side studies of recipes (``compare``).
+
+``tune`` never looks at query data when choosing: every trial runs with ``final_eval=False`` and is
+ranked by its best validation mAP; only the chosen trial is then evaluated on query vs database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deephash.training.checkpoint import atomic_write_json, atomic_write_text
+from deephash.training.config import TrainConfig, load_config
+
+__all__ = ["CompareResult", "TuneResult", "load_study", "run_compare", "run_tune", "set_dotted"]
+
+
+def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "loss_options.margin", 0.2)`` sets ``d["loss_options"]["margin"]``."""
+    node = values
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _read_history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "history.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> None:
+    """Train ``run_dir`` unless it is finished; resume it when it was interrupted."""
+    from deephash.training.trainer import train
+
+    done_marker = run_dir / ("metrics.json" if cfg.final_eval else "history.jsonl")
+    if (run_dir / "last.pt").exists():
+        history = _read_history(run_dir)
+        finished = bool(history) and history[-1]["epoch"] >= cfg.epochs
+        if finished and done_marker.exists():
+            return
+        train(cfg, run_dir, resume=True)
+    else:
+        train(cfg, run_dir)
+
+
+@dataclass
+class TuneResult:
+    best_params: dict[str, Any]
+    best_val_map: float
+    trials: list[dict[str, Any]]
+    test_metrics: dict[str, Any]
+    best_run: Path
+
+
+def run_tune(
+    base: TrainConfig,
+    grid: dict[str, Sequence[Any]],
+    out_dir: str | Path,
+) -> TuneResult:
+    """Grid-search ``grid`` (dotted config key -> values) on the validation split only.
+
+    Each trial trains into ``out_dir/trial-XX`` with ``final_eval=False``; the best trial by its
+    best validation mAP is then evaluated once on query vs database (its best checkpoint). Writes
+    ``tune.json`` and ``tune.md`` in ``out_dir``.
+    """
+    if not grid:
+        raise ValueError("tune needs at least one --param KEY=V1,V2,...")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(grid)
+    trials: list[dict[str, Any]] = []
+    for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
+        values = base.to_dict()
+        params = dict(zip(keys, combo))
+        for key, value in params.items():
+            set_dotted(values, key, value)
+        values["final_eval"] = False
+        cfg = TrainConfig.from_dict(values)
+        run_dir = out / f"trial-{i:02d}"
+        _train_or_reuse(cfg, run_dir)
+        history = _read_history(run_dir)
+        best = max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
+        trials.append({"trial": run_dir.name, "params": params, "best_val_map": best})
+        print(f"[tune] {run_dir.name} {params} -> best validation mAP {best:.4f}")
+    winner = max(trials, key=lambda t: t["best_val_map"])
+    best_dir = out / winner["trial"]
+    test_metrics = _evaluate_run(best_dir)
+    result = TuneResult(
+        best_params=winner["params"],
+        best_val_map=winner["best_val_map"],
+        trials=trials,
+        test_metrics=test_metrics,
+        best_run=best_dir,
+    )
+    atomic_write_json(
+        out / "tune.json",
+        {
+            "selected_on": "validation mAP (validation queries vs the training split)",
+            "best_params": result.best_params,
+            "best_val_map": result.best_val_map,
+            "best_run": str(best_dir),
+            "trials": trials,
+            "test_metrics": test_metrics,
+        },
+    )
+    lines = [
+        "| trial | " + " | ".join(keys) + " | best validation mAP |",
+        "|---" * (len(keys) + 2) + "|",
+    ]
+    for t in trials:
+        mark = " **(selected)**" if t is winner else ""
+        vals = " | ".join(str(t["params"][k]) for k in keys)
+        lines.append(f"| {t['trial']}{mark} | {vals} | {t['best_val_map']:.4f} |")
+    lines += [
+        "",
+        f"Selected on validation: {result.best_params}. Test (query vs database) of the selected "
+        f"run: mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
+        f"{test_metrics.get('knn_accuracy', float('nan')):.4f}.",
+    ]
+    atomic_write_text(out / "tune.md", "\n".join(lines) + "\n")
+    return result
+
+
+def _evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Final query-vs-database evaluation of a finished trial, written to its metrics.json."""
+    from deephash.training import builders
+    from deephash.training.runs import load_run
+    from deephash.training.trainer import finalize_run
+
+    loaded = load_run(run_dir)
+    cfg = loaded.config
+    cfg.final_eval = True
+    history = _read_history(run_dir)
+    data = builders.load_data(cfg)
+    elapsed = history[-1]["elapsed"] if history else 0.0
+    return finalize_run(run_dir, cfg, loaded.net, data, loaded.device, history, elapsed)
+
+
+@dataclass
+class CompareResult:
+    table: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_study(
+    paths: Sequence[str | Path],
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    """Recipes from config files, or from one study file with a ``recipes:`` list.
+
+    A study file may also set ``seeds`` and ``overrides`` (applied to every recipe). A recipe entry
+    is a path (relative to the study file) or a mapping with ``name`` and config keys.
+    Returns ``([(name, config mapping)], study options)``.
+    """
+    recipes: list[tuple[str, dict[str, Any]]] = []
+    options: dict[str, Any] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if isinstance(loaded, dict) and "recipes" in loaded:
+            options = {k: v for k, v in loaded.items() if k != "recipes"}
+            for entry in loaded["recipes"]:
+                if isinstance(entry, str):
+                    sub = path.parent / entry
+                    recipes.append((sub.stem, yaml.safe_load(sub.read_text()) or {}))
+                else:
+                    entry = dict(entry)
+                    recipes.append((str(entry.pop("name")), entry))
+        else:
+            recipes.append((path.stem, dict(loaded)))
+    return recipes, options
+
+
+def run_compare(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    seeds: Sequence[int] | None = None,
+    overrides: dict[str, Any] | None = None,
+    target_map: float | None = None,
+) -> CompareResult:
+    """Train every recipe with the same seeds and budget; write ``compare.md``, ``compare.json`` and
+    ``val_map_vs_time.png`` (and ``map_vs_bits.png`` when recipes differ in bits) into ``out_dir``.
+
+    Finished runs are reused and interrupted ones resumed, so a study can be re-run after a stop.
+    """
+    from deephash.viz import plot_map_vs_bits, plot_validation_vs_time
+
+    recipes, options = load_study(paths)
+    seeds = list(seeds if seeds is not None else options.get("seeds", [0]))
+    common = {**options.get("overrides", {}), **(overrides or {})}
+    target = target_map if target_map is not None else options.get("target_map")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for name, values in recipes:
+        per_seed: list[dict[str, Any]] = []
+        for seed in seeds:
+            cfg = load_config(None, **{**values, **common, "seed": seed})
+            run_dir = out / name / f"seed{seed}"
+            print(f"[compare] {name} seed {seed} -> {run_dir}")
+            _train_or_reuse(cfg, run_dir)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            history = _read_history(run_dir)
+            per_seed.append({"metrics": metrics, "history": history, "bits": cfg.bits})
+            if seed == seeds[0]:
+                curves[name] = (
+                    [h["elapsed"] for h in history if "val_map" in h],
+                    [h["val_map"] for h in history if "val_map" in h],
+                )
+        rows.append(_summarize(name, per_seed, target))
+    table = _markdown(rows, target)
+    atomic_write_text(out / "compare.md", table)
+    atomic_write_json(out / "compare.json", {"seeds": seeds, "target_map": target, "rows": rows})
+    plot_validation_vs_time(curves, out / "val_map_vs_time.png")
+    by_method: dict[str, dict[int, tuple[float, float]]] = {}
+    for row in rows:
+        if row["bits"]:
+            method = row.get("method") or row["name"].rsplit("-", 1)[0]
+            by_method.setdefault(method, {})[row["bits"]] = (row["map_mean"], row["map_std"])
+    if any(len(v) > 1 for v in by_method.values()):
+        plot_map_vs_bits(by_method, out / "map_vs_bits.png")
+    print(table)
+    return CompareResult(table=table, rows=rows)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
+    maps = [r["metrics"]["map"] for r in per_seed]
+    knns = [r["metrics"]["knn_accuracy"] for r in per_seed]
+    sec_per_epoch = [
+        statistics.fmean(h["seconds"] for h in r["history"]) for r in per_seed if r["history"]
+    ]
+    reach: list[float] = []
+    if target is not None:
+        for r in per_seed:
+            hit = next((h["elapsed"] for h in r["history"] if h.get("val_map", -1) >= target), None)
+            if hit is not None:
+                reach.append(hit)
+    m_mean, m_std = _mean_std(maps)
+    k_mean, k_std = _mean_std(knns)
+    return {
+        "name": name,
+        "bits": per_seed[0]["bits"],
+        "map_mean": m_mean,
+        "map_std": m_std,
+        "knn_mean": k_mean,
+        "knn_std": k_std,
+        "seconds_per_epoch": statistics.fmean(sec_per_epoch) if sec_per_epoch else float("nan"),
+        "train_seconds": statistics.fmean(r["metrics"].get("train_seconds", 0.0) for r in per_seed),
+        "time_to_target": statistics.fmean(reach) if reach else None,
+        "reached_target": f"{len(reach)}/{len(per_seed)}",
+        "seeds": len(per_seed),
+    }
+
+
+def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
+    head = "| recipe | bits | mAP@all | kNN acc. | s/epoch | train s |"
+    sep = "|---|---|---|---|---|---|"
+    if target is not None:
+        head += f" time to val mAP {target} (s) |"
+        sep += "---|"
+    lines = [head, sep]
+    for r in rows:
+        line = (
+            f"| {r['name']} | {r['bits'] or '-'} | {r['map_mean']:.4f} ± {r['map_std']:.4f} | "
+            f"{r['knn_mean']:.4f} ± {r['knn_std']:.4f} | {r['seconds_per_epoch']:.1f} | "
+            f"{r['train_seconds']:.0f} |"
+        )
+        if target is not None:
+            t = r["time_to_target"]
+            line += (
+                f" {t:.0f} ({r['reached_target']}) |"
+                if t is not None
+                else f" not reached (0/{r['seeds']}) |"
+            )
+        lines.append(line)
+    n = rows[0]["seeds"] if rows else 0
+    lines.append("")
+    lines.append(f"Mean ± std over {n} seed(s); mAP@all and kNN accuracy on query vs database.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,408 @@
+"""The training loop: P×K batches -> network -> (gather) -> miner + loss -> optimiser, epoch by epoch.
+
+Reads top to bottom. Every epoch ends with a validation mAP (validation queries against a fixed
+sample of the training split, never the test queries), a line in ``history.jsonl``, an atomic
+``last.pt`` checkpoint and, when validation improved, ``best.pt``. ``resume=True`` continues from
+``last.pt``; since the sampler, augmentation and global RNG are re-seeded from (seed, epoch) at the
+start of every epoch, a resumed run ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from deephash.device import resolve_device
+from deephash.evaluation.evaluator import embed_images, retrieval_metrics
+from deephash.losses.base import LossOutput
+from deephash.training import builders
+from deephash.training.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+)
+from deephash.training.config import TrainConfig
+from deephash.training.distributed import (
+    DistInfo,
+    all_gather_with_grad,
+    barrier,
+    cleanup,
+    setup_distributed,
+)
+
+__all__ = ["CollapseWarning", "TrainResult", "train"]
+
+
+class CollapseWarning(UserWarning):
+    """Embeddings collapsed: all distances nearly equal, the loss stuck at the margin."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919) % (2**31 - 1)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
+) -> TrainResult:
+    """Train a model as ``config`` says, writing everything into ``run_dir``; returns final metrics.
+
+    With ``resume=True`` the run continues from ``run_dir/last.pt``. ``stop_after_epoch`` ends this
+    call after that epoch's checkpoint, like an interruption (the run can be resumed later); the
+    final evaluation then waits for the run's last epoch.
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / "last.pt").is_file():
+            raise FileNotFoundError(f"cannot resume: {run_dir / 'last.pt'} does not exist")
+    elif (run_dir / "last.pt").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    device = resolve_device(config.device)
+    info = setup_distributed(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train(config, run_dir, resume, device, info, stop_after_epoch)
+    finally:
+        cleanup(info)
+
+
+def _train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    device: torch.device,
+    info: DistInfo,
+    stop_after_epoch: int | None = None,
+) -> TrainResult:
+    torch.manual_seed(cfg.seed)
+    data = builders.load_data(cfg)
+    model = builders.build_network(cfg, data.in_channels).to(device)
+    loss_fn = builders.build_loss(cfg, data).to(device)
+    schedules = builders.build_schedules(cfg)
+    params = builders.param_groups(cfg, model, loss_fn)
+    optimizer = builders.build_optimizer(cfg, params)
+    batches = builders.build_batches(cfg, data.train.labels, rank=info.rank)
+    steps_per_epoch = len(batches)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, builders.lr_lambda(cfg, steps_per_epoch)
+    )
+    preprocess_train = builders.preprocessor(data, augment=cfg.augment)
+    preprocess_eval = builders.preprocessor(data, augment=False)
+    if info.enabled:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    net: nn.Module = (
+        model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    )
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val, elapsed = 0, -math.inf, 0.0
+    if resume:
+        state = load_checkpoint(run_dir / "last.pt", map_location=device)
+        net.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_sched.load_state_dict(state["lr_scheduler"])
+        start_epoch, best_val, elapsed = state["epoch"], state["best_val"], state["elapsed"]
+        history = list(state["history"])
+    elif info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / "config.yaml")
+
+    val_idx = builders.validation_sample(cfg, data)
+    deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
+    for epoch in range(start_epoch, cfg.epochs):
+        if elapsed >= deadline:
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+        aug_gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        batches.set_epoch(epoch)
+        for name, sched in schedules.items():
+            setattr(loss_fn, name, float(sched(epoch)))
+        builders.start_epoch(loss_fn, cfg, epoch)
+        model.train()
+        sum_loss, sum_active, n_batches, n_terms = 0.0, 0.0, 0, 0
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=None if (cfg.progress and info.is_main) else True,  # None: off when not a TTY
+            leave=False,
+            unit="batch",
+        )
+        for step, batch in enumerate(bar):
+            x = preprocess_train(data.train.images[batch.images], generator=aug_gen).to(device)
+            labels = torch.as_tensor(data.train.labels[batch.images], device=device)
+            out = model(x)
+            out = all_gather_with_grad(out, info)
+            labels = all_gather_with_grad(labels, info)
+            result = builders.compute_loss(loss_fn, out, labels, batch)
+            loss = result.loss * info.world_size  # DDP averages gradients over ranks
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr_sched.step()
+            sum_loss += float(result.loss.detach())
+            sum_active += result.active_fraction
+            n_terms += result.num_terms
+            n_batches += 1
+            if step % 10 == 0:
+                bar.set_postfix(
+                    loss=f"{sum_loss / n_batches:.4f}", active=f"{sum_active / n_batches:.2f}"
+                )
+            if elapsed + (time.perf_counter() - t0) >= deadline:
+                break
+        bar.close()
+
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": sum_loss / max(1, n_batches),
+            "active_fraction": sum_active / max(1, n_batches),
+            "terms_per_batch": n_terms / max(1, n_batches),
+            "lr": optimizer.param_groups[0]["lr"],
+            "batches": n_batches,
+        }
+        for name in schedules:
+            record[name] = getattr(loss_fn, name)
+        if info.is_main and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+            val = _validate(cfg, net, data, val_idx, preprocess_eval, device)
+            record.update(val)
+            _check_collapse(val, record, cfg)
+        elapsed += time.perf_counter() - t0
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        record["elapsed"] = round(elapsed, 3)
+        history.append(record)
+        improved = "val_map" in record and record["val_map"] > best_val
+        if improved:
+            best_val = record["val_map"]
+        if info.is_main:
+            state = {
+                "model": net.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "lr_scheduler": lr_sched.state_dict(),
+                "epoch": epoch + 1,
+                "best_val": best_val,
+                "elapsed": elapsed,
+                "history": history,
+                "config": cfg.to_dict(),
+                "data_info": builders.data_info(data),
+            }
+            save_checkpoint(run_dir / "last.pt", state)
+            if improved:
+                _atomic_copy(run_dir / "last.pt", run_dir / "best.pt")
+            atomic_write_text(
+                run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history)
+            )
+        barrier(info)
+        if (
+            stop_after_epoch is not None
+            and epoch + 1 >= stop_after_epoch
+            and epoch + 1 < cfg.epochs
+        ):
+            return TrainResult(run_dir=run_dir, metrics={}, history=history)
+
+    metrics: dict[str, Any] = {}
+    if info.is_main and cfg.final_eval:
+        metrics = finalize_run(run_dir, cfg, net, data, device, history, elapsed)
+    barrier(info)
+    return TrainResult(run_dir=run_dir, metrics=metrics, history=history)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def _validate(
+    cfg: TrainConfig,
+    net: nn.Module,
+    data: builders.Data,
+    val_idx: tuple[np.ndarray, np.ndarray],
+    preprocess: Any,
+    device: torch.device,
+) -> dict[str, Any]:
+    q_idx, db_idx = val_idx
+    q = embed_images(net, data.validation.images[q_idx], preprocess, device=device)
+    db = embed_images(net, data.val_database.images[db_idx], preprocess, device=device)
+    ql, dl = data.validation.labels[q_idx], data.val_database.labels[db_idx]
+    from deephash import metrics
+
+    if cfg.bits is not None:
+        from deephash.codes import pack_bits, sign
+
+        val_map = metrics.mean_average_precision(
+            pack_bits(sign(q)), ql, pack_bits(sign(db)), dl, distance="hamming"
+        )
+    else:
+        val_map = metrics.mean_average_precision(q, ql, db, dl, distance="euclidean")
+    # Distance spread on a small sample, to detect collapse.
+    sample = torch.as_tensor(q[:256])
+    d = torch.cdist(sample, sample)
+    off = d[~torch.eye(len(sample), dtype=torch.bool)]
+    spread = float(off.std() / off.mean().clamp_min(1e-12)) if off.numel() else 0.0
+    return {"val_map": float(val_map), "val_distance_spread": spread}
+
+
+def _check_collapse(val: dict[str, Any], record: dict[str, Any], cfg: TrainConfig) -> None:
+    if val["val_distance_spread"] < 0.02 or (
+        record["active_fraction"] > 0.99 and val["val_map"] < 0.2
+    ):
+        warnings.warn(
+            f"epoch {record['epoch']}: embeddings look collapsed (relative distance spread "
+            f"{val['val_distance_spread']:.4f}, active fraction {record['active_fraction']:.2f}, "
+            f"validation mAP {val['val_map']:.3f}). Hint: lower the learning rate, use a semi-hard "
+            "miner or the soft-margin batch-hard loss, or a smaller margin.",
+            CollapseWarning,
+            stacklevel=2,
+        )
+
+
+def finalize_run(
+    run_dir: Path,
+    cfg: TrainConfig,
+    net: nn.Module,
+    data: builders.Data,
+    device: torch.device,
+    history: list[dict[str, Any]],
+    train_seconds: float,
+) -> dict[str, Any]:
+    """Load the best checkpoint, evaluate on query vs database, write metrics.json and plots."""
+    best = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
+    net.load_state_dict(load_checkpoint(best, map_location=device)["model"])
+    metrics = evaluate_network(cfg, net, data, device, run_dir=run_dir)
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["epochs_run"] = len(history)
+    metrics["best_epoch"] = (
+        int(max(history, key=lambda h: h.get("val_map", -1))["epoch"]) if history else 0
+    )
+    metrics["best_val_map"] = max((h.get("val_map", -1.0) for h in history), default=None)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    if history:
+        from deephash.viz import plot_training_history
+
+        plot_training_history(history, run_dir / "history.png")
+    return metrics
+
+
+def evaluate_network(
+    cfg: TrainConfig,
+    net: nn.Module,
+    data: builders.Data,
+    device: torch.device,
+    *,
+    run_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Embed query and database splits, compute the metrics; with ``run_dir``, also write plots and
+    ``embeddings.npz`` (arrays query, query_labels, database, database_labels)."""
+    pre = builders.preprocessor(data, augment=False)
+    q = embed_images(
+        net, data.query.images, pre, device=device, progress=cfg.progress, desc="query"
+    )
+    db = embed_images(
+        net, data.database.images, pre, device=device, progress=cfg.progress, desc="database"
+    )
+    metrics = retrieval_metrics(
+        q,
+        data.query.labels,
+        db,
+        data.database.labels,
+        bits=cfg.bits,
+        map_k=cfg.map_k,
+        precision_k=cfg.precision_k,
+        knn_k=cfg.knn_k,
+    )
+    metrics.update(
+        {
+            "protocol": data.protocol_name,
+            "dataset": cfg.dataset,
+            "backbone": cfg.backbone,
+            "loss": cfg.loss,
+            "miner": cfg.miner,
+            "seed": cfg.seed,
+            "embedding_dim": cfg.bits or cfg.embedding_dim,
+        }
+    )
+    if run_dir is not None:
+        from deephash.viz import plot_tsne
+
+        np.savez_compressed(
+            run_dir / "embeddings.npz",
+            query=q,
+            query_labels=data.query.labels,
+            database=db,
+            database_labels=data.database.labels,
+        )
+        names = list(data.query.class_names) if data.query.class_names else None
+        if cfg.tsne_samples > 0:
+            if cfg.bits is None:
+                plot_tsne(
+                    q,
+                    data.query.labels,
+                    run_dir / "tsne.png",
+                    class_names=names,
+                    num_samples=cfg.tsne_samples,
+                    title="t-SNE of query embeddings",
+                    seed=cfg.seed,
+                )
+            else:
+                plot_tsne(
+                    q,
+                    data.query.labels,
+                    run_dir / "tsne.png",
+                    class_names=names,
+                    num_samples=cfg.tsne_samples,
+                    title="t-SNE of relaxed codes",
+                    seed=cfg.seed,
+                )
+                plot_tsne(
+                    np.sign(q),
+                    data.query.labels,
+                    run_dir / "tsne_codes.png",
+                    class_names=names,
+                    num_samples=cfg.tsne_samples,
+                    title="t-SNE of binary codes",
+                    seed=cfg.seed,
+                )
+        if cfg.bits is not None:
+            builders.write_hash_extras(
+                cfg, q, data.query.labels, db, data.database.labels, metrics, run_dir
+            )
+    return metrics
+
+
+def loss_output(x: LossOutput | torch.Tensor) -> LossOutput:
+    """Accept a bare scalar tensor from a custom loss as a LossOutput."""
+    if isinstance(x, LossOutput):
+        return x
+    return LossOutput(loss=x, num_terms=0, active_fraction=1.0)

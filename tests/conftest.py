@@ -1,0 +1,65 @@
+"""Fixtures shared across the test tree: a tiny, learnable Fashion-MNIST in the genuine IDX format."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    path.write_bytes(gzip.compress(header + arr.astype(">u1").tobytes()))
+
+
+def make_tiny_fmnist(root: Path, n_train: int = 400, n_test: int = 100, seed: int = 0) -> Path:
+    """Write ``root/fashion-mnist/*-ubyte.gz``: 10 classes, each a bright 8×8 block at its own
+    position plus noise, so a small CNN separates them within a few dozen steps. Returns ``root``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "fashion-mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        rng.shuffle(y)
+        x = rng.integers(0, 60, (n, 28, 28)).astype(np.int64)
+        for i, c in enumerate(y):
+            r, col = 2 + 8 * (c // 4), 2 + 6 * (c % 4)
+            x[i, r : r + 8, col : col + 8] += 180
+        _write_idx(folder / f"{split}-images-idx3-ubyte.gz", np.clip(x, 0, 255).astype(np.uint8))
+        _write_idx(folder / f"{split}-labels-idx1-ubyte.gz", y.astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_fmnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding a tiny Fashion-MNIST (400 train, 100 test images)."""
+    return make_tiny_fmnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_config_values(tiny_fmnist: Path) -> dict[str, object]:
+    """Config values for a fast training run on the tiny dataset."""
+    return {
+        "dataset": "fashion-mnist",
+        "data_dir": str(tiny_fmnist),
+        "protocol_options": {"validation_size": 50},
+        "backbone": "small-cnn",
+        "embedding_dim": 16,
+        "p": 5,
+        "k": 4,
+        "batch_size": 20,
+        "epochs": 2,
+        "batches_per_epoch": 4,
+        "val_queries": 50,
+        "val_database": 200,
+        "map_k": 50,
+        "precision_k": 10,
+        "knn_k": 5,
+        "tsne_samples": 0,
+        "progress": False,
+        "num_threads": 1,
+        "lr": 0.003,
+    }

@@ -1,0 +1,185 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from deephash import metrics
+from deephash.codes import pack_bits, sign
+from deephash.training.config import TrainConfig
+from deephash.training.trainer import train
+
+
+def _cfg(values: dict[str, Any], **over: Any) -> TrainConfig:
+    return TrainConfig.from_dict({**values, **over})
+
+
+def test_metric_run_writes_a_complete_run_folder(tmp_path: Path, tiny_config_values: dict) -> None:
+    cfg = _cfg(tiny_config_values, loss="batch-hard", epochs=3, tsne_samples=60)
+    result = train(cfg, tmp_path / "run")
+    run = tmp_path / "run"
+    for name in [
+        "config.yaml",
+        "last.pt",
+        "best.pt",
+        "history.jsonl",
+        "metrics.json",
+        "tsne.png",
+        "embeddings.npz",
+        "history.png",
+    ]:
+        assert (run / name).is_file(), name
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert all({"loss", "active_fraction", "val_map", "seconds"} <= set(h) for h in history)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m == result.metrics
+    for key in [
+        "map",
+        "knn_accuracy",
+        "precision_at_k",
+        "num_queries",
+        "num_database",
+        "protocol",
+        "backbone",
+        "train_seconds",
+    ]:
+        assert key in m
+    assert m["num_queries"] == 100 and m["num_database"] == 400
+    # metrics.json agrees with an independent recomputation from the saved embeddings
+    e = np.load(run / "embeddings.npz")
+    ref = metrics.mean_average_precision(
+        e["query"], e["query_labels"], e["database"], e["database_labels"], distance="euclidean"
+    )
+    assert m["map"] == pytest.approx(ref)
+    # the separable toy data is learned well beyond chance (0.1)
+    assert m["map"] > 0.5
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    cfg = _cfg(tiny_config_values, loss="triplet-margin", miner="random-hard", epochs=3)
+    full = train(cfg, tmp_path / "full")
+    part = train(cfg, tmp_path / "part", stop_after_epoch=1)
+    assert part.metrics == {} and not (tmp_path / "part" / "metrics.json").exists()
+    resumed = train(cfg, tmp_path / "part", resume=True)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.metrics["map"] == full.metrics["map"]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path, tiny_config_values: dict) -> None:
+    cfg = _cfg(tiny_config_values, epochs=1)
+    train(cfg, tmp_path / "r")
+    before = (tmp_path / "r" / "last.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, tmp_path / "r")
+    assert (tmp_path / "r" / "last.pt").read_bytes() == before
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(cfg, tmp_path / "missing", resume=True)
+
+
+def test_hashing_run_reports_hamming_and_float_metrics(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    cfg = _cfg(
+        tiny_config_values,
+        bits=12,
+        loss="dtsh",
+        loss_options={"alpha": 3.0},
+        schedules={"lam": {"type": "warmup", "value": 0.1, "start": 1}},
+        tsne_samples=60,
+    )
+    result = train(cfg, tmp_path / "h")
+    m = result.metrics
+    for key in [
+        "map",
+        "map_at_k",
+        "precision_at_k",
+        "precision_hamming2",
+        "knn_accuracy",
+        "float",
+        "bit_stats",
+        "bits",
+    ]:
+        assert key in m, key
+    assert m["bits"] == 12 and "map" in m["float"]
+    assert len(m["bit_stats"]["balance"]) == 12
+    for name in ["tsne.png", "tsne_codes.png", "pr_curve.png"]:
+        assert (tmp_path / "h" / name).is_file()
+    # the schedule was applied per epoch: lambda is 0 in epoch 1 and 0.1 from epoch 2
+    assert [h["lam"] for h in result.history] == [0.0, 0.1]
+    # Hamming mAP recomputed from the saved relaxed codes
+    e = np.load(tmp_path / "h" / "embeddings.npz")
+    ref = metrics.mean_average_precision(
+        pack_bits(sign(e["query"])),
+        e["query_labels"],
+        pack_bits(sign(e["database"])),
+        e["database_labels"],
+    )
+    assert m["map"] == pytest.approx(ref)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"loss": "cross-entropy", "sampling": "random"},
+        {"loss": "triplet-margin", "sampling": "offline-triplets"},
+        {"loss": "contrastive", "sampling": "offline-pairs"},
+        {"loss": "contrastive", "miner": "hard-pairs"},
+        {"loss": "hoffer", "miner": "all"},
+        {"loss": "triplet-margin", "miner": "curriculum"},
+        {"loss": "bit-bce", "bits": 8},
+        {"loss": "triplet-quant", "bits": 16, "loss_options": {"base": "batch-hard", "lam": 0.1}},
+        {"loss": "dnnh", "bits": 16, "head": "divide-encode"},
+        {"loss": "dsh", "bits": 16},
+    ],
+    ids=lambda o: "-".join(str(v) for v in o.values() if not isinstance(v, dict)),
+)
+def test_every_recipe_family_trains(tmp_path: Path, tiny_config_values: dict, over: dict) -> None:
+    cfg = _cfg(tiny_config_values, epochs=1, **over)
+    result = train(cfg, tmp_path / "r")
+    assert np.isfinite(result.history[0]["loss"])
+    assert result.metrics["num_database"] == 400
+    assert 0.0 <= result.metrics["map"] <= 1.0
+
+
+def test_time_limit_stops_training(tmp_path: Path, tiny_config_values: dict) -> None:
+    cfg = _cfg(tiny_config_values, epochs=50, time_limit_minutes=1e-6)
+    result = train(cfg, tmp_path / "t")
+    assert len(result.history) == 1 and result.history[0]["batches"] == 1
+
+
+def test_collapse_warning(
+    tmp_path: Path, tiny_config_values: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch import nn
+
+    from deephash.training import builders
+    from deephash.training.trainer import CollapseWarning
+
+    real_build = builders.build_network
+
+    class Collapsed(nn.Module):
+        """Maps every image to (almost) the same unit vector: a collapsed embedding."""
+
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.backbone, self.head = net.backbone, net.head
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = 1e-6 * self.net(x) + 1.0
+            return torch.nn.functional.normalize(out, dim=1)
+
+    monkeypatch.setattr(builders, "build_network", lambda cfg, c: Collapsed(real_build(cfg, c)))
+    cfg = _cfg(tiny_config_values, epochs=1, loss="batch-hard")
+    with pytest.warns(CollapseWarning, match="collapsed"):
+        train(cfg, tmp_path / "c")
