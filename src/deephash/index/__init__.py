@@ -1,1 +1,23 @@
-"""deephash.index."""
+"""Hamming indexes over packed binary codes: exhaustive scan, multi-index hashing, faiss adapter.
+
+All share one faiss-compatible API (``add``, ``search``, ``range_search``, ``ntotal``, ``save``)
+and one file format (:func:`load_index`). Search results are ``(distances int32 (nq, k), ids int64
+(nq, k))`` with ties broken by the smaller id.
+"""
+
+from deephash.index.base import BinaryIndex
+from deephash.index.factory import create_index, list_indexes, load_index
+from deephash.index.faiss_adapter import FaissBinaryIndex
+from deephash.index.flat import HammingIndex
+from deephash.index.mih import MultiIndexHashing, default_num_tables
+
+__all__ = [
+    "BinaryIndex",
+    "FaissBinaryIndex",
+    "HammingIndex",
+    "MultiIndexHashing",
+    "create_index",
+    "default_num_tables",
+    "list_indexes",
+    "load_index",
+]

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from deephash.index import HammingIndex, MultiIndexHashing, create_index, list_indexes
+
+
+@pytest.mark.parametrize("cls", [HammingIndex, MultiIndexHashing])
+def test_custom_ids_and_chunked_adds_match_brute_force(refs, cls) -> None:
+    rng = np.random.default_rng(11)
+    x = refs["clustered"](rng, 600, 32)
+    ids = rng.permutation(5000)[:600].astype(np.int64)
+    index = cls(32)
+    for lo, hi in ((0, 100), (100, 350), (350, 600)):
+        index.add(x[lo:hi], ids=ids[lo:hi])
+    assert index.ntotal == 600
+    q = refs["clustered"](rng, 25, 32)
+    for k in (1, 10, 100):
+        d, i = index.search(q, k)
+        bd, bi = refs["knn"](q, x, ids, k)
+        np.testing.assert_array_equal(d, bd)
+        np.testing.assert_array_equal(i, bi)
+
+
+def test_default_ids_continue_and_pad_when_k_exceeds_n(refs) -> None:
+    rng = np.random.default_rng(12)
+    x = refs["random"](rng, 6, 64)
+    index = HammingIndex(64)
+    index.add(x[:2], ids=[10, 20])
+    index.add(x[2:])
+    np.testing.assert_array_equal(index.ids, [10, 20, 21, 22, 23, 24])
+    d, i = index.search(x[:1], 8)
+    assert d[0, 0] == 0 and i[0, 0] == 10
+    assert (d[0, 6:] == -1).all() and (i[0, 6:] == -1).all()
+
+
+def test_errors_are_clear(refs) -> None:
+    index = create_index("flat", 64)
+    x = refs["random"](np.random.default_rng(0), 5, 64)
+    with pytest.raises(ValueError, match="empty"):
+        index.search(x, 1)
+    with pytest.raises(ValueError, match="uint8"):
+        index.add(x.astype(np.int64))
+    with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
+        index.add(x[:, :4])
+    index.add(x)
+    with pytest.raises(ValueError, match="more than once"):
+        index.add(x[:2], ids=[1, 1])
+    with pytest.raises(ValueError, match="more than once"):
+        index.add(x[:1], ids=[3])
+    with pytest.raises(ValueError, match=">= 0"):
+        index.add(x[:1], ids=[-5])
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(x, 0)
+    with pytest.raises(ValueError, match="beyond bit"):
+        create_index("flat", 12).add(np.full((1, 2), 255, np.uint8))
+    with pytest.raises(ValueError, match="unknown index"):
+        create_index("ivf", 64)
+    with pytest.raises(ValueError, match="bad options"):
+        create_index("flat", 64, num_tables=3)
+    assert "mih" in list_indexes()
+
+
+def test_metadata_must_be_consistent(refs) -> None:
+    x = refs["random"](np.random.default_rng(1), 4, 16)
+    index = HammingIndex(16)
+    index.add(x[:2], metadata={"label": [0, 1]})
+    with pytest.raises(ValueError, match="pass metadata"):
+        index.add(x[2:])
+    with pytest.raises(ValueError, match="differ"):
+        index.add(x[2:], metadata={"path": ["a", "b"]})
+    with pytest.raises(ValueError, match="length 2"):
+        index.add(x[2:], metadata={"label": [1]})
+    index.add(x[2:], ids=[9, 5], metadata={"label": [9, 5]})
+    np.testing.assert_array_equal(index.metadata["label"], index.ids)  # reordered with the ids
+    with pytest.raises(ValueError, match="not in the index"):
+        index.metadata_for([7])
