@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from deephash.codes import code_bytes, hamming_distance_matrix, pack_bits, sign, to_words, unpack_bits
+from deephash.codes import (
+    code_bytes,
+    hamming_distance_matrix,
+    pack_bits,
+    sign,
+    to_words,
+    unpack_bits,
+)
 
 
 @pytest.mark.parametrize("bits", [1, 7, 8, 12, 24, 32, 48, 63, 64, 65, 128, 256])

@@ -20,6 +20,13 @@ def add_data_args(p: argparse.ArgumentParser, *, dataset_required: bool = False)
     p.add_argument(
         "--download", action="store_true", help="download the official files (checksums verified)"
     )
+    p.add_argument(
+        "--protocol-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="protocol option, e.g. validation_size=5000, class_disjoint=true, root=DIR (folder)",
+    )
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

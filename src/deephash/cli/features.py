@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deephash.cli.train import parse_sets
     from deephash.evaluation.features import extract_baseline
 
     metrics = extract_baseline(
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         tsne_samples=args.tsne_samples,
         device=args.device,
         progress=not args.no_progress,
+        protocol_options=parse_sets(args.protocol_option),
     )
     keys = ["map", "map_at_k", "precision_at_k", "knn_accuracy", "num_queries", "num_database"]
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))

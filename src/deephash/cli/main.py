@@ -9,7 +9,18 @@ import sys
 from deephash import __version__
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
-_COMMANDS = ["data", "models", "features", "train", "evaluate", "encode", "tune", "compare"]
+_COMMANDS = [
+    "data",
+    "models",
+    "features",
+    "train",
+    "evaluate",
+    "encode",
+    "tune",
+    "compare",
+    "index",
+    "search",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

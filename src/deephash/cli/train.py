@@ -112,6 +112,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         overrides["download"] = True
     if args.no_progress:
         overrides["progress"] = False
+    if args.protocol_option:
+        overrides["protocol_options"] = parse_sets(args.protocol_option)
     if args.margin is not None:
         overrides["loss_options"] = {"margin": args.margin}
     for key, value in parse_sets(args.set).items():

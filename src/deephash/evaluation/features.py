@@ -32,6 +32,7 @@ def extract_baseline(
     tsne_samples: int = 2000,
     device: str = "auto",
     progress: bool = True,
+    protocol_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract query/database features with a backbone and write metrics.json, features.npz, tsne.png.
 
@@ -42,12 +43,18 @@ def extract_baseline(
 
     from deephash.data import load_protocol_data
     from deephash.models import create_backbone
-    from deephash.training.builders import preprocessor, resolve_weights
+    from deephash.training.builders import default_protocol, preprocessor, resolve_weights
 
     torch.manual_seed(seed)
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    data = load_protocol_data(protocol or dataset, data_dir=data_dir, download=download, seed=seed)
+    data = load_protocol_data(
+        default_protocol(protocol or dataset),
+        data_dir=data_dir,
+        download=download,
+        seed=seed,
+        **(protocol_options or {}),
+    )
     net = create_backbone(backbone, weights=resolve_weights(weights), in_channels=data.in_channels)
     net = net.to(dev).eval()
     pre = preprocessor(data, augment=False)

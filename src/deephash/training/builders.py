@@ -29,6 +29,7 @@ __all__ = [
     "build_schedules",
     "compute_loss",
     "data_info",
+    "default_protocol",
     "load_data",
     "lr_lambda",
     "param_groups",
@@ -46,12 +47,22 @@ def load_data(cfg: TrainConfig) -> Data:
     from deephash.data import load_protocol_data
 
     return load_protocol_data(
-        cfg.protocol_name,
+        default_protocol(cfg.protocol_name),
         data_dir=cfg.data_dir,
         download=cfg.download,
         seed=cfg.seed,
         **cfg.protocol_options,
     )
+
+
+def default_protocol(name: str) -> str:
+    """A dataset name stands for its standard protocol (``cifar10`` -> ``cifar10-s1``)."""
+    from deephash.data import list_protocols
+
+    if name in list_protocols() or name.endswith(".json"):
+        return name
+    aliases = {"cifar10": "cifar10-s1", "cifar-10": "cifar10-s1", "fmnist": "fashion-mnist"}
+    return aliases.get(name, name)
 
 
 def data_info(data: Data) -> dict[str, Any]:

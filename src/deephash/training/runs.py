@@ -34,6 +34,19 @@ class LoadedRun:
             images, mean=self.data_info["mean"], std=self.data_info["std"], augment=False
         )
 
+    def load_images(self, paths: list[Path] | list[str]) -> np.ndarray:
+        """Decode image files into the training data's format: uint8 (N, H, W) for grey models,
+        (N, H, W, 3) for colour ones, at the training image size (resize short side, centre crop)."""
+        from deephash.data.image_folder import decode_images
+
+        size = int(self.data_info["image_shape"][0])
+        rgb = decode_images([Path(p) for p in paths], size, desc="decoding images")
+        if int(self.data_info["in_channels"]) == 1:
+            # ITU-R BT.601 luma, as PIL's "L" conversion
+            gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+        return rgb
+
     @torch.no_grad()
     def encode(
         self, images: np.ndarray, batch_size: int = 512, progress: bool = False

@@ -201,6 +201,8 @@ def _train(
         record["seconds"] = round(time.perf_counter() - t0, 3)
         record["elapsed"] = round(elapsed, 3)
         history.append(record)
+        if info.is_main:
+            _log_epoch(record, cfg)
         improved = "val_map" in record and record["val_map"] > best_val
         if improved:
             best_val = record["val_map"]
@@ -236,6 +238,19 @@ def _train(
         metrics = finalize_run(run_dir, cfg, net, data, device, history, elapsed)
     barrier(info)
     return TrainResult(run_dir=run_dir, metrics=metrics, history=history)
+
+
+def _log_epoch(record: dict[str, Any], cfg: TrainConfig) -> None:
+    """One line per epoch on stderr (also when the progress bar is off or the output is a file)."""
+    import sys
+
+    val = f" val_mAP {record['val_map']:.4f}" if "val_map" in record else ""
+    print(
+        f"epoch {record['epoch']}/{cfg.epochs} loss {record['loss']:.4f} "
+        f"active {record['active_fraction']:.2f}{val} {record['seconds']:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

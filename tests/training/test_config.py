@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from deephash.training.config import TrainConfig, load_config
+
+
+def test_yaml_then_overrides_merge(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("loss: triplet-margin\nloss_options: {margin: 0.2, normalize: true}\nepochs: 3\n")
+    cfg = load_config(f, epochs=5, loss_options={"margin": 0.5}, miner=None)
+    assert cfg.loss == "triplet-margin" and cfg.epochs == 5
+    assert cfg.loss_options == {"margin": 0.5, "normalize": True}
+    assert cfg.miner is None
+
+
+def test_save_and_reload_round_trip(tmp_path: Path) -> None:
+    cfg = TrainConfig(bits=48, loss="dtsh", schedules={"lam": {"type": "warmup", "value": 1}})
+    cfg.save(tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"bitz": 3}, "unknown config key"),
+        ({"bits": 4}, "bits must be in 8..256"),
+        ({"sampling": "magic"}, "sampling must be"),
+        ({"p": 1}, "p >= 2"),
+        ({"optimizer": "lbfgs"}, "optimizer must be"),
+        ({"lr": 0}, "lr must be positive"),
+    ],
+)
+def test_bad_values_are_clear_errors(values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_missing_or_malformed_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_config(bad)
+
+
+def test_shipped_configs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = [p for p in root.rglob("*.yaml") if "recipes:" not in p.read_text()]
+    assert files
+    for path in files:
+        text = path.read_text()
+        if "method:" in text:  # classical baselines are not training configs
+            continue
+        load_config(path)

@@ -1,0 +1,84 @@
+import json
+from pathlib import Path
+
+import yaml
+
+from deephash.training.config import TrainConfig
+from deephash.training.study import run_compare, run_tune, set_dotted
+
+
+def test_set_dotted() -> None:
+    d: dict = {"loss_options": {"a": 1}}
+    set_dotted(d, "loss_options.margin", 0.3)
+    set_dotted(d, "lr", 0.1)
+    assert d == {"loss_options": {"a": 1, "margin": 0.3}, "lr": 0.1}
+
+
+def test_tune_selects_on_validation_only(tmp_path: Path, tiny_config_values: dict) -> None:
+    base = TrainConfig.from_dict({**tiny_config_values, "loss": "triplet-margin", "epochs": 1})
+    result = run_tune(base, {"loss_options.margin": [0.05, 0.5]}, tmp_path / "tune")
+    trials = result.trials
+    assert [t["params"]["loss_options.margin"] for t in trials] == [0.05, 0.5]
+    # the winner is the trial with the best validation mAP, read back from its own history
+    for t in trials:
+        hist = [
+            json.loads(x)
+            for x in (tmp_path / "tune" / t["trial"] / "history.jsonl").read_text().splitlines()
+        ]
+        assert t["best_val_map"] == max(h["val_map"] for h in hist)
+    assert result.best_val_map == max(t["best_val_map"] for t in trials)
+    # only the selected trial was evaluated on query vs database
+    evaluated = [
+        t["trial"] for t in trials if (tmp_path / "tune" / t["trial"] / "metrics.json").exists()
+    ]
+    assert evaluated == [result.best_run.name]
+    assert "map" in result.test_metrics
+    assert (tmp_path / "tune" / "tune.md").read_text().count("(selected)") == 1
+
+
+def test_compare_writes_table_and_plot_and_reuses_runs(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text(yaml.safe_dump({**tiny_config_values, "loss": "batch-hard", "epochs": 1}))
+    b.write_text(
+        yaml.safe_dump(
+            {**tiny_config_values, "loss": "cross-entropy", "sampling": "random", "epochs": 1}
+        )
+    )
+    out = tmp_path / "cmp"
+    result = run_compare([a, b], out, seeds=[0, 1], target_map=0.0)
+    assert [r["name"] for r in result.rows] == ["a", "b"]
+    for r in result.rows:
+        maps = [
+            json.loads((out / r["name"] / f"seed{s}" / "metrics.json").read_text())["map"]
+            for s in (0, 1)
+        ]
+        assert abs(r["map_mean"] - sum(maps) / 2) < 1e-12
+        assert r["reached_target"] == "2/2"
+    table = (out / "compare.md").read_text()
+    assert "| a |" in table and "±" in table
+    assert (out / "val_map_vs_time.png").is_file()
+    mtime = (out / "a" / "seed0" / "metrics.json").stat().st_mtime
+    run_compare([a, b], out, seeds=[0, 1])
+    assert (out / "a" / "seed0" / "metrics.json").stat().st_mtime == mtime  # reused, not retrained
+
+
+def test_study_file_with_recipes(tmp_path: Path, tiny_config_values: dict) -> None:
+    (tmp_path / "r1.yaml").write_text(yaml.safe_dump({**tiny_config_values, "epochs": 1}))
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "seeds": [3],
+                "recipes": [
+                    "r1.yaml",
+                    {"name": "inline", **tiny_config_values, "epochs": 1, "loss": "batch-all"},
+                ],
+            }
+        )
+    )
+    result = run_compare([study], tmp_path / "out")
+    assert [r["name"] for r in result.rows] == ["r1", "inline"]
+    assert (tmp_path / "out" / "inline" / "seed3" / "metrics.json").is_file()
