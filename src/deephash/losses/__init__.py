@@ -10,6 +10,7 @@ import deephash.hashing.two_step  # noqa: F401  (registers "bit-bce", the two-st
 from deephash.losses.base import LossOutput, MetricLoss, create_loss, list_losses, register_loss
 from deephash.losses.batch_all import BatchAllLoss
 from deephash.losses.batch_hard import BatchHardLoss
+from deephash.losses.combined import CombinedLoss
 from deephash.losses.contrastive import ContrastiveLoss
 from deephash.losses.cross_entropy import CrossEntropyLoss
 from deephash.losses.distances import Distance, pairwise_distances
@@ -19,12 +20,14 @@ from deephash.losses.dnnh import DNNHLoss
 from deephash.losses.dsh import DSHLoss
 from deephash.losses.dtsh import DTSHLoss
 from deephash.losses.hoffer import HofferLoss
+from deephash.losses.norm_softmax import NormSoftmaxLoss
 from deephash.losses.quantization import TripletQuantizationLoss
 from deephash.losses.triplet_margin import TripletMarginLoss
 
 __all__ = [
     "BatchAllLoss",
     "BatchHardLoss",
+    "CombinedLoss",
     "ContrastiveLoss",
     "CrossEntropyLoss",
     "DNNHLoss",
@@ -34,6 +37,7 @@ __all__ = [
     "HofferLoss",
     "LossOutput",
     "MetricLoss",
+    "NormSoftmaxLoss",
     "TripletMarginLoss",
     "TripletQuantizationLoss",
     "create_loss",

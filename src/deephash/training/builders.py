@@ -145,7 +145,7 @@ def build_loss(cfg: TrainConfig, data: Data) -> MetricLoss:
                 m_opts.setdefault("seed", cfg.seed)
             options["miner"] = create_miner(cfg.miner, **m_opts)
     dim = cfg.bits if cfg.bits is not None else cfg.embedding_dim
-    if cfg.loss in {"cross-entropy"}:
+    if cfg.loss in {"cross-entropy", "norm-softmax", "combined"}:
         options.setdefault("embedding_dim", dim)
         options.setdefault("num_classes", data.num_classes)
     if cfg.loss == "bit-bce":
