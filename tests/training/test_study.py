@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from deephash.training.config import TrainConfig
@@ -82,3 +83,38 @@ def test_study_file_with_recipes(tmp_path: Path, tiny_config_values: dict) -> No
     result = run_compare([study], tmp_path / "out")
     assert [r["name"] for r in result.rows] == ["r1", "inline"]
     assert (tmp_path / "out" / "inline" / "seed3" / "metrics.json").is_file()
+
+
+def test_compare_with_feature_and_classical_hashing_baselines(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    from deephash.codes import pack_bits, sign
+    from deephash.hashing import ITQ
+    from deephash.metrics import mean_average_precision
+
+    data = {k: tiny_config_values[k] for k in ("dataset", "data_dir", "protocol_options")}
+    recipes = [
+        {"name": "ce", **tiny_config_values, "loss": "cross-entropy", "sampling": "random"},
+        {"name": "feat", "method": "features", "weights": "@ce", **data},
+    ] + [
+        {"name": f"{m}-{b}", "method": m, "bits": b, "weights": "@ce", **data}
+        for m in ("lsh", "itq")
+        for b in (8, 16)
+    ]
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"seeds": [0], "recipes": recipes}))
+    out = tmp_path / "out"
+    result = run_compare([study], out)
+    assert [r["name"] for r in result.rows] == ["ce", "feat", "lsh-8", "lsh-16", "itq-8", "itq-16"]
+    assert (out / "map_vs_bits.png").is_file()
+    # the ITQ row is reproducible from the features it was fitted on
+    f = np.load(out / "feat" / "seed0" / "features.npz")
+    itq = ITQ(16, seed=0).fit(f["database"])
+    ref = mean_average_precision(
+        pack_bits(sign(itq.project(f["query"]))),
+        f["query_labels"],
+        pack_bits(sign(itq.project(f["database"]))),
+        f["database_labels"],
+    )
+    row = next(r for r in result.rows if r["name"] == "itq-16")
+    assert row["map_mean"] == ref

@@ -212,19 +212,31 @@ def run_compare(
     for name, values in recipes:
         per_seed: list[dict[str, Any]] = []
         for seed in seeds:
-            cfg = load_config(None, **{**values, **common, "seed": seed})
             run_dir = out / name / f"seed{seed}"
             print(f"[compare] {name} seed {seed} -> {run_dir}")
-            _train_or_reuse(cfg, run_dir)
+            if "method" in values:  # features / LSH / ITQ baselines: nothing to train
+                from deephash.training.baselines import run_baseline
+
+                spec = {**values, "seed": seed}
+                if str(spec.get("weights", "")).startswith("@"):
+                    spec["weights"] = str(out / spec["weights"][1:] / f"seed{seed}")
+                if not (run_dir / "metrics.json").exists():
+                    run_baseline(spec, run_dir)
+                bits = spec.get("bits")
+            else:
+                cfg = load_config(None, **{**values, **common, "seed": seed})
+                _train_or_reuse(cfg, run_dir)
+                bits = cfg.bits
             metrics = json.loads((run_dir / "metrics.json").read_text())
             history = _read_history(run_dir)
-            per_seed.append({"metrics": metrics, "history": history, "bits": cfg.bits})
-            if seed == seeds[0]:
+            per_seed.append({"metrics": metrics, "history": history, "bits": bits})
+            if seed == seeds[0] and history:
                 curves[name] = (
                     [h["elapsed"] for h in history if "val_map" in h],
                     [h["val_map"] for h in history if "val_map" in h],
                 )
         rows.append(_summarize(name, per_seed, target))
+        rows[-1]["method"] = values.get("method")
     table = _markdown(rows, target)
     atomic_write_text(out / "compare.md", table)
     atomic_write_json(out / "compare.json", {"seeds": seeds, "target_map": target, "rows": rows})

@@ -1,0 +1,106 @@
+"""Recipes that are not trained end to end: the backbone-feature baseline and classical hashing
+(LSH, ITQ) on backbone features, so that they sit in the same ``compare`` tables.
+
+A baseline recipe is a mapping with ``method: features | lsh | itq`` plus ``dataset``,
+``backbone``, ``weights`` (``imagenet``, a file, a run folder, or ``@NAME`` for the run folder of
+recipe NAME in the same study and seed) and, for hashing, ``bits``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deephash.training.checkpoint import atomic_write_json
+
+__all__ = ["BASELINE_METHODS", "run_baseline"]
+
+BASELINE_METHODS = ("features", "lsh", "itq")
+_KEYS = {
+    "method",
+    "dataset",
+    "protocol",
+    "data_dir",
+    "backbone",
+    "weights",
+    "bits",
+    "seed",
+    "device",
+    "protocol_options",
+    "fit_on",
+    "map_k",
+    "precision_k",
+    "knn_k",
+}
+
+
+def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Run a baseline recipe and write ``run_dir/metrics.json``; returns the metrics.
+
+    ``fit_on`` (lsh/itq): ``database`` (default, unsupervised on the retrieval set, as in the
+    literature) or ``train``.
+    """
+    unknown = sorted(set(values) - _KEYS)
+    if unknown:
+        raise ValueError(f"unknown baseline key(s) {unknown}; valid: {sorted(_KEYS)}")
+    method = values["method"]
+    if method not in BASELINE_METHODS:
+        raise ValueError(f"method must be one of {BASELINE_METHODS}, got {method!r}")
+    from deephash.evaluation.features import extract_baseline
+
+    t0 = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = extract_baseline(
+        dataset=values.get("dataset", "fashion-mnist"),
+        protocol=values.get("protocol"),
+        backbone=values.get("backbone", "small-cnn"),
+        weights=values.get("weights"),
+        out=run_dir,
+        data_dir=values.get("data_dir"),
+        seed=int(values.get("seed", 0)),
+        device=values.get("device", "auto"),
+        tsne_samples=0,
+        progress=False,
+        protocol_options=values.get("protocol_options"),
+        map_k=int(values.get("map_k", 1000)),
+        precision_k=int(values.get("precision_k", 100)),
+        knn_k=int(values.get("knn_k", 10)),
+    )
+    if method != "features":
+        from deephash.codes import pack_bits, sign
+        from deephash.evaluation.evaluator import retrieval_metrics
+        from deephash.hashing import ITQ, LSH
+
+        bits = int(values["bits"])
+        f = np.load(run_dir / "features.npz")
+        model = (ITQ if method == "itq" else LSH)(bits, seed=int(values.get("seed", 0)))
+        model.fit(f["database"])
+        q, db = model.project(f["query"]), model.project(f["database"])
+        metrics = {
+            **retrieval_metrics(
+                q,
+                f["query_labels"],
+                db,
+                f["database_labels"],
+                bits=bits,
+                map_k=int(values.get("map_k", 1000)),
+                precision_k=int(values.get("precision_k", 100)),
+                knn_k=int(values.get("knn_k", 10)),
+            ),
+            **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights")},
+            "method": method,
+        }
+        np.savez(
+            run_dir / "codes.npz",
+            query=pack_bits(sign(q)),
+            database=pack_bits(sign(db)),
+            query_labels=f["query_labels"],
+            database_labels=f["database_labels"],
+        )
+    metrics["method"] = method
+    metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
