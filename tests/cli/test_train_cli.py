@@ -70,3 +70,11 @@ def test_resume_flag(tmp_path: Path, tiny_config_values: dict) -> None:
     assert main(["train", "--resume", str(tmp_path / "r")]) == 0
     hist = (tmp_path / "r" / "history.jsonl").read_text().splitlines()
     assert len(hist) == 2 and (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_report_table(hash_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = json.loads((hash_run / "metrics.json").read_text())
+    assert main(["report", str(hash_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| run | bits | mAP@all")
+    assert f"| {m['map']:.4f} |" in out[2] and "| 16 |" in out[2]

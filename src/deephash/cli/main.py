@@ -20,6 +20,7 @@ _COMMANDS = [
     "compare",
     "index",
     "search",
+    "report",
 ]
 
 

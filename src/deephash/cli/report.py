@@ -1,0 +1,44 @@
+"""``deephash report RUN_DIR...``: a markdown table of the headline metrics of run folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    ("map", "mAP@all"),
+    ("map_at_k", "mAP@k"),
+    ("precision_at_k", "P@k"),
+    ("precision_hamming2", "P@H≤2"),
+    ("knn_accuracy", "kNN acc."),
+]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("report", help="print a markdown table of runs' metrics.json")
+    p.add_argument("run_dirs", nargs="+", help="run folders (or metrics.json files)")
+    p.set_defaults(func=run)
+
+
+def table(paths: list[Path]) -> str:
+    """Markdown table: one row per run, headline metrics, code length and training time."""
+    head = "| run | bits | " + " | ".join(t for _, t in COLUMNS) + " | float mAP | train s |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    for path in paths:
+        f = path / "metrics.json" if path.is_dir() else path
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} does not exist (has the run finished?)")
+        m = json.loads(f.read_text())
+        cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "-" for k, _ in COLUMNS]
+        fmap = m.get("float", {}).get("map")
+        cells.append(f"{fmap:.4f}" if fmap is not None else "-")
+        cells.append(f"{m.get('train_seconds', float('nan')):.0f}")
+        lines.append(f"| {path} | {m.get('bits', '-')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(table([Path(p) for p in args.run_dirs]))
+    return 0
