@@ -104,7 +104,10 @@ def _train(
     torch.manual_seed(cfg.seed)
     data = builders.load_data(cfg)
     model = builders.build_network(cfg, data.in_channels).to(device)
+    t_loss = time.perf_counter()
+    # Building the loss is part of training for the two-step method (it infers target codes).
     loss_fn = builders.build_loss(cfg, data).to(device)
+    setup_seconds = time.perf_counter() - t_loss
     schedules = builders.build_schedules(cfg)
     params = builders.param_groups(cfg, model, loss_fn)
     optimizer = builders.build_optimizer(cfg, params)
@@ -124,7 +127,7 @@ def _train(
     )
 
     history: list[dict[str, Any]] = []
-    start_epoch, best_val, elapsed = 0, -math.inf, 0.0
+    start_epoch, best_val, elapsed = 0, -math.inf, setup_seconds
     if resume:
         state = load_checkpoint(run_dir / "last.pt", map_location=device)
         net.load_state_dict(state["model"])
@@ -379,36 +382,19 @@ def evaluate_network(
             database_labels=data.database.labels,
         )
         names = list(data.query.class_names) if data.query.class_names else None
-        if cfg.tsne_samples > 0:
-            if cfg.bits is None:
-                plot_tsne(
-                    q,
-                    data.query.labels,
-                    run_dir / "tsne.png",
-                    class_names=names,
-                    num_samples=cfg.tsne_samples,
-                    title="t-SNE of query embeddings",
-                    seed=cfg.seed,
-                )
-            else:
-                plot_tsne(
-                    q,
-                    data.query.labels,
-                    run_dir / "tsne.png",
-                    class_names=names,
-                    num_samples=cfg.tsne_samples,
-                    title="t-SNE of relaxed codes",
-                    seed=cfg.seed,
-                )
-                plot_tsne(
-                    np.sign(q),
-                    data.query.labels,
-                    run_dir / "tsne_codes.png",
-                    class_names=names,
-                    num_samples=cfg.tsne_samples,
-                    title="t-SNE of binary codes",
-                    seed=cfg.seed,
-                )
+        plots = [(q, "tsne.png", "query embeddings" if cfg.bits is None else "relaxed codes")]
+        if cfg.bits is not None:
+            plots.append((np.sign(q), "tsne_codes.png", "binary codes"))
+        for points, filename, what in plots if cfg.tsne_samples > 0 else []:
+            plot_tsne(
+                points,
+                data.query.labels,
+                run_dir / filename,
+                class_names=names,
+                num_samples=cfg.tsne_samples,
+                title=f"t-SNE of {what}",
+                seed=cfg.seed,
+            )
         if cfg.bits is not None:
             builders.write_hash_extras(
                 cfg, q, data.query.labels, db, data.database.labels, metrics, run_dir
