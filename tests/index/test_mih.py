@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deephash.index import MultiIndexHashing, default_num_tables
+from deephash.index import MultiIndexHashing, default_num_tables, mih
 
 BITS = [8, 12, 32, 48, 64, 100, 128, 256]
 
@@ -39,14 +39,16 @@ def test_range_search_matches_brute_force(refs, bits: int) -> None:
         np.testing.assert_array_equal(i, bi)
 
 
-def test_default_num_tables_follows_paper() -> None:
-    # m = bits / log2(n): 64 bits, 2^16 codes -> 4 tables of 16 bits
-    assert default_num_tables(64, 2**16) == 4
-    assert default_num_tables(64, 10_000_000) == 3
+def test_default_num_tables_gives_substrings_of_log2n_minus_6_bits() -> None:
+    # 64 bits, 2^22 codes -> substrings of 22 - 6 = 16 bits -> 4 tables
+    assert default_num_tables(64, 2**22) == 4
+    assert default_num_tables(64, 10_000_000) == 4  # 64 / 17.25 = 3.7
+    assert default_num_tables(128, 2**20) == 9  # 128 / 14 = 9.1
+    # small databases: substrings of at least 4 bits
+    assert default_num_tables(256, 100) == 64
     # never a substring over 24 bits, never more tables than bits
-    assert default_num_tables(256, 100) == round(256 / np.log2(100))  # 39 tables of 6-7 bits
-    assert default_num_tables(64, 2**40) == 3  # 2 would need 32-bit substrings
-    assert default_num_tables(8, 2) == 8
+    assert default_num_tables(64, 2**40) == 3  # 64 / 34 would round to 2: 32-bit substrings
+    assert default_num_tables(8, 2) == 2
 
 
 def test_rejects_bad_num_tables() -> None:
@@ -54,3 +56,53 @@ def test_rejects_bad_num_tables() -> None:
         MultiIndexHashing(64, num_tables=2)
     with pytest.raises(ValueError, match="num_tables"):
         MultiIndexHashing(16, num_tables=17)
+
+
+@pytest.mark.parametrize("budget", [1e9, -1e9], ids=["always_probe", "always_scan"])
+@pytest.mark.parametrize("bits", [32, 64, 128])
+def test_probing_and_scan_fallback_both_exact(refs, monkeypatch, budget: float, bits: int) -> None:
+    # Force every query down one path: pure multi-index probing (no visited set, first-table
+    # rule for duplicates) or the give-up-and-scan fallback (pilot batch included).
+    monkeypatch.setattr(mih, "_BUDGET", budget)
+    monkeypatch.setattr(mih, "_PILOT", 4)
+    rng = np.random.default_rng(bits + 7)
+    x = np.concatenate([refs["clustered"](rng, 500, bits), refs["random"](rng, 300, bits)])
+    q = np.concatenate([refs["clustered"](rng, 15, bits), refs["random"](rng, 10, bits), x[:5]])
+    ids = np.arange(len(x))
+    index = MultiIndexHashing(bits, num_tables=max(2, -(-bits // 24)) if bits > 32 else 4)
+    index.add(x)
+    for k in (1, 10, 300):
+        d, i = index.search(q, k)
+        bd, bi = refs["knn"](q, x, ids, k)
+        np.testing.assert_array_equal(d, bd, err_msg=f"k={k}")
+        np.testing.assert_array_equal(i, bi, err_msg=f"k={k}")
+    for radius in (1, 4, bits // 4):
+        lims, d, i = index.range_search(q, radius)
+        bl, bd, bi = refs["range"](q, x, ids, radius)
+        np.testing.assert_array_equal(lims, bl)
+        np.testing.assert_array_equal(d, bd)
+        np.testing.assert_array_equal(i, bi)
+
+
+def test_mixed_probe_and_scan_queries_are_merged_in_order(refs, monkeypatch) -> None:
+    # A budget that some queries (near duplicates) meet and others (random) exceed.
+    monkeypatch.setattr(mih, "_BUDGET", 0.05)
+    rng = np.random.default_rng(3)
+    x = refs["clustered"](rng, 3000, 64)
+    q = np.concatenate([x[:20] ^ np.uint8(1), refs["random"](rng, 20, 64)])[rng.permutation(40)]
+    index = MultiIndexHashing(64, num_tables=4)
+    index.add(x)
+    gave_up = np.zeros(len(q), dtype=np.bool_)
+    out_d = np.empty((len(q), 5), np.int32)
+    out_p = np.empty((len(q), 5), np.int64)
+    index._run(mih.to_words(q), 5, 0, 0, out_d, out_p, np.zeros(1, np.int64), gave_up)
+    assert 0 < gave_up.sum() < len(q)
+    d, i = index.search(q, 5)
+    bd, bi = refs["knn"](q, x, np.arange(len(x)), 5)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+    lims, d, i = index.range_search(q, 9)
+    bl, bd, bi = refs["range"](q, x, np.arange(len(x)), 9)
+    np.testing.assert_array_equal(lims, bl)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)

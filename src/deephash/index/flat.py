@@ -4,8 +4,9 @@ Top-k by counting selection instead of sorting: distances are integers in [0, bi
 keeps a histogram of the distances it has accepted and a threshold ``thr`` (only ``d < thr`` can
 still enter the top k). Once k items are held, ``thr`` is the largest held distance, so a later
 item with an equal distance (and thus a larger position, i.e. a larger id) is rejected, and the
-rare accepted item evicts one entry from the largest bucket. The hot loop is one XOR, one POPCNT
-and one well-predicted compare per database word.
+rare accepted item evicts one entry from the largest bucket. The hot loop is
+:func:`~deephash.index._kernels.chunk_min`: a branch-free, vectorised minimum distance over a chunk
+of codes, compared once per chunk with ``thr``; only chunks holding a candidate are rescanned.
 
 Memory stays bounded for any number of queries: queries are processed in blocks (one block per
 task, threads pick blocks), and the database is scanned in blocks that stay in cache while every
@@ -20,13 +21,14 @@ import numba
 import numpy as np
 from numba import prange
 
-from deephash._numba import njit, popcount64
+from deephash._numba import njit
 from deephash.codes import to_words
+from deephash.index._kernels import CHUNK, chunk_min, dist
 from deephash.index.base import BinaryIndex
 
 __all__ = ["HammingIndex"]
 
-_DB_BLOCK = 8192  # database rows per cache block (64 KiB of 64-bit codes)
+_DB_BYTES = 1 << 17  # database bytes per cache block (128 KiB: stays in L2 across the queries)
 
 
 @njit
@@ -89,37 +91,13 @@ def _scan(
     state: Any,
 ) -> None:  # pragma: no cover - jit
     t = state[qi, 2]
-    nw = x.shape[1]
-    if nw == 1:
-        a0 = q[iq, 0]
-        for j in range(j0, j1):
-            d = popcount64(a0 ^ x[j, 0])
-            if d < t:
-                t = _insert(d, j, qi, k, counts, bd, bp, state)
-    elif nw == 2:
-        a0, a1 = q[iq, 0], q[iq, 1]
-        for j in range(j0, j1):
-            d = popcount64(a0 ^ x[j, 0]) + popcount64(a1 ^ x[j, 1])
-            if d < t:
-                t = _insert(d, j, qi, k, counts, bd, bp, state)
-    elif nw == 4:
-        a0, a1, a2, a3 = q[iq, 0], q[iq, 1], q[iq, 2], q[iq, 3]
-        for j in range(j0, j1):
-            d = (
-                popcount64(a0 ^ x[j, 0])
-                + popcount64(a1 ^ x[j, 1])
-                + popcount64(a2 ^ x[j, 2])
-                + popcount64(a3 ^ x[j, 3])
-            )
-            if d < t:
-                t = _insert(d, j, qi, k, counts, bd, bp, state)
-    else:
-        for j in range(j0, j1):
-            d = 0
-            for w in range(nw):
-                d += popcount64(q[iq, w] ^ x[j, w])
-            if d < t:
-                t = _insert(d, j, qi, k, counts, bd, bp, state)
+    for c0 in range(j0, j1, CHUNK):
+        c1 = min(c0 + CHUNK, j1)
+        if chunk_min(q, iq, x, c0, c1) < t:  # rare once the top k has formed
+            for j in range(c0, c1):
+                d = dist(q, iq, x, j)
+                if d < t:
+                    t = _insert(d, j, qi, k, counts, bd, bp, state)
 
 
 @njit(parallel=True)
@@ -129,6 +107,7 @@ def _knn(
     nq = q.shape[0]
     n = x.shape[0]
     nblocks = (nq + qblock - 1) // qblock
+    dblock = max(CHUNK, (_DB_BYTES // (8 * x.shape[1])) // CHUNK * CHUNK)
     cap = 2 * k + 64
     for b in prange(nblocks):
         q0 = b * qblock
@@ -138,8 +117,8 @@ def _knn(
         bp = np.empty((nb, cap), dtype=np.int64)
         state = np.zeros((nb, 3), dtype=np.int64)
         state[:, 2] = bits + 1
-        for j0 in range(0, n, _DB_BLOCK):
-            j1 = min(j0 + _DB_BLOCK, n)
+        for j0 in range(0, n, dblock):
+            j1 = min(j0 + dblock, n)
             for qi in range(nb):
                 _scan(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
         for qi in range(nb):
@@ -156,21 +135,16 @@ def _knn(
                 out_p[q0 + qi, o] = bp[qi, i]
 
 
-@njit
-def _dist(q: Any, iq: int, x: Any, j: int) -> int:  # pragma: no cover - jit
-    d = 0
-    for w in range(x.shape[1]):
-        d += popcount64(q[iq, w] ^ x[j, w])
-    return d
-
-
 @njit(parallel=True)
 def _range_hist(q: Any, x: Any, radius: int, hist: Any) -> None:  # pragma: no cover - jit
     for i in prange(q.shape[0]):
-        for j in range(x.shape[0]):
-            d = _dist(q, i, x, j)
-            if d < radius:
-                hist[i, d] += 1
+        for c0 in range(0, x.shape[0], CHUNK):
+            c1 = min(c0 + CHUNK, x.shape[0])
+            if chunk_min(q, i, x, c0, c1) < radius:
+                for j in range(c0, c1):
+                    d = dist(q, i, x, j)
+                    if d < radius:
+                        hist[i, d] += 1
 
 
 @njit(parallel=True)
@@ -183,13 +157,16 @@ def _range_fill(
         for d in range(radius):
             start[d] = o
             o += hist[i, d]
-        for j in range(x.shape[0]):
-            d = _dist(q, i, x, j)
-            if d < radius:
-                o = start[d]
-                start[d] = o + 1
-                out_d[o] = d
-                out_p[o] = j
+        for c0 in range(0, x.shape[0], CHUNK):
+            c1 = min(c0 + CHUNK, x.shape[0])
+            if chunk_min(q, i, x, c0, c1) < radius:
+                for j in range(c0, c1):
+                    d = dist(q, i, x, j)
+                    if d < radius:
+                        o = start[d]
+                        start[d] = o + 1
+                        out_d[o] = d
+                        out_p[o] = j
 
 
 def range_search_words(

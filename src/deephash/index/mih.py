@@ -3,7 +3,10 @@ Hashing", CVPR 2012; "Fast Exact Search in Hamming Space with Multi-Index Hashin
 
 A ``bits``-bit code is cut into ``m`` disjoint substrings of ``s = bits / m`` bits (lengths differ
 by at most one); substring ``i`` indexes a direct table: an offsets array of size ``2^s_i + 1``
-over the positions sorted by substring value (a counting sort), so a bucket lookup is two loads.
+over the codes sorted by substring value (a counting sort), so a bucket lookup is two loads. Each
+table keeps its own copy of the full codes (and their positions) in bucket order, so verifying a
+bucket reads one contiguous run of memory with the vectorised chunk minimum of
+:mod:`deephash.index._kernels`, instead of one random access per candidate.
 
 Pigeonhole (paper, Prop. 1): if ``||h - g|| <= r`` then some substring has ``||h_i - g_i|| <=
 floor(r / m)``. k-NN search grows the substring radius ``r' = 0, 1, 2, ...``; for each ``r'`` it
@@ -12,9 +15,18 @@ probes the substrings ``i = 0..m-1`` in turn, enumerating every substring value 
 least ``r' + 1`` bits in substrings ``0..i`` and at least ``r'`` in the others, so its full
 distance is ``>= (i + 1)(r' + 1) + (m - i - 1) r' = m r' + i + 1`` (TPAMI 2014, Sec. 4.2). Hence
 every item at distance ``<= m r' + i`` has been seen, and search stops as soon as the k-th best
-(distance, position) found has distance ``<= m r' + i``. Candidates are deduplicated with a
-per-thread bitmap, full distances are exact, and the top k is a max-heap on (distance, position),
-so ties go to the smaller position, which is the smaller id (storage is sorted by id).
+(distance, position) found has distance ``<= m r' + i``.
+
+No visited set: an item is reached first by the probe ``(r', i)`` with ``r' = min_t s_t`` and ``i``
+the first table attaining it (``s_t`` its substring distances), so a candidate found in table ``i``
+at radius ``r'`` is counted only if ``s_t > r'`` for ``t < i`` and ``s_t >= r'`` for ``t > i`` —
+computed from the candidate's own code, and only for the rare candidates that beat the current
+k-th distance. Full distances are exact and the top k is a max-heap on (distance, position), so ties
+go to the smaller position, which is the smaller id (storage is sorted by id).
+
+A query whose probing would cost more than a fraction of a scan (long substrings, far neighbours)
+gives up early and is answered by the exhaustive scan of :mod:`deephash.index.flat`; when most of a
+first batch of queries give up, the rest go straight to the scan.
 """
 
 from __future__ import annotations
@@ -28,18 +40,31 @@ from numba import prange
 
 from deephash._numba import njit, popcount64
 from deephash.codes import to_words
+from deephash.index._kernels import CHUNK, chunk_min, dist
 from deephash.index.base import BinaryIndex
+from deephash.index.flat import knn_words, range_search_words
 
 __all__ = ["MultiIndexHashing", "default_num_tables"]
 
 MAX_SUBSTRING_BITS = 24  # a direct table of 2^24 offsets is 64 MiB; beyond that m grows
+# Cost model in "codes scanned": probing a bucket (two offset loads, likely cache misses) costs
+# about as much as scanning _BUCKET_COST codes; a query gives up once its probing cost exceeds
+# _BUDGET * n, because the exhaustive scan costs about n.
+_BUCKET_COST = 24
+_BUDGET = 0.4
+_PILOT = 64  # queries tried first; if most give up, the rest are scanned directly
 
 
 def default_num_tables(bits: int, n: int) -> int:
-    """Number of substrings m: the paper's ``m = bits / log2(n)``, so substrings have about
-    ``log2(n)`` bits and a bucket holds O(1) codes; at least ``ceil(bits / 24)`` so no table is
-    larger than 2^24 entries, at most ``bits``."""
-    m = round(bits / math.log2(max(n, 2)))
+    """Number of substrings m, so that substrings have about ``log2(n) - 6`` bits (at least 4).
+
+    The paper's ``m = bits / log2(n)`` makes buckets hold O(1) codes, right when every candidate
+    costs a random access. Here a bucket is a contiguous run of codes, and opening one costs
+    about as much as scanning a few dozen of them, so buckets of ~2^6 codes are cheaper overall
+    (measured on 1M and 10M codes of 64-256 bits, random and clustered). At least
+    ``ceil(bits / 24)`` so no table is larger than 2^24 entries, at most ``bits``.
+    """
+    m = round(bits / max(math.log2(max(n, 2)) - 6.0, 4.0))
     return int(min(bits, max(m, math.ceil(bits / MAX_SUBSTRING_BITS), 1)))
 
 
@@ -55,9 +80,10 @@ def _substring(x: Any, row: int, start: int, length: int) -> Any:  # pragma: no 
 
 @njit(parallel=True)
 def _build_tables(
-    x: Any, starts: Any, lens: Any, bases: Any, offsets: Any, positions: Any
+    x: Any, starts: Any, lens: Any, bases: Any, offsets: Any, positions: Any, tcodes: Any
 ) -> None:  # pragma: no cover - jit
     n = x.shape[0]
+    nw = x.shape[1]
     for i in prange(starts.shape[0]):
         size = 1 << lens[i]
         base = bases[i]
@@ -73,16 +99,11 @@ def _build_tables(
             offsets[base + v] = cnt[v]
         for j in range(n):  # ascending j: buckets list positions in increasing order
             v = vals[j]
-            positions[i, cnt[v]] = j
-            cnt[v] += 1
-
-
-@njit
-def _dist(q: Any, iq: int, x: Any, j: int) -> int:  # pragma: no cover - jit
-    d = 0
-    for w in range(x.shape[1]):
-        d += popcount64(q[iq, w] ^ x[j, w])
-    return d
+            t = cnt[v]
+            positions[i, t] = j
+            for w in range(nw):
+                tcodes[i, t, w] = x[j, w]
+            cnt[v] = t + 1
 
 
 @njit
@@ -126,81 +147,70 @@ def _heap_push(hd: Any, hp: Any, size: int, d: int, p: int) -> int:  # pragma: n
 
 
 @njit
-def _probe(
+def _first_reached_here(
+    q: Any, iq: int, xs: Any, j: int, smask: Any, i: int, r: int
+) -> bool:  # pragma: no cover - jit
+    # xs[j] lies in table i at substring distance r; is (r, i) the first probe to reach it?
+    for t in range(smask.shape[0]):
+        if t == i:
+            continue
+        s: Any = 0
+        for w in range(xs.shape[1]):
+            s += np.int64(popcount64((q[iq, w] ^ xs[j, w]) & smask[t, w]))
+        if s < r or (s == r and t < i):
+            return False
+    return True
+
+
+@njit
+def _scan_bucket(
     q: Any,
     iq: int,
-    x: Any,
+    xs: Any,
+    ps: Any,
+    b0: int,
+    b1: int,
+    smask: Any,
     i: int,
-    qsub: int,
     r: int,
-    lens: Any,
-    bases: Any,
-    offsets: Any,
-    positions: Any,
-    visited: Any,
-    touched: Any,
-    nt: int,
     mode: int,
     radius: int,
     hd: Any,
     hp: Any,
     hsize: int,
-    out_d: Any,
-    out_p: Any,
+    seg_d: Any,
+    seg_p: Any,
     nout: int,
-    probes: int,
-    budget: int,
-) -> tuple[Any, int, int, int, int]:  # pragma: no cover - jit
-    """Visit every bucket of table i at substring distance exactly r from qsub.
+) -> tuple[int, int]:  # pragma: no cover - jit
+    """Verify the codes xs[b0:b1] (one bucket of table i, substring distance r) against q[iq].
 
-    mode 0: push candidates into the heap; mode 1: count those with d < radius; mode 2: also
-    write them to out_d[0]/out_p[0]. Gives up once more than ``budget`` buckets were probed.
-    Returns (touched, nt, hsize, nout, probes).
+    mode 0: push into the top-k heap; mode 1: count those with d < radius; mode 2: also write
+    them to seg_d/seg_p. Returns (hsize, nout).
     """
-    s = lens[i]
-    limit = 1 << s
-    mask = (1 << r) - 1
-    base = bases[i]
-    while mask < limit:
-        probes += 1
-        if probes > budget:
-            break
-        v = qsub ^ mask
-        for t in range(offsets[base + v], offsets[base + v + 1]):
-            p = positions[i, t]
-            wi = p >> 6
-            bit = np.uint64(1) << np.uint64(p & 63)
-            if visited[wi] & bit:
-                continue
-            visited[wi] |= bit
-            if nt == touched.shape[0]:
-                grown = np.empty(2 * nt, dtype=touched.dtype)
-                grown[:nt] = touched
-                touched = grown
-            touched[nt] = p
-            nt += 1
-            d = _dist(q, iq, x, p)
+    k = hd.shape[0]
+    for c0 in range(b0, b1, CHUNK):
+        c1 = min(c0 + CHUNK, b1)
+        lim = (hd[0] if hsize == k else 1 << 30) if mode == 0 else radius - 1
+        if chunk_min(q, iq, xs, c0, c1) > lim:
+            continue
+        for j in range(c0, c1):
+            d = dist(q, iq, xs, j)
             if mode == 0:
-                if hsize < hd.shape[0] or d <= hd[0]:
-                    hsize = _heap_push(hd, hp, hsize, d, p)
-            elif d < radius:
+                if hsize == k and (d > hd[0] or (d == hd[0] and ps[j] > hp[0])):
+                    continue
+                if _first_reached_here(q, iq, xs, j, smask, i, r):
+                    hsize = _heap_push(hd, hp, hsize, d, ps[j])
+            elif d < radius and _first_reached_here(q, iq, xs, j, smask, i, r):
                 if mode == 2:
-                    out_d[0, nout] = d
-                    out_p[0, nout] = p
+                    seg_d[nout] = d
+                    seg_p[nout] = ps[j]
                 nout += 1
-        if mask == 0:
-            break
-        # Gosper's hack: next integer with the same number of set bits
-        c = mask & -mask
-        nxt = mask + c
-        mask = (((nxt ^ mask) >> 2) // c) | nxt
-    return touched, nt, hsize, nout, probes
+    return hsize, nout
 
 
 @njit(parallel=True)
 def _mih_query(
     q: Any,
-    x: Any,
     k: int,
     radius: int,
     mode: int,
@@ -209,71 +219,85 @@ def _mih_query(
     bases: Any,
     offsets: Any,
     positions: Any,
+    tcodes: Any,
+    smask: Any,
+    budget: int,
     nchunks: int,
     out_d: Any,
     out_p: Any,
     lims: Any,
+    gave_up: Any,
 ) -> None:  # pragma: no cover - jit
     """mode 0: k-NN into out_d/out_p (nq, k); mode 1: per-query counts of d < radius into
-    lims[1:]; mode 2: fill results into out_d[0]/out_p[0] at lims, sorted by (d, position)."""
+    lims[1:]; mode 2: fill results into out_d[0]/out_p[0] at lims, sorted by (d, position).
+
+    A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
+    skips the queries that gave up in mode 1.
+    """
     nq = q.shape[0]
-    n = x.shape[0]
+    n = tcodes.shape[1]
     m = starts.shape[0]
     maxlen = 0
     for i in range(m):
         maxlen = max(maxlen, lens[i])
     per = (nq + nchunks - 1) // nchunks
-    budget = n // 8 + 256  # a bucket probe costs about as much as scanning 8 codes
     for c in prange(nchunks):
-        visited = np.zeros((n + 63) // 64, dtype=np.uint64)
-        touched = np.empty(1024, dtype=np.int64)
         hd = np.empty(max(k, 1), dtype=np.int32)
         hp = np.empty(max(k, 1), dtype=np.int64)
         qsubs = np.empty(m, dtype=np.int64)
-        seg_d = np.empty((1, 1), dtype=np.int32)
-        seg_p = np.empty((1, 1), dtype=np.int64)
+        seg_d = np.empty(1, dtype=np.int32)
+        seg_p = np.empty(1, dtype=np.int64)
         for iq in range(c * per, min((c + 1) * per, nq)):
+            if mode == 2:
+                if gave_up[iq]:
+                    continue
+                seg_d = np.empty(lims[iq + 1] - lims[iq], dtype=np.int32)
+                seg_p = np.empty(lims[iq + 1] - lims[iq], dtype=np.int64)
             for i in range(m):
                 qsubs[i] = _substring(q, iq, starts[i], lens[i])
-            nt = 0
             hsize = 0
             nout = 0
-            if mode == 2:
-                seg_d = np.empty((1, lims[iq + 1] - lims[iq]), dtype=np.int32)
-                seg_p = np.empty((1, lims[iq + 1] - lims[iq]), dtype=np.int64)
-            rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
+            cost = 0
+            over = False
             done = False
-            probes = 0
+            rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
             for r in range(rmax + 1):
                 for i in range(m):
                     if r <= lens[i]:
-                        touched, nt, hsize, nout, probes = _probe(
-                            q, iq, x, i, qsubs[i], r, lens, bases, offsets, positions, visited,
-                            touched, nt, mode, radius, hd, hp, hsize, seg_d, seg_p, nout,
-                            probes, budget,
-                        )  # fmt: skip
-                    if probes > budget:
+                        xs = tcodes[i]
+                        ps = positions[i]
+                        base = bases[i]
+                        limit = 1 << lens[i]
+                        mask = (1 << r) - 1
+                        while mask < limit:  # every substring value at distance exactly r
+                            v = qsubs[i] ^ mask
+                            b0 = offsets[base + v]
+                            b1 = offsets[base + v + 1]
+                            cost += _BUCKET_COST + b1 - b0
+                            if cost > budget:
+                                over = True
+                                break
+                            if b1 > b0:
+                                hsize, nout = _scan_bucket(
+                                    q, iq, xs, ps, b0, b1, smask, i, r, mode, radius, hd, hp,
+                                    hsize, seg_d, seg_p, nout,
+                                )  # fmt: skip
+                            if mask == 0:
+                                break
+                            # Gosper's hack: next integer with the same number of set bits
+                            low = mask & -mask
+                            nxt = mask + low
+                            mask = (((nxt ^ mask) >> 2) // low) | nxt
+                    if over:
                         break
-                    if mode == 0 and (nt == n or (hsize == k and hd[0] <= m * r + i)):
+                    if mode == 0 and hsize == k and hd[0] <= m * r + i:
                         done = True
                         break
-                if done or probes > budget:
+                if done or over:
                     break
-            if probes > budget:
-                # Enumerating substring balls would cost more than a scan (long substrings on a
-                # small database, or a far query): finish this query exhaustively instead.
-                hsize = 0
-                nout = 0
-                for p in range(n):
-                    d = _dist(q, iq, x, p)
-                    if mode == 0:
-                        if hsize < k or d <= hd[0]:
-                            hsize = _heap_push(hd, hp, hsize, d, p)
-                    elif d < radius:
-                        if mode == 2:
-                            seg_d[0, nout] = d
-                            seg_p[0, nout] = p
-                        nout += 1
+            if over:
+                gave_up[iq] = True
+                continue
             if mode == 0:
                 key = np.empty(hsize, dtype=np.int64)
                 for t in range(hsize):
@@ -287,18 +311,12 @@ def _mih_query(
             else:
                 key = np.empty(nout, dtype=np.int64)
                 for t in range(nout):
-                    key[t] = seg_d[0, t] * np.int64(n + 1) + seg_p[0, t]
+                    key[t] = seg_d[t] * np.int64(n + 1) + seg_p[t]
                 order = np.argsort(key)
                 o = lims[iq]
                 for t in range(nout):
-                    out_d[0, o + t] = seg_d[0, order[t]]
-                    out_p[0, o + t] = seg_p[0, order[t]]
-            # clear only what this query touched (cheaper than re-zeroing the bitmap)
-            if nt * 8 < visited.shape[0]:
-                for t in range(nt):
-                    visited[touched[t] >> 6] = 0
-            else:
-                visited[:] = 0
+                    out_d[0, o + t] = seg_d[order[t]]
+                    out_p[0, o + t] = seg_p[order[t]]
 
 
 class MultiIndexHashing(BinaryIndex):
@@ -306,8 +324,10 @@ class MultiIndexHashing(BinaryIndex):
 
     bits: code length. num_tables: number of substrings m; ``None`` picks
     :func:`default_num_tables` (``bits / log2(n)``) from the database size at (re)build time.
-    Tables are built lazily on the first search after ``add``. Memory per code: the code, plus
-    ``4 m`` bytes of positions, plus ``m`` offset tables of ``2^(bits/m)`` int32 entries.
+    Tables are built lazily on the first search after ``add``. Memory per code: the code, plus in
+    each of the ``m`` tables a copy of the code (padded to 64-bit words) and its 4-byte position,
+    plus ``m`` offset tables of ``2^(bits/m)`` int32 entries. Queries whose neighbours are too far
+    for probing to pay off are answered by an exhaustive scan, so results are always exact.
     Threads: numba's (``numba.set_num_threads``).
     """
 
@@ -348,41 +368,79 @@ class MultiIndexHashing(BinaryIndex):
             sizes = (1 << lens) + 1
             bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
             pos_dtype = np.int32 if self.ntotal < 2**31 else np.int64
+            words = to_words(self.codes_)
             offsets = np.empty(int(sizes.sum()), dtype=pos_dtype)
             positions = np.empty((m, self.ntotal), dtype=pos_dtype)
-            words = to_words(self.codes_)
-            _build_tables(words, starts, lens, bases, offsets, positions)
-            self._tables = (words, starts, lens, bases, offsets, positions)
+            tcodes = np.empty((m, self.ntotal, words.shape[1]), dtype=np.uint64)
+            _build_tables(words, starts, lens, bases, offsets, positions, tcodes)
+            # smask[i]: the bits of substring i, as words
+            bit = np.arange(words.shape[1] * 64)
+            smask = np.zeros((m, words.shape[1]), dtype=np.uint64)
+            for i in range(m):
+                sel = (bit >= starts[i]) & (bit < starts[i] + lens[i])
+                smask[i] = np.packbits(sel, bitorder="little").view("<u8")
+            self._tables = (words, starts, lens, bases, offsets, positions, tcodes, smask)
         return self._tables
 
-    def _nchunks(self, nq: int) -> int:
-        return int(max(1, min(nq, 4 * numba.get_num_threads())))
+    def _run(
+        self,
+        qw: np.ndarray,
+        k: int,
+        radius: int,
+        mode: int,
+        out_d: np.ndarray,
+        out_p: np.ndarray,
+        lims: np.ndarray,
+        gave_up: np.ndarray,
+    ) -> None:
+        """Run the probing kernel (modes as in ``_mih_query``); sets ``gave_up`` per query."""
+        _, starts, lens, bases, offsets, positions, tcodes, smask = self._build()
+        nchunks = int(max(1, min(qw.shape[0], 4 * numba.get_num_threads())))
+        budget = int(_BUDGET * self.ntotal) + 64 * _BUCKET_COST
+        _mih_query(qw, k, radius, mode, starts, lens, bases, offsets, positions, tcodes, smask,
+                   budget, nchunks, out_d, out_p, lims, gave_up)  # fmt: skip
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        words, starts, lens, bases, offsets, positions = self._build()
+        words = self._build()[0]
         qw = to_words(queries)
-        out_d = np.empty((qw.shape[0], k), dtype=np.int32)
-        out_p = np.empty((qw.shape[0], k), dtype=np.int64)
+        nq = qw.shape[0]
+        out_d = np.empty((nq, k), dtype=np.int32)
+        out_p = np.empty((nq, k), dtype=np.int64)
+        gave_up = np.zeros(nq, dtype=np.bool_)
         lims = np.zeros(1, dtype=np.int64)
-        _mih_query(qw, words, k, 0, 0, starts, lens, bases, offsets, positions,
-                   self._nchunks(qw.shape[0]), out_d, out_p, lims)  # fmt: skip
+        # Try a first batch; if most of it gives up, probing does not pay off on this database.
+        pilot = nq if nq <= 2 * _PILOT else _PILOT
+        self._run(qw[:pilot], k, 0, 0, out_d[:pilot], out_p[:pilot], lims, gave_up[:pilot])
+        if pilot < nq:
+            if gave_up[:pilot].mean() > 0.5:
+                gave_up[pilot:] = True
+            else:
+                self._run(qw[pilot:], k, 0, 0, out_d[pilot:], out_p[pilot:], lims, gave_up[pilot:])
+        scan = np.flatnonzero(gave_up)
+        if scan.size:
+            out_d[scan], out_p[scan] = knn_words(qw[scan], words, k, self.bits)
         return out_d, out_p
 
     def _range_search(
         self, queries: np.ndarray, radius: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        words, starts, lens, bases, offsets, positions = self._build()
+        words = self._build()[0]
         qw = to_words(queries)
         nq = qw.shape[0]
         lims = np.zeros(nq + 1, dtype=np.int64)
+        gave_up = np.zeros(nq, dtype=np.bool_)
         dummy_d = np.empty((1, 1), dtype=np.int32)
         dummy_p = np.empty((1, 1), dtype=np.int64)
-        nch = self._nchunks(nq)
-        _mih_query(qw, words, 0, radius, 1, starts, lens, bases, offsets, positions, nch,
-                   dummy_d, dummy_p, lims)  # fmt: skip
+        self._run(qw, 0, radius, 1, dummy_d, dummy_p, lims, gave_up)
+        scan = np.flatnonzero(gave_up)
+        if scan.size:
+            s_lims, s_d, s_p = range_search_words(qw[scan], words, radius)
+            lims[scan + 1] = np.diff(s_lims)
         np.cumsum(lims, out=lims)
         out_d = np.empty((1, int(lims[-1])), dtype=np.int32)
         out_p = np.empty((1, int(lims[-1])), dtype=np.int64)
-        _mih_query(qw, words, 0, radius, 2, starts, lens, bases, offsets, positions, nch,
-                   out_d, out_p, lims)  # fmt: skip
+        self._run(qw, 0, radius, 2, out_d, out_p, lims, gave_up)
+        for t, iq in enumerate(scan):
+            out_d[0, lims[iq] : lims[iq + 1]] = s_d[s_lims[t] : s_lims[t + 1]]
+            out_p[0, lims[iq] : lims[iq + 1]] = s_p[s_lims[t] : s_lims[t + 1]]
         return lims, out_d[0], out_p[0]
