@@ -55,7 +55,7 @@ def test_shipped_configs_are_valid() -> None:
     checked = 0
     for path in files:
         recipes, _ = load_study([path])
-        for name, values in recipes:
+        for _name, values in recipes:
             if values.get("method") in BASELINE_METHODS:
                 continue
             TrainConfig.from_dict(values)  # raises on any unknown key or bad value
