@@ -6,6 +6,7 @@ numba has no ``popcount``; ``popcount64`` lowers to LLVM's ``ctpop`` intrinsic, 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numba
@@ -14,6 +15,13 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = ["njit", "popcount64"]
+
+# numba's "omp" threading layer shares libgomp with torch and resets torch's thread count on its
+# first parallel launch (a run asked to use 1 thread silently went to all cores after the first
+# validation, changing results and oversubscribing shared machines). The "workqueue" layer keeps
+# its own threads. Users may still choose another layer through NUMBA_THREADING_LAYER.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @intrinsic

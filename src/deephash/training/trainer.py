@@ -86,7 +86,10 @@ def train(
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     if config.num_threads:
+        import numba
+
         torch.set_num_threads(config.num_threads)
+        numba.set_num_threads(min(config.num_threads, numba.config.NUMBA_NUM_THREADS))
     try:
         return _train(config, run_dir, resume, device, info, stop_after_epoch)
     finally:
@@ -143,7 +146,7 @@ def _train(
     val_idx = builders.validation_sample(cfg, data)
     deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
     for epoch in range(start_epoch, cfg.epochs):
-        if elapsed >= deadline:
+        if elapsed >= deadline and history:  # a fresh run always trains at least one batch
             break
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
