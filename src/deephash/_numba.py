@@ -21,7 +21,7 @@ __all__ = ["njit", "popcount64"]
 # validation, changing results and oversubscribing shared machines). The "workqueue" layer keeps
 # its own threads. Users may still choose another layer through NUMBA_THREADING_LAYER.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 
 @intrinsic

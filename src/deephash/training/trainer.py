@@ -89,7 +89,7 @@ def train(
         import numba
 
         torch.set_num_threads(config.num_threads)
-        numba.set_num_threads(min(config.num_threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(config.num_threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     try:
         return _train(config, run_dir, resume, device, info, stop_after_epoch)
     finally:
