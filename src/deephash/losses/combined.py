@@ -22,7 +22,8 @@ class CombinedLoss(MetricLoss):
     embedding_dim, num_classes: handed to the components that take them (classification and
     proxy losses). Schedulable attributes (``margin``, ``alpha``, ``lam``...) set on this loss are
     forwarded to every component that has them. The output's ``num_terms`` and ``active_fraction``
-    are those of the first component.
+    are those of the first component that mines triplets or pairs (so the history shows the share of
+    active triplets), else of the first component.
     """
 
     def __init__(
@@ -68,11 +69,13 @@ class CombinedLoss(MetricLoss):
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         outs = [part(embeddings, labels) for part in self.parts]
+        mined = [o for part, o in zip(self.parts, outs) if hasattr(part, "miner")]
+        report = mined[0] if mined else outs[0]
         total = sum(
             (w * o.loss for w, o in zip(self.weights, outs)),
             torch.zeros((), device=embeddings.device),
         )
-        return LossOutput(total, outs[0].num_terms, outs[0].active_fraction)
+        return LossOutput(total, report.num_terms, report.active_fraction)
 
 
 def _accepted(name: str) -> set[str]:
