@@ -118,3 +118,18 @@ def test_compare_with_feature_and_classical_hashing_baselines(
     )
     row = next(r for r in result.rows if r["name"] == "itq-16")
     assert row["map_mean"] == ref
+
+
+def test_compare_refuses_to_mix_a_different_recipe_into_a_finished_run(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    import pytest
+
+    a = tmp_path / "a.yaml"
+    a.write_text(yaml.safe_dump({**tiny_config_values, "loss": "batch-hard", "epochs": 1}))
+    out = tmp_path / "cmp"
+    run_compare([a], out, seeds=[0])
+    before = (out / "a" / "seed0" / "last.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"different recipe.*epochs: 1 -> 2"):
+        run_compare([a], out, seeds=[0], overrides={"epochs": 2})
+    assert (out / "a" / "seed0" / "last.pt").read_bytes() == before  # untouched

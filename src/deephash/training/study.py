@@ -48,6 +48,7 @@ def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> None:
 
     done_marker = run_dir / ("metrics.json" if cfg.final_eval else "history.jsonl")
     if (run_dir / "last.pt").exists():
+        _check_same_recipe(cfg, run_dir)
         history = _read_history(run_dir)
         finished = bool(history) and history[-1]["epoch"] >= cfg.epochs
         if finished and done_marker.exists():
@@ -55,6 +56,26 @@ def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> None:
         train(cfg, run_dir, resume=True)
     else:
         train(cfg, run_dir)
+
+
+# Settings that do not change what a run computes, so they may differ when a run is reused.
+_RUNTIME_KEYS = {"progress", "num_threads", "device", "data_dir", "download", "final_eval", "name"}
+
+
+def _check_same_recipe(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to reuse or resume ``run_dir`` for a different recipe (that would mix two runs)."""
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.exists():
+        return
+    saved = TrainConfig.from_dict(yaml.safe_load(saved_file.read_text()) or {}).to_dict()
+    wanted = cfg.to_dict()
+    diff = sorted(k for k in wanted if k not in _RUNTIME_KEYS and saved.get(k) != wanted[k])
+    if diff:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in diff)
+        raise ValueError(
+            f"{run_dir} holds a run of a different recipe ({details}); use another --out, or "
+            "pass the same overrides (--set/--seeds) as when it was trained"
+        )
 
 
 @dataclass
