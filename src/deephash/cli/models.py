@@ -14,12 +14,18 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import deephash.losses
-    from deephash.miners import list_miners
+    from deephash.miners import list_miners, list_pair_miners
     from deephash.models import list_backbones
 
-    print("backbones:", ", ".join(list_backbones(args.pattern)))
-    print("losses:   ", ", ".join(deephash.losses.list_losses(args.pattern)))
-    print(
-        "miners:   ", ", ".join(list_miners(args.pattern) if args.pattern != "*" else list_miners())
-    )
+    sections = {
+        "backbones": list_backbones(args.pattern),
+        "losses": deephash.losses.list_losses(args.pattern),
+        "miners": list_miners(args.pattern) + list_pair_miners(args.pattern),
+    }
+    found = {k: v for k, v in sections.items() if v}
+    if not found:
+        print(f"nothing registered matches {args.pattern!r}")
+        return 1
+    for name, items in found.items():
+        print(f"{name + ':':<11}{', '.join(items)}")
     return 0
