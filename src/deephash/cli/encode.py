@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from deephash.codes import pack_bits, sign
     from deephash.training import builders
+    from deephash.training.checkpoint import atomic_save_npz
     from deephash.training.runs import load_run
 
     loaded = load_run(args.run_dir, device=args.device)
@@ -40,13 +41,12 @@ def run(args: argparse.Namespace) -> int:
     split = getattr(data, args.split)
     out = loaded.encode(split.images, batch_size=args.batch_size, progress=True)
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
     if cfg.bits is not None:
-        np.savez(tmp, codes=pack_bits(sign(out)), labels=split.labels, bits=np.int64(cfg.bits))
+        atomic_save_npz(
+            path, codes=pack_bits(sign(out)), labels=split.labels, bits=np.int64(cfg.bits)
+        )
     else:
-        np.savez(tmp, embeddings=out, labels=split.labels)
-    tmp.replace(path)
+        atomic_save_npz(path, embeddings=out, labels=split.labels)
     kind = f"{cfg.bits}-bit codes" if cfg.bits is not None else f"{out.shape[1]}-d embeddings"
     print(f"wrote {len(out)} {kind} of the {args.split} split to {path}")
     return 0

@@ -6,11 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
-from deephash.training.checkpoint import atomic_write_json
+from deephash.training.checkpoint import atomic_save_npz, atomic_write_json
 
 __all__ = ["extract_baseline"]
 
@@ -97,15 +95,13 @@ def extract_baseline(
         }
     )
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".features.tmp.npz"
-    np.savez(
-        tmp,
+    atomic_save_npz(
+        out / "features.npz",
         query=q,
         query_labels=data.query.labels,
         database=db,
         database_labels=data.database.labels,
     )
-    tmp.replace(out / "features.npz")
     atomic_write_json(out / "metrics.json", metrics)
     if tsne_samples > 0:
         from deephash.viz import plot_tsne

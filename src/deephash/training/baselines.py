@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from deephash.training.checkpoint import atomic_write_json
+from deephash.training.checkpoint import atomic_save_npz, atomic_write_json
 
 __all__ = ["BASELINE_METHODS", "run_baseline"]
 
@@ -93,7 +93,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights")},
             "method": method,
         }
-        np.savez(
+        atomic_save_npz(
             run_dir / "codes.npz",
             query=pack_bits(sign(q)),
             database=pack_bits(sign(db)),

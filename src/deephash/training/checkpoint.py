@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "atomic_save_npz",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -44,6 +45,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_save_npz(path: Path, *, compressed: bool = False, **arrays: Any) -> None:
+    """``numpy.savez`` (or ``savez_compressed``) written atomically."""
+    import numpy as np
+
+    save = np.savez_compressed if compressed else np.savez
+    _atomic(Path(path), lambda f: save(f, **arrays))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

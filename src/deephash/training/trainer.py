@@ -28,6 +28,7 @@ from deephash.evaluation.evaluator import embed_images, retrieval_metrics
 from deephash.losses.base import LossOutput
 from deephash.training import builders
 from deephash.training.checkpoint import (
+    atomic_save_npz,
     atomic_write_json,
     atomic_write_text,
     load_checkpoint,
@@ -377,8 +378,9 @@ def evaluate_network(
     if run_dir is not None:
         from deephash.viz import plot_tsne
 
-        np.savez_compressed(
+        atomic_save_npz(
             run_dir / "embeddings.npz",
+            compressed=True,
             query=q,
             query_labels=data.query.labels,
             database=db,
