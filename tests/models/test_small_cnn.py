@@ -101,3 +101,28 @@ def test_grayscale_adaptation_of_small_cnn() -> None:
     g = torch.rand(2, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(gray(g), rgb(g.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-5)
+
+
+def test_depths_add_convs_after_pooling() -> None:
+    torch.manual_seed(0)
+    plain = create_backbone("small-cnn", in_channels=1)
+    deep = create_backbone("small-cnn", in_channels=1, depths=(1, 2, 3))
+    convs = [m for m in deep.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64, 64, 128, 128, 128]
+    # Extra convs are w×w×3×3, each with a BN (2w parameters): the count follows by hand.
+    extra = 64 * 64 * 9 + 2 * 64 + 2 * (128 * 128 * 9 + 2 * 128)
+    count = sum(p.numel() for p in deep.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert count == extra
+    # Depth 1 keeps the original state-dict keys, so older checkpoints still load.
+    assert set(plain.state_dict()) == set(SmallCNN(in_channels=1).state_dict())
+    assert not any(".extra." in k for k in plain.state_dict())
+    # A stage is conv -> pool -> BN -> ReLU, then (conv -> BN -> ReLU) per extra layer.
+    stage = deep.features[1].eval()
+    x = torch.rand(2, 32, 14, 14)
+    ref = F.relu(stage.bn(F.max_pool2d(stage.conv(x), 2)))
+    ref = F.relu(stage.extra[1](stage.extra[0](ref)))
+    with torch.no_grad():
+        torch.testing.assert_close(stage(x), ref)
+        assert deep.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 256)
+    with pytest.raises(ValueError, match="depths must be 3"):
+        SmallCNN(depths=(1, 0, 1))

@@ -85,7 +85,10 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
     from deephash.models.network import RetrievalNet
 
     backbone = create_backbone(
-        cfg.backbone, weights=resolve_weights(cfg.weights), in_channels=in_channels
+        cfg.backbone,
+        weights=resolve_weights(cfg.weights),
+        in_channels=in_channels,
+        **cfg.backbone_options,
     )
     # The backbone's own classifier (ResNet fc, VGG classifier.6) is kept for state-dict
     # compatibility but unused: freeze it so optimisers and DDP ignore it.

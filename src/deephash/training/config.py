@@ -36,6 +36,7 @@ class TrainConfig:
     # model
     backbone: str = "small-cnn"
     weights: str | None = None
+    backbone_options: dict[str, Any] = field(default_factory=dict)  # e.g. {depths: [1, 2, 2]}
     embedding_dim: int = 64
     normalize: bool = True  # L2-normalize float embeddings
     bits: int | None = None
