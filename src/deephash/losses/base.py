@@ -9,15 +9,22 @@ training (``margin``, ``alpha``, ``lam``...) are plain float attributes the trai
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["LossOutput", "MetricLoss", "create_loss", "list_losses", "register_loss"]
+from deephash._registry import Registry
+
+__all__ = [
+    "LOSSES",
+    "LossOutput",
+    "MetricLoss",
+    "create_loss",
+    "list_losses",
+    "register_loss",
+]
 
 
 @dataclass
@@ -54,29 +61,18 @@ class MetricLoss(nn.Module):
         raise NotImplementedError
 
 
-_LOSSES: dict[str, Callable[..., MetricLoss]] = {}
-T = TypeVar("T", bound=Callable[..., MetricLoss])
+LOSSES: Registry[MetricLoss] = Registry("loss")
+"""Every registered loss, by name (see :class:`deephash._registry.Registry`)."""
 
-
-def register_loss(name: str) -> Callable[[T], T]:
-    """Class decorator: make a loss creatable by ``create_loss(name, **options)``."""
-
-    def deco(cls: T) -> T:
-        if name in _LOSSES:
-            raise ValueError(f"loss {name!r} is registered twice")
-        _LOSSES[name] = cls
-        return cls
-
-    return deco
+register_loss = LOSSES.register
+"""Class decorator: make a loss creatable by ``create_loss(name, **options)``."""
 
 
 def list_losses(pattern: str = "*") -> list[str]:
     """Registered loss names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _LOSSES if fnmatch.fnmatch(n, pattern))
+    return LOSSES.names(pattern)
 
 
 def create_loss(name: str, **options: Any) -> MetricLoss:
-    """Create a registered loss by name; unknown names list what exists."""
-    if name not in _LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(list_losses())}")
-    return _LOSSES[name](**options)
+    """Create a registered loss by name; unknown names or options list what exists."""
+    return LOSSES.create(name, **options)

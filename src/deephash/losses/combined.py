@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from deephash.losses.base import LossOutput, MetricLoss, create_loss, register_loss
+from deephash.losses.base import LOSSES, LossOutput, MetricLoss, create_loss, register_loss
 
 __all__ = ["CombinedLoss"]
 
@@ -79,8 +78,4 @@ class CombinedLoss(MetricLoss):
 
 
 def _accepted(name: str) -> set[str]:
-    from deephash.losses.base import _LOSSES
-
-    if name not in _LOSSES:
-        create_loss(name)  # raises the standard "unknown loss" error
-    return set(inspect.signature(_LOSSES[name]).parameters)
+    return set(LOSSES.options(name))  # an unknown name raises the standard "unknown loss" error

@@ -16,17 +16,17 @@ dissimilarities (smaller = closer), by default Euclidean on L2-normalized embedd
 
 from __future__ import annotations
 
-import fnmatch
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import torch
 
+from deephash._registry import Registry
 from deephash.losses.distances import Distance, Metric
 
 __all__ = [
+    "MINERS",
+    "PAIR_MINERS",
     "MiningBatch",
     "PairMiner",
     "Pairs",
@@ -173,63 +173,25 @@ def _check_fraction(fraction: float) -> None:
         raise ValueError(f"progress fraction must be in [0, 1], got {fraction}")
 
 
-_MINERS: dict[str, type[TripletMiner]] = {}
-_PAIR_MINERS: dict[str, type[PairMiner]] = {}
-TM = TypeVar("TM", bound=type[TripletMiner])
-PM = TypeVar("PM", bound=type[PairMiner])
+MINERS: Registry[TripletMiner] = Registry("miner")
+"""Every registered triplet miner, by name."""
+PAIR_MINERS: Registry[PairMiner] = Registry("pair miner")
+"""Every registered pair miner, by name."""
 
-
-def register_miner(name: str) -> Callable[[TM], TM]:
-    """Class decorator: make a triplet miner creatable by ``create_miner(name, **options)``."""
-
-    def deco(cls: TM) -> TM:
-        if name in _MINERS:
-            raise ValueError(f"miner {name!r} is registered twice")
-        _MINERS[name] = cls
-        return cls
-
-    return deco
-
-
-def register_pair_miner(name: str) -> Callable[[PM], PM]:
-    """Class decorator: make a pair miner creatable by ``create_pair_miner(name, **options)``."""
-
-    def deco(cls: PM) -> PM:
-        if name in _PAIR_MINERS:
-            raise ValueError(f"pair miner {name!r} is registered twice")
-        _PAIR_MINERS[name] = cls
-        return cls
-
-    return deco
+register_miner = MINERS.register
+"""Class decorator: make a triplet miner creatable by ``create_miner(name, **options)``."""
+register_pair_miner = PAIR_MINERS.register
+"""Class decorator: make a pair miner creatable by ``create_pair_miner(name, **options)``."""
 
 
 def list_miners(pattern: str = "*") -> list[str]:
     """Registered triplet-miner names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _MINERS if fnmatch.fnmatch(n, pattern))
+    return MINERS.names(pattern)
 
 
 def list_pair_miners(pattern: str = "*") -> list[str]:
     """Registered pair-miner names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _PAIR_MINERS if fnmatch.fnmatch(n, pattern))
-
-
-def _create(registry: dict[str, Any], kind: str, name: str, options: dict[str, Any]) -> Any:
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(registry))}")
-    cls = registry[name]
-    accepted = _options(cls)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"{kind} {name!r} does not take option(s) {', '.join(unknown)}; "
-            f"it takes: {', '.join(accepted)}"
-        )
-    return cls(**options)
-
-
-def _options(cls: type) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(cls).parameters
-    return {k: v for k, v in params.items() if v.kind is v.KEYWORD_ONLY}
+    return PAIR_MINERS.names(pattern)
 
 
 def create_miner(name: str, **options: Any) -> TripletMiner:
@@ -237,20 +199,18 @@ def create_miner(name: str, **options: Any) -> TripletMiner:
 
     Unknown names or options raise ``ValueError`` listing what exists.
     """
-    miner: TripletMiner = _create(_MINERS, "miner", name, options)
-    return miner
+    return MINERS.create(name, **options)
 
 
 def create_pair_miner(name: str, **options: Any) -> PairMiner:
     """Create a registered pair miner by name, e.g. ``create_pair_miner("hard-pairs")``."""
-    miner: PairMiner = _create(_PAIR_MINERS, "pair miner", name, options)
-    return miner
+    return PAIR_MINERS.create(name, **options)
 
 
 def miner_options(name: str) -> dict[str, Any]:
     """Keyword options (name -> default) that triplet or pair miner ``name`` accepts."""
-    registry: dict[str, Any] = _MINERS if name in _MINERS else _PAIR_MINERS
+    registry: Registry[Any] = MINERS if name in MINERS else PAIR_MINERS
     if name not in registry:
         known = ", ".join(list_miners() + list_pair_miners())
         raise ValueError(f"unknown miner {name!r}; available: {known}")
-    return {k: p.default for k, p in _options(registry[name]).items()}
+    return {k: p.default for k, p in registry.options(name).items()}
