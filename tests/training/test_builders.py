@@ -1,4 +1,7 @@
+from typing import Any
+
 import pytest
+import torch
 from torch import nn
 
 from deephash.training import builders
@@ -23,3 +26,24 @@ def test_backbone_options_that_do_not_fit_are_a_clear_error() -> None:
     cfg = TrainConfig(backbone_options={"depth": [1, 2, 2]})
     with pytest.raises(ValueError, match=r"'small-cnn' got unknown option\(s\) depth; .*depths"):
         builders.build_network(cfg, 1)
+
+
+def test_augment_padding_zero_means_flips_only(tiny_config_values: dict[str, Any]) -> None:
+    cfg = TrainConfig(**{**tiny_config_values, "augment_padding": 0})
+    data = builders.load_data(cfg)
+    assert data.batch_transform(train=True).padding == 0
+    images = data.train.images[:64]
+    plain = builders.preprocessor(data, augment=False)(images)
+    out = builders.preprocessor(data, augment=True)(images, torch.Generator().manual_seed(0))
+    same = (out == plain).flatten(1).all(1)
+    flipped = (out == plain.flip(-1)).flatten(1).all(1)
+    assert bool((same | flipped).all())  # every image is itself or its mirror: no crop
+    assert 0 < int(flipped.sum()) < 64  # and about half are mirrored
+    # The dataset default (None) crops: 28 px images get 4 px of padding.
+    default = builders.load_data(TrainConfig(**tiny_config_values))
+    assert default.batch_transform(train=True).padding == 4
+
+
+def test_negative_augment_padding_is_rejected() -> None:
+    with pytest.raises(ValueError, match="augment_padding must be >= 0"):
+        TrainConfig(augment_padding=-1).validate()

@@ -34,6 +34,8 @@ class ProtocolData:
         split for fixed-size datasets, ImageNet's for photos (pretrained backbones expect them).
     flip: whether horizontal-flip augmentation keeps labels for this dataset.
     augment: whether the ``train`` split's per-item transform augments.
+    padding: random-crop padding in pixels per side when augmenting; None picks the dataset's
+        default (image side / 8, e.g. 4 px for 32 px images), 0 turns cropping off (flips only).
 
     The splits ``train``, ``validation``, ``query``, ``database`` and ``val_database`` are
     :class:`ArrayDataset` s built on first use (contiguous splits are views of the pool).
@@ -45,6 +47,7 @@ class ProtocolData:
     std: tuple[float, ...]
     flip: bool
     augment: bool = True
+    padding: int | None = None
 
     def _split(self, indices: np.ndarray, train: bool) -> ArrayDataset:
         return self.pool.subset(indices).with_transform(self.transform(train))
@@ -104,6 +107,8 @@ class ProtocolData:
 
     @property
     def _padding(self) -> int:
+        if self.padding is not None:
+            return self.padding
         # 4 px for 32 px CIFAR images (the usual recipe); scaled with the image side otherwise.
         return max(1, round(self.image_size / 8))
 

@@ -33,6 +33,7 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     augment: bool = True
+    augment_padding: int | None = None  # random-crop padding (px); None: dataset default; 0: flips only
     # model
     backbone: str = "small-cnn"
     weights: str | None = None
@@ -121,6 +122,10 @@ class TrainConfig:
         if self.lr_schedule not in {"cosine", "step", "constant"}:
             raise ValueError(
                 f"lr_schedule must be cosine, step or constant; got {self.lr_schedule!r}"
+            )
+        if self.augment_padding is not None and self.augment_padding < 0:
+            raise ValueError(
+                f"augment_padding must be >= 0 pixels (0: no crops), got {self.augment_padding}"
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
