@@ -33,7 +33,8 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     augment: bool = True
-    augment_padding: int | None = None  # random-crop padding (px); None: dataset default; 0: flips only
+    # random-crop padding in pixels: None for the dataset's default, 0 for flips only
+    augment_padding: int | None = None
     # model
     backbone: str = "small-cnn"
     weights: str | None = None
