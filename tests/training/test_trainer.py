@@ -207,3 +207,38 @@ def test_collapse_warning(
     cfg = _cfg(tiny_config_values, epochs=1, loss="batch-hard")
     with pytest.warns(CollapseWarning, match="collapsed"):
         train(cfg, tmp_path / "c")
+
+
+def test_time_limit_leaves_room_for_validation(
+    tmp_path: Path, tiny_config_values: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a fake clock (1 s per clock read, 10 s per validation pass), the run stops early
+    enough that the last validation still ends within the limit."""
+    import types
+
+    from deephash.training import trainer
+
+    clock = {"now": 0.0}
+
+    def perf_counter() -> float:
+        clock["now"] += 1.0
+        return clock["now"]
+
+    real_validate = trainer._validate
+
+    def slow_validate(*args: Any, **kwargs: Any) -> dict:
+        clock["now"] += 10.0
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    monkeypatch.setattr(trainer, "_validate", slow_validate)
+    cfg = _cfg(tiny_config_values, epochs=50, batches_per_epoch=8, time_limit_minutes=0.6)
+    result = trainer.train(cfg, tmp_path / "t")
+    hist = result.history
+    # Epoch 1: 8 batches + 10 s validation; later epochs are cut to leave 11 s for validation.
+    # Stopping at the limit and validating after it would end at >= 36 + 11 s; the clock reads
+    # after the validation (2 fake seconds here, microseconds in reality) are the only overshoot.
+    assert len(hist) >= 2 and hist[0]["batches"] == 8 and hist[-1]["batches"] < 8
+    assert hist[-1]["val_seconds"] == pytest.approx(11.0)
+    assert 36.0 - 11.0 <= hist[-1]["elapsed"] <= 36.0 + 2.0
+    assert result.metrics["train_seconds"] == pytest.approx(hist[-1]["elapsed"])

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_with_grad", "barrier", "cleanup", "setup_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_gather_with_grad",
+    "any_rank",
+    "barrier",
+    "cleanup",
+    "setup_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,20 @@ def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     dist.all_gather(parts, x.detach().contiguous())
     parts[info.rank] = x
     return torch.cat(parts, dim=0)
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on at least one (all ranks must call it together).
+
+    Decisions that end a loop (a time limit) must agree across ranks, or DDP would deadlock.
+    """
+    if not info.enabled:
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def barrier(info: DistInfo) -> None:

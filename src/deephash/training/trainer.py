@@ -38,6 +38,7 @@ from deephash.training.config import TrainConfig
 from deephash.training.distributed import (
     DistInfo,
     all_gather_with_grad,
+    any_rank,
     barrier,
     cleanup,
     setup_distributed,
@@ -146,8 +147,11 @@ def _train(
 
     val_idx = builders.validation_sample(cfg, data)
     deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
+    # The time limit covers validation too: an epoch stops early enough to leave the last
+    # validation pass's duration before the deadline, so train_seconds stays within the limit.
+    val_seconds = float(history[-1].get("val_seconds", 0.0)) if history else 0.0
     for epoch in range(start_epoch, cfg.epochs):
-        if elapsed >= deadline and history:  # a fresh run always trains at least one batch
+        if elapsed + val_seconds >= deadline and history:  # a fresh run trains at least a batch
             break
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
@@ -186,7 +190,9 @@ def _train(
                 bar.set_postfix(
                     loss=f"{sum_loss / n_batches:.4f}", active=f"{sum_active / n_batches:.2f}"
                 )
-            if elapsed + (time.perf_counter() - t0) >= deadline:
+            if math.isfinite(deadline) and any_rank(
+                elapsed + (time.perf_counter() - t0) + val_seconds >= deadline, info
+            ):
                 break
         bar.close()
 
@@ -201,8 +207,11 @@ def _train(
         for name in schedules:
             record[name] = getattr(loss_fn, name)
         if info.is_main and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+            t_val = time.perf_counter()
             val = _validate(cfg, net, data, val_idx, preprocess_eval, device)
+            val_seconds = time.perf_counter() - t_val
             record.update(val)
+            record["val_seconds"] = round(val_seconds, 3)
             _check_collapse(val, record, cfg)
         elapsed += time.perf_counter() - t0
         record["seconds"] = round(time.perf_counter() - t0, 3)
