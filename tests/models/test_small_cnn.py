@@ -126,3 +126,25 @@ def test_depths_add_convs_after_pooling() -> None:
         assert deep.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 256)
     with pytest.raises(ValueError, match="depths must be 3"):
         SmallCNN(depths=(1, 0, 1))
+
+
+def test_dropout_acts_in_training_only() -> None:
+    torch.manual_seed(0)
+    plain = SmallCNN(in_channels=1)
+    drop = SmallCNN(in_channels=1, dropout=0.5)
+    assert set(drop.state_dict()) == set(plain.state_dict())  # no parameters of its own
+    drop.load_state_dict(plain.state_dict())
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(drop.eval()(x), plain.eval()(x))
+        # In training, the flattened pooled features are zeroed with p = 0.5 (survivors x2).
+        drop.train()
+        feats = torch.flatten(drop.pool(drop.features(x)), 1)
+        torch.manual_seed(1)
+        dropped = drop.dropout(feats)
+        live = feats != 0  # post-ReLU features: many are zero already
+        zeroed = live & (dropped == 0)
+        assert 0.4 < float(zeroed.sum()) / float(live.sum()) < 0.6
+        torch.testing.assert_close(dropped[live & ~zeroed], 2 * feats[live & ~zeroed])
+    with pytest.raises(ValueError, match="dropout must be in"):
+        SmallCNN(dropout=1.0)

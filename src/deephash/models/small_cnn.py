@@ -34,6 +34,8 @@ class SmallCNN(Backbone):
 
     in_channels: input channels C. widths: output channels of the three conv stages.
     depths: conv layers per stage (>= 1 each; the default (1, 1, 1) is the original 3-conv net).
+    dropout: dropout probability on the pooled conv features, before the fully connected layer
+        (training only; no parameters, so checkpoints do not depend on it).
     out_features: feature dimension D. channels_last: use the channels-last layout (faster on CPU).
     Input float (B, C, H, W) with H, W >= 8; output float (B, D), non-negative (after ReLU).
     """
@@ -48,6 +50,7 @@ class SmallCNN(Backbone):
         widths: Sequence[int] = (32, 64, 128),
         depths: Sequence[int] = (1, 1, 1),
         out_features: int = 256,
+        dropout: float = 0.0,
         channels_last: bool = True,
         arch: str | None = None,
     ) -> None:
@@ -60,6 +63,8 @@ class SmallCNN(Backbone):
             raise ValueError(f"depths must be 3 conv counts >= 1 (one per stage), got {depths}")
         if out_features < 1:
             raise ValueError(f"out_features must be positive, got {out_features}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.arch = arch
         self.in_channels = in_channels
         self.out_features = out_features
@@ -71,6 +76,7 @@ class SmallCNN(Backbone):
             prev = w
         self.features = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d((3, 3))
+        self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(prev * 9, out_features, bias=False)
         self.bn = nn.BatchNorm1d(out_features)
         self.relu = nn.ReLU(inplace=True)
@@ -84,7 +90,7 @@ class SmallCNN(Backbone):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.pool(self.features(x))
-        return self.relu(self.bn(self.fc(torch.flatten(x, 1))))
+        return self.relu(self.bn(self.fc(self.dropout(torch.flatten(x, 1)))))
 
 
 class _Stage(nn.Module):
@@ -114,6 +120,7 @@ def small_cnn(
     widths: Sequence[int] = (32, 64, 128),
     depths: Sequence[int] = (1, 1, 1),
     out_features: int = 256,
+    dropout: float = 0.0,
     channels_last: bool = True,
 ) -> SmallCNN:
     """The small CPU CNN (0.39 M parameters by default); features float (B, out_features)."""
@@ -122,6 +129,7 @@ def small_cnn(
         widths=widths,
         depths=depths,
         out_features=out_features,
+        dropout=dropout,
         channels_last=channels_last,
         arch="small-cnn",
     )
