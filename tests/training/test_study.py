@@ -133,3 +133,11 @@ def test_compare_refuses_to_mix_a_different_recipe_into_a_finished_run(
     with pytest.raises(ValueError, match=r"different recipe.*epochs: 1 -> 2"):
         run_compare([a], out, seeds=[0], overrides={"epochs": 2})
     assert (out / "a" / "seed0" / "last.pt").read_bytes() == before  # untouched
+
+
+def test_tune_refuses_a_final_fit_on_validation(tmp_path: Path, tiny_config_values: dict) -> None:
+    import pytest
+
+    base = TrainConfig.from_dict({**tiny_config_values, "fit_validation": True})
+    with pytest.raises(ValueError, match="tune selects on the validation split"):
+        run_tune(base, {"lr": [0.001]}, tmp_path / "tune")

@@ -242,3 +242,22 @@ def test_time_limit_leaves_room_for_validation(
     assert hist[-1]["val_seconds"] == pytest.approx(11.0)
     assert 36.0 - 11.0 <= hist[-1]["elapsed"] <= 36.0 + 2.0
     assert result.metrics["train_seconds"] == pytest.approx(hist[-1]["elapsed"])
+
+
+def test_final_fit_trains_on_train_and_validation(tmp_path: Path, tiny_config_values: dict) -> None:
+    from deephash.training import builders
+
+    cfg = _cfg(tiny_config_values, epochs=2, fit_validation=True)
+    data = builders.load_data(cfg)
+    protocol = data.protocol
+    # 350 train + 50 validation images, in that order.
+    assert len(data.train) == protocol.train.size + protocol.validation.size == 400
+    np.testing.assert_array_equal(
+        data.train.labels, data.pool.labels[np.r_[protocol.train, protocol.validation]]
+    )
+    result = train(cfg, tmp_path / "fit")
+    # No validation pass (it would not be held out) and no best.pt: the last epoch is the model.
+    assert all("val_map" not in h for h in result.history)
+    assert not (tmp_path / "fit" / "best.pt").exists()
+    assert result.metrics["best_epoch"] == 2 and result.metrics["best_val_map"] is None
+    assert 0.0 <= result.metrics["map"] <= 1.0

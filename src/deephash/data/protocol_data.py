@@ -36,6 +36,8 @@ class ProtocolData:
     augment: whether the ``train`` split's per-item transform augments.
     padding: random-crop padding in pixels per side when augmenting; None picks the dataset's
         default (image side / 8, e.g. 4 px for 32 px images), 0 turns cropping off (flips only).
+    train_includes_validation: the ``train`` split also holds the validation images (a final fit
+        after model selection); set it before ``train`` is first used.
 
     The splits ``train``, ``validation``, ``query``, ``database`` and ``val_database`` are
     :class:`ArrayDataset` s built on first use (contiguous splits are views of the pool).
@@ -48,12 +50,16 @@ class ProtocolData:
     flip: bool
     augment: bool = True
     padding: int | None = None
+    train_includes_validation: bool = False
 
     def _split(self, indices: np.ndarray, train: bool) -> ArrayDataset:
         return self.pool.subset(indices).with_transform(self.transform(train))
 
     @cached_property
     def train(self) -> ArrayDataset:
+        if self.train_includes_validation:
+            both = np.concatenate([self.protocol.train, self.protocol.validation])
+            return self._split(both, True)
         return self._split(self.protocol.train, True)
 
     @cached_property

@@ -54,6 +54,7 @@ def load_data(cfg: TrainConfig) -> Data:
         **cfg.protocol_options,
     )
     data.padding = cfg.augment_padding
+    data.train_includes_validation = cfg.fit_validation
     return data
 
 

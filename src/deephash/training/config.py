@@ -33,6 +33,9 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     augment: bool = True
+    # Final fit: train on train + validation once the hyper-parameters are chosen; no per-epoch
+    # validation then (it would not be held out), and the last epoch is the model.
+    fit_validation: bool = False
     # random-crop padding in pixels: None for the dataset's default, 0 for flips only
     augment_padding: int | None = None
     # model

@@ -111,6 +111,11 @@ def run_tune(
             set_dotted(values, key, value)
         values["final_eval"] = False
         cfg = TrainConfig.from_dict(values)
+        if cfg.fit_validation:
+            raise ValueError(
+                "tune selects on the validation split, so its trials cannot train on it: "
+                "set fit_validation: false for tuning (use it for the final fit afterwards)"
+            )
         run_dir = out / f"trial-{i:02d}"
         _train_or_reuse(cfg, run_dir)
         history = _read_history(run_dir)

@@ -206,7 +206,8 @@ def _train(
         }
         for name in schedules:
             record[name] = getattr(loss_fn, name)
-        if info.is_main and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+        validate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+        if info.is_main and validate_now and not cfg.fit_validation:
             t_val = time.perf_counter()
             val = _validate(cfg, net, data, val_idx, preprocess_eval, device)
             val_seconds = time.perf_counter() - t_val
@@ -334,10 +335,16 @@ def finalize_run(
     metrics = evaluate_network(cfg, net, data, device, run_dir=run_dir)
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["epochs_run"] = len(history)
+    validated = [h for h in history if "val_map" in h]
+    # Without validation (a final fit on train + validation) the last epoch is the model.
     metrics["best_epoch"] = (
-        int(max(history, key=lambda h: h.get("val_map", -1))["epoch"]) if history else 0
+        int(max(validated, key=lambda h: h["val_map"])["epoch"])
+        if validated
+        else int(history[-1]["epoch"])
+        if history
+        else 0
     )
-    metrics["best_val_map"] = max((h.get("val_map", -1.0) for h in history), default=None)
+    metrics["best_val_map"] = max((h["val_map"] for h in validated), default=None)
     atomic_write_json(run_dir / "metrics.json", metrics)
     if history:
         from deephash.viz import plot_training_history
