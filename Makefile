@@ -44,7 +44,7 @@ demo: setup data
 	elif [ -f $(DEMO_RUN)/last.pt ]; then $(VENV)/bin/deephash train --resume $(DEMO_RUN); \
 	else $(VENV)/bin/deephash train --config $(DEMO_CONFIG) --out $(DEMO_RUN); fi
 	$(VENV)/bin/deephash report $(DEMO_RUN)
-	@echo "run folder: $(DEMO_RUN) (metrics.json, best.pt, history.png, tsne.png, tsne_codes.png, pr_curve.png)"
+	@echo "run folder: $(DEMO_RUN) (metrics.json, last.pt, history.png, tsne.png, tsne_codes.png, pr_curve.png)"
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -11,6 +11,7 @@ from deephash.hashing.two_step import (
     TripletCodeInference,
     TwoStepTargets,
     sample_triplets,
+    spread_codes,
     triplet_satisfaction,
 )
 from deephash.losses.base import create_loss
@@ -111,3 +112,36 @@ def test_scales_to_60k_by_48_bits() -> None:
     elapsed = time.perf_counter() - start
     assert elapsed < 300
     assert triplet_satisfaction(inf.codes_, sample_triplets(y, 2, seed=7)) > 0.95
+
+
+def test_spread_codes_are_far_apart_and_seeded() -> None:
+    codes = spread_codes(10, 12, seed=3)
+    assert codes.shape == (10, 12) and codes.dtype == np.int8
+    assert set(np.unique(codes)) == {-1, 1}
+    dist = (codes[:, None, :] != codes[None, :, :]).sum(-1)[np.triu_indices(10, 1)]
+    # 10 random 12-bit codes are typically 1-2 bits apart at the closest pair; greedy max-min
+    # selection reaches 6 (the Plotkin-type bound for 10 words of length 12 is 6).
+    assert dist.min() >= 5
+    np.testing.assert_array_equal(codes, spread_codes(10, 12, seed=3))
+    with pytest.raises(ValueError, match="positive"):
+        spread_codes(0, 12)
+
+
+def test_class_init_gives_one_code_per_class() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000) * 7 + 3  # arbitrary label values
+    inf = TripletCodeInference(12, init="class", seed=0).fit(labels)
+    z = inf.codes_
+    per_class = {int(c): np.unique(z[labels == c], axis=0) for c in np.unique(labels)}
+    assert all(len(u) == 1 for u in per_class.values())
+    # Every sampled triplet is satisfied by the margin (bits / 4 = 3): brute force over triplets.
+    a, p, n = inf.triplets_.T
+    d_pos = (z[a] != z[p]).sum(1)
+    d_neg = (z[a] != z[n]).sum(1)
+    assert np.all(np.maximum(0, d_pos - d_neg + 3) == 0)
+    assert inf.loss_history_[0] == 0.0
+    # The random start instead ends with many codes per class.
+    rand = TripletCodeInference(12, seed=0).fit(labels).codes_
+    assert len(np.unique(rand[labels == labels[0]], axis=0)) > 10
+    with pytest.raises(ValueError, match="init must be"):
+        TripletCodeInference(12, init="hadamard")  # type: ignore[arg-type]

@@ -54,6 +54,7 @@ __all__ = [
     "TripletCodeInference",
     "TwoStepTargets",
     "sample_triplets",
+    "spread_codes",
     "triplet_satisfaction",
 ]
 
@@ -217,12 +218,37 @@ def _solve_bit(
     return moves
 
 
+def spread_codes(count: int, bits: int, *, seed: int = 0, candidates: int = 4096) -> np.ndarray:
+    """``count`` codes of ``bits`` in {−1, +1} chosen to lie far apart: int8 (count, bits).
+
+    Greedy max–min selection: the first code is random; each next one is, among ``candidates``
+    random codes, the one whose smallest Hamming distance to the codes chosen so far is largest
+    (ties: the first). Seeded, so the same arguments give the same codes.
+    """
+    if count <= 0 or bits <= 0:
+        raise ValueError(f"count and bits must be positive, got {count}, {bits}")
+    rng = np.random.default_rng(seed)
+    pool = np.where(rng.random((candidates, bits)) < 0.5, 1, -1).astype(np.int8)
+    chosen = [pool[0]]
+    nearest = (pool != pool[0]).sum(axis=1)
+    for _ in range(count - 1):
+        best = int(np.argmax(nearest))
+        chosen.append(pool[best])
+        nearest = np.minimum(nearest, (pool != pool[best]).sum(axis=1))
+    return np.stack(chosen)
+
+
 class TripletCodeInference:
     """Step 1 of the two-step method: infer binary target codes from triplet constraints.
 
     Settings: ``bits``; ``triplets_per_sample`` (sampled once per anchor); ``margin`` in Hamming
     units (default ``bits / 4``); ``loss`` ``"hinge"`` or ``"squared-hinge"``; ``n_rounds`` passes
-    over all bits; ``max_sweeps`` per bit sub-problem; ``seed``.
+    over all bits; ``max_sweeps`` per bit sub-problem; ``seed``; ``init`` the starting codes:
+    ``"random"`` (independent random bits per sample) or ``"class"`` (ours: one code per class,
+    chosen greedily to keep the classes' codes far apart in Hamming distance, every sample starting
+    from its class's code). With short codes (12 bits) a random start ends in many codes per class
+    spread over the code space, which ranks a class's members apart; the class start satisfies
+    every triplet whose classes' codes are at least the margin apart from the first round.
 
     Learned state after :meth:`fit`: ``codes_`` int8 (n, bits) in {−1, +1}, ``triplets_`` int64
     (m, 3), ``loss_history_`` float64 (n_rounds + 1,): mean triplet loss at the start and after
@@ -239,7 +265,10 @@ class TripletCodeInference:
         n_rounds: int = 3,
         max_sweeps: int = 10,
         seed: int = 0,
+        init: Literal["random", "class"] = "random",
     ) -> None:
+        if init not in ("random", "class"):
+            raise ValueError(f"init must be 'random' or 'class', got {init!r}")
         if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0:
             raise ValueError(f"bits must be a positive int, got {bits!r}")
         if loss not in ("hinge", "squared-hinge"):
@@ -258,6 +287,7 @@ class TripletCodeInference:
         self.n_rounds = n_rounds
         self.max_sweeps = max_sweeps
         self.seed = seed
+        self.init = init
 
     def _mean_loss(self, d_pos: np.ndarray, d_neg: np.ndarray, margin: float) -> float:
         return float(_loss((d_pos - d_neg).astype(np.float64), margin, self.loss).mean())
@@ -295,7 +325,10 @@ class TripletCodeInference:
                     f"{int(bad.sum())} triplets are not (anchor, same-class, other-class)"
                 )
         rng = np.random.default_rng(self.seed + 1)
-        if init_codes is None:
+        if init_codes is None and self.init == "class":
+            classes, inverse = np.unique(y, return_inverse=True)
+            z = spread_codes(classes.size, self.bits, seed=self.seed)[inverse]
+        elif init_codes is None:
             z = np.where(rng.random((n, self.bits)) < 0.5, 1, -1).astype(np.int8)
         else:
             init = np.asarray(init_codes)
