@@ -148,7 +148,8 @@ def _train(
     val_idx = builders.validation_sample(cfg, data)
     deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
     # The time limit covers validation too: an epoch stops early enough to leave the last
-    # validation pass's duration before the deadline, so train_seconds overshoots it by at most about one batch.
+    # validation pass's duration before the deadline, so train_seconds overshoots it by at most
+    # about one batch.
     val_seconds = float(history[-1].get("val_seconds", 0.0)) if history else 0.0
     for epoch in range(start_epoch, cfg.epochs):
         if elapsed + val_seconds >= deadline and history:  # a fresh run trains at least a batch
