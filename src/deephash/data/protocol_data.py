@@ -37,7 +37,7 @@ class ProtocolData:
     padding: random-crop padding in pixels per side when augmenting; None picks the dataset's
         default (image side / 8, e.g. 4 px for 32 px images), 0 turns cropping off (flips only).
     train_includes_validation: the ``train`` split also holds the validation images (a final fit
-        after model selection); set it before ``train`` is first used.
+        after model selection).
 
     The splits ``train``, ``validation``, ``query``, ``database`` and ``val_database`` are
     :class:`ArrayDataset` s built on first use (contiguous splits are views of the pool).
@@ -128,6 +128,8 @@ def load_protocol_data(
     image_size: int | None = None,
     resize_size: int | None = None,
     augment: bool = True,
+    padding: int | None = None,
+    train_includes_validation: bool = False,
     **options: Any,
 ) -> ProtocolData:
     """Load a dataset and cut it by a protocol.
@@ -136,6 +138,7 @@ def load_protocol_data(
         (its seed and options are fixed; passing ``options`` then is an error).
     data_dir, download: where to look for the dataset first, and whether to fetch it if missing.
     image_size, resize_size: see :func:`deephash.data.datasets.load_dataset`.
+    augment, padding, train_includes_validation: see :class:`ProtocolData`.
     options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
     """
     path = Path(name_or_path)
@@ -177,4 +180,13 @@ def load_protocol_data(
         mean, std = channel_stats(pooled.data.images[protocol.train])
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-    return ProtocolData(protocol, pooled.data, mean, std, info.flip, augment)
+    return ProtocolData(
+        protocol,
+        pooled.data,
+        mean,
+        std,
+        info.flip,
+        augment,
+        padding=padding,
+        train_includes_validation=train_includes_validation,
+    )

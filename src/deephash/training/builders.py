@@ -46,16 +46,15 @@ def load_data(cfg: TrainConfig) -> Data:
     """Load the protocol's splits (uint8 images in memory)."""
     from deephash.data import load_protocol_data
 
-    data = load_protocol_data(
+    return load_protocol_data(
         default_protocol(cfg.protocol_name),
         data_dir=cfg.data_dir,
         download=cfg.download,
         seed=cfg.seed,
+        padding=cfg.augment_padding,
+        train_includes_validation=cfg.fit_validation,
         **cfg.protocol_options,
     )
-    data.padding = cfg.augment_padding
-    data.train_includes_validation = cfg.fit_validation
-    return data
 
 
 def default_protocol(name: str) -> str:

@@ -150,7 +150,10 @@ def _train(
     # The time limit covers validation too: an epoch stops early enough to leave the last
     # validation pass's duration before the deadline, so train_seconds overshoots it by at most
     # about one batch.
-    val_seconds = float(history[-1].get("val_seconds", 0.0)) if history else 0.0
+    # (On resume: the last epoch that validated, as an uninterrupted run would remember it.)
+    val_seconds = next(
+        (float(h["val_seconds"]) for h in reversed(history) if "val_seconds" in h), 0.0
+    )
     for epoch in range(start_epoch, cfg.epochs):
         if elapsed + val_seconds >= deadline and history:  # a fresh run trains at least a batch
             break
@@ -338,13 +341,8 @@ def finalize_run(
     metrics["epochs_run"] = len(history)
     validated = [h for h in history if "val_map" in h]
     # Without validation (a final fit on train + validation) the last epoch is the model.
-    metrics["best_epoch"] = (
-        int(max(validated, key=lambda h: h["val_map"])["epoch"])
-        if validated
-        else int(history[-1]["epoch"])
-        if history
-        else 0
-    )
+    chosen = max(validated, key=lambda h: h["val_map"]) if validated else (history or [{}])[-1]
+    metrics["best_epoch"] = int(chosen.get("epoch", 0))
     metrics["best_val_map"] = max((h["val_map"] for h in validated), default=None)
     atomic_write_json(run_dir / "metrics.json", metrics)
     if history:
