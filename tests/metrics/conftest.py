@@ -189,6 +189,21 @@ def gaussian_with_duplicates(
     return q, rng.choice(LABEL_VALUES, nq), db, rng.choice(LABEL_VALUES, ndb)
 
 
+# (queries per block, database items per tile) of the float kernel: the default, odd sizes that
+# put duplicate rows in different tiles and query groups, and one query per block.
+FLOAT_BLOCKS = [(32, 512), (3, 7), (1, 16)]
+
+
+@pytest.fixture(params=FLOAT_BLOCKS, ids=lambda b: f"qblock{b[0]}-tile{b[1]}")
+def float_blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """Runs a float-metric test under each kernel blocking: no result may depend on it."""
+    from deephash.metrics import _ranking
+
+    monkeypatch.setattr(_ranking, "FLOAT_QUERY_BLOCK", request.param[0])
+    monkeypatch.setattr(_ranking, "FLOAT_DB_BLOCK", request.param[1])
+    return request.param
+
+
 @pytest.fixture
 def data() -> SimpleNamespace:
     """The test-data generators above."""

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from deephash.codes import pack_bits
-from deephash.metrics import mean_average_precision
+from deephash.metrics import mean_average_precision, retrieval_report
 
 BITS = [8, 12, 48, 64, 100, 256]
 
@@ -35,7 +35,7 @@ def test_divisors_differ_on_map_at_k_and_agree_at_all(data) -> None:
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-def test_float_map_matches_brute_force_with_ties(distance, ref, data) -> None:
+def test_float_map_matches_brute_force_with_ties(distance, ref, data, float_blocks) -> None:
     make = data.grid_embeddings if distance == "euclidean" else data.gaussian_with_duplicates
     q, ql, db, dl = make(10, 80, 3, seed=1)
     for k in (None, 5, 200):
@@ -112,7 +112,7 @@ def test_multilabel_relevance_matches_brute_force(ref, data) -> None:
     assert got == pytest.approx(ref.mean_ap(q, ql, db, dl, "hamming", None), abs=1e-12)
 
 
-def test_multilabel_float(ref, data) -> None:
+def test_multilabel_float(ref, data, float_blocks) -> None:
     rng = np.random.default_rng(4)
     q, _, db, _ = data.grid_embeddings(8, 50, 3, seed=4)
     ql = rng.random((8, 70)) < 0.05
@@ -135,22 +135,31 @@ def test_torch_inputs_and_label_values_are_remapped(data) -> None:
     assert got == base
 
 
-def test_chunking_does_not_change_results(monkeypatch, data) -> None:
+def test_hamming_chunking_does_not_change_results(monkeypatch, data) -> None:
     from deephash.metrics import _ranking
 
     q, ql, db, dl = data.noisy_codes(48, 37, 50, seed=9)
-    qf, qfl, dbf, dfl = data.gaussian_with_duplicates(37, 50, 4, seed=9)
-    want_h = mean_average_precision(q, ql, db, dl, k=13)
-    want_f = mean_average_precision(qf, qfl, dbf, dfl, k=13, distance="cosine")
+    want = mean_average_precision(q, ql, db, dl, k=13)
     monkeypatch.setattr(_ranking, "HAMMING_QUERY_CHUNK", 5)
-    monkeypatch.setattr(_ranking, "FLOAT_CHUNK_BYTES", 1)
-    assert mean_average_precision(q, ql, db, dl, k=13) == pytest.approx(want_h, abs=1e-15)
-    assert mean_average_precision(qf, qfl, dbf, dfl, k=13, distance="cosine") == pytest.approx(
-        want_f, abs=1e-15
-    )
+    assert mean_average_precision(q, ql, db, dl, k=13) == want
 
 
-def test_cosine_with_zero_vectors_ranks_them_at_similarity_zero(ref) -> None:
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_blocking_does_not_change_results(distance, dtype, monkeypatch, data) -> None:
+    from deephash.metrics import _ranking
+
+    q, ql, db, dl = data.gaussian_with_duplicates(37, 600, 5, seed=9)
+    q, db = q.astype(dtype), db.astype(dtype)
+    want = retrieval_report(q, ql, db, dl, distance=distance, map_k=13, knn_k=7).to_dict()
+    for qblock, tile in [(1, 1), (5, 7), (37, 64), (64, 600), (3, 1000)]:
+        monkeypatch.setattr(_ranking, "FLOAT_QUERY_BLOCK", qblock)
+        monkeypatch.setattr(_ranking, "FLOAT_DB_BLOCK", tile)
+        got = retrieval_report(q, ql, db, dl, distance=distance, map_k=13, knn_k=7).to_dict()
+        assert got == want, (qblock, tile)
+
+
+def test_cosine_with_zero_vectors_ranks_them_at_similarity_zero(ref, float_blocks) -> None:
     q = np.array([[1.0, 0.0], [0.0, 0.0]])
     db = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 2.0]])
     ql, dl = [0, 1], [1, 0, 0, 1, 1]

@@ -15,7 +15,7 @@ def test_knn_hamming_matches_brute_force(bits, ref, data) -> None:
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-def test_knn_float_matches_brute_force(distance, ref, data) -> None:
+def test_knn_float_matches_brute_force(distance, ref, data, float_blocks) -> None:
     make = data.grid_embeddings if distance == "euclidean" else data.gaussian_with_duplicates
     q, ql, db, dl = make(15, 50, 3, seed=3)
     for k in (1, 4, 9):

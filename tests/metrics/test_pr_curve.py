@@ -47,7 +47,7 @@ def test_bits_checks() -> None:
 
 
 @pytest.mark.parametrize("distance", ["hamming", "euclidean", "cosine"])
-def test_rank_curve_matches_brute_force(distance, ref, data) -> None:
+def test_rank_curve_matches_brute_force(distance, ref, data, float_blocks) -> None:
     if distance == "hamming":
         q, ql, db, dl = data.tie_heavy_codes(20, 9, 40, seed=6)
     elif distance == "euclidean":

@@ -1,19 +1,26 @@
 import numpy as np
 import pytest
 
+from deephash.metrics._float_kernel import rank_row
 from deephash.metrics._inputs import prepare
-from deephash.metrics._ranking import compute_rank_stats, majority_vote, stable_argsort_rows
+from deephash.metrics._ranking import compute_rank_stats, majority_vote
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
-def test_stable_argsort_rows_matches_numpy_stable_sort(dtype) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rank_row_is_a_stable_argsort(dtype) -> None:
     rng = np.random.default_rng(0)
-    key = rng.integers(0, 7, size=(13, 500)).astype(dtype)  # long runs of ties
-    key[0] = 1  # one row that is a single run
-    key[1] = np.arange(500)[::-1]  # one row without ties
-    np.testing.assert_array_equal(stable_argsort_rows(key), np.argsort(key, axis=1, kind="stable"))
-    signed_zero = np.array([[0.0, -0.0, 1.0, -0.0, 0.0]])
-    np.testing.assert_array_equal(stable_argsort_rows(signed_zero), [[0, 1, 3, 4, 2]])
+    rows = [
+        rng.integers(-3, 4, 5000).astype(dtype),  # long runs of ties
+        np.ones(300, dtype=dtype),  # one run: every digit is skipped
+        np.arange(700, dtype=dtype)[::-1].copy(),  # no ties, reversed
+        # every magnitude and both signs, with infinities and subnormals
+        rng.standard_normal(4000).astype(dtype) * 10.0 ** rng.integers(-30, 30, 4000),
+        np.array([np.inf, -np.inf, np.finfo(dtype).tiny / 4, -np.finfo(dtype).max, 0.0], dtype),
+    ]
+    for row in rows:
+        np.testing.assert_array_equal(rank_row(row), np.argsort(row, kind="stable"))
+    signed_zero = np.array([0.0, -0.0, 1.0, -0.0, 0.0, -1.0], dtype=dtype)
+    np.testing.assert_array_equal(rank_row(signed_zero), [5, 0, 1, 3, 4, 2])
 
 
 def test_majority_vote_by_loop() -> None:

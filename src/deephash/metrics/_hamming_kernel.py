@@ -18,6 +18,7 @@ import numpy as np
 from numba import prange
 
 from deephash._numba import njit, popcount64
+from deephash.metrics._accumulate import add_relevant, reset_query
 
 
 # The counting pass comes in three loops so that each stays branch-free: one 64-bit word (codes
@@ -160,8 +161,6 @@ def hamming_rank_stats(  # pragma: no cover - compiled
     nw = q_words.shape[1]
     nd = hist.shape[1]
     t_top = topk.shape[1]
-    n_ap = ap_ks.shape[0]
-    n_cut = cutoffs.shape[0]
     for b in prange(num_blocks):
         lo = b * nq // num_blocks
         hi = (b + 1) * nq // num_blocks
@@ -198,22 +197,12 @@ def hamming_rank_stats(  # pragma: no cover - compiled
                 acc += h[d]
                 racc += rh[d]
             n_relevant[q] = m
-            for t in range(n_ap):
-                ap_sum[q, t] = 0.0
-                ap_hits[q, t] = 0
-            for t in range(n_cut):
-                cut_hits[q, t] = 0
+            reset_query(q, ap_sum, ap_hits, cut_hits)
             for i in range(m):
                 d = rel_d[i]
                 pos = start[d] + rel_off[i] + 1
                 prec = (rstart[d] + rel_roff[i] + 1) / pos
-                for t in range(n_ap):
-                    if pos <= ap_ks[t]:
-                        ap_sum[q, t] += prec
-                        ap_hits[q, t] += 1
-                for t in range(n_cut):
-                    if pos <= cutoffs[t]:
-                        cut_hits[q, t] += 1
+                add_relevant(q, pos, prec, ap_ks, cutoffs, ap_sum, ap_hits, cut_hits)
             if t_top > 0:
                 # Ids of the first t_top ranked items: only buckets up to the one holding
                 # position t_top matter; hand out positions inside them in database order.

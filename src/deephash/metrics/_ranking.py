@@ -2,10 +2,10 @@
 
 The ranking of the database for a query is by increasing distance, ties broken by database order
 (stable). For packed codes the ranking is a counting sort (:mod:`._hamming_kernel`); for float
-embeddings it is a chunked matrix product followed by a row-wise sort that breaks ties by index
-(:func:`stable_argsort_rows`). Both paths reduce
-the ranking to the same per-query statistics (:class:`RankStats`), from which the public metrics
-are simple averages, so all metrics share one definition of the ranking.
+embeddings it is a stable radix sort of distances that are computed in a fixed order, bit for bit
+the same on any CPU (:mod:`._float_kernel`). Both paths reduce the ranking to the same per-query
+statistics (:class:`RankStats`), from which the public metrics are simple averages, so all
+metrics share one definition of the ranking.
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import torch
-from numba import prange
 
-from deephash._numba import njit
+from deephash.metrics._float_kernel import float_rank_stats, normalize_rows, tile_database
 from deephash.metrics._hamming_kernel import hamming_rank_stats
 from deephash.metrics._inputs import Prepared
 
-# Queries per kernel call (Hamming) and the memory budget of one float chunk: working memory
-# stays bounded however many queries there are.
+# Queries per Hamming kernel call: working memory stays bounded however many queries there are.
 HAMMING_QUERY_CHUNK = 2048
-FLOAT_CHUNK_BYTES = 1 << 28
-# Bytes of temporaries per (query, database item) pair in the float path.
-_FLOAT_BYTES_PER_PAIR = 56
+# Float kernel blocking: queries that share one pass over a block of database items while it is
+# in cache. Speed only: no result depends on either (tests vary both).
+FLOAT_QUERY_BLOCK = 32
+FLOAT_DB_BLOCK = 512
 
 
 @dataclass
@@ -98,80 +96,16 @@ def _radius_sums(hist: np.ndarray, relhist: np.ndarray) -> tuple[np.ndarray, ...
     return precision.sum(axis=0), (retrieved > 0).sum(axis=0), recall.sum(axis=0)
 
 
-def _float_chunk(
-    prep: Prepared,
-    lo: int,
-    hi: int,
-    db: torch.Tensor,
-    db_sqnorm: torch.Tensor | None,
-    ap_ks: np.ndarray,
-    cutoffs: np.ndarray,
-    top_t: int,
-) -> tuple[np.ndarray, ...]:
-    q = torch.from_numpy(prep.query[lo:hi])
-    if prep.distance == "cosine":
-        qn = q / q.norm(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
-        # Rank by decreasing cosine similarity == increasing cosine distance.
-        key = -(qn @ db.T)
-    else:
-        # Rank by squared distance: same order, and no sqrt rounding that could merge two
-        # distinct distances into a tie. Identical database rows still get identical keys.
-        assert db_sqnorm is not None
-        key = (q * q).sum(dim=1, keepdim=True) + db_sqnorm[None, :] - 2.0 * (q @ db.T)
-        key.clamp_(min=0.0)
-    order = stable_argsort_rows(key.numpy())
-    del key
+def _relevance_inputs(prep: Prepared) -> tuple[np.ndarray, ...]:
+    """(q_lab, db_lab, q_mask, db_mask) for the kernels: both pairs, one of them dummy."""
+    nq, n = prep.num_queries, prep.num_database
     if prep.multilabel:
-        qm = prep.query_labels[lo:hi]
-        rel = np.zeros(order.shape, dtype=bool)
-        for w in range(qm.shape[1]):
-            rel |= (qm[:, w : w + 1] & prep.database_labels[None, :, w]) != 0
-    else:
-        rel = prep.query_labels[lo:hi, None] == prep.database_labels[None, :]
-    rel_sorted = np.take_along_axis(rel, order, axis=1)
-    del rel
-    hits = np.cumsum(rel_sorted, axis=1, dtype=np.int64)
-    # Precision at each relevant item, summed up to each depth; only the relevant entries.
-    rows, cols = np.nonzero(rel_sorted)
-    prec = hits[rows, cols] / (cols + 1.0)
-    c = order.shape[0]
-    ap_sum = np.zeros((c, ap_ks.size))
-    for t, k in enumerate(ap_ks):
-        ap_sum[:, t] = np.bincount(rows, weights=prec * (cols < k), minlength=c)
-    return (
-        ap_sum,
-        hits[:, ap_ks - 1],
-        hits[:, -1].copy(),
-        hits[:, cutoffs - 1],
-        order[:, :top_t].astype(np.int64),
-    )
-
-
-@njit(parallel=True)
-def _sort_tie_runs(key: np.ndarray, order: np.ndarray) -> None:  # pragma: no cover - compiled
-    for r in prange(order.shape[0]):
-        n = order.shape[1]
-        i = 0
-        while i < n:
-            v = key[r, order[r, i]]
-            j = i + 1
-            while j < n and key[r, order[r, j]] == v:
-                j += 1
-            if j - i > 1:
-                order[r, i:j] = np.sort(order[r, i:j])
-            i = j
-
-
-def stable_argsort_rows(key: np.ndarray) -> np.ndarray:
-    """Row-wise argsort of key (c, n) that breaks ties by column index, like a stable sort.
-
-    numpy's default sort is a SIMD quicksort, several times faster than its stable merge sort but
-    free to permute equal keys (float32 distances to 60k items tie often); each run of equal keys
-    is then put back in index order in one linear scan. Returns int64 (c, n).
-    """
-    order = np.argsort(key, axis=1)
-    _sort_tie_runs(key, order)
-    return order
+        q_lab = np.zeros(nq, dtype=np.int64)
+        db_lab = np.zeros(n, dtype=np.int64)
+        return q_lab, db_lab, prep.query_labels, prep.database_labels
+    q_mask = np.zeros((nq, 0), dtype=np.uint64)
+    db_mask = np.zeros((n, 0), dtype=np.uint64)
+    return prep.query_labels, prep.database_labels, q_mask, db_mask
 
 
 def compute_rank_stats(
@@ -220,14 +154,7 @@ def compute_rank_stats(
         nonempty = np.zeros(nd, dtype=np.int64)
         rsum = np.zeros(nd)
         threads = numba.get_num_threads()
-        if prep.multilabel:
-            q_lab = np.zeros(nq, dtype=np.int64)
-            db_lab = np.zeros(n, dtype=np.int64)
-            q_mask, db_mask = prep.query_labels, prep.database_labels
-        else:
-            q_lab, db_lab = prep.query_labels, prep.database_labels
-            q_mask = np.zeros((nq, 0), dtype=np.uint64)
-            db_mask = np.zeros((n, 0), dtype=np.uint64)
+        q_lab, db_lab, q_mask, db_mask = _relevance_inputs(prep)
         for lo in range(0, nq, HAMMING_QUERY_CHUNK):
             hi = min(nq, lo + HAMMING_QUERY_CHUNK)
             c = hi - lo
@@ -263,22 +190,25 @@ def compute_rank_stats(
         if radius:
             radius_sums = (psum, nonempty, rsum)
     else:
-        db = torch.from_numpy(prep.database)
-        db_sqnorm = None
-        if prep.distance == "cosine":
-            db = db / db.norm(dim=1, keepdim=True).clamp_min(torch.finfo(db.dtype).tiny)
-        else:
-            db_sqnorm = (db * db).sum(dim=1)
-        rows = max(1, FLOAT_CHUNK_BYTES // (_FLOAT_BYTES_PER_PAIR * n))
-        with torch.no_grad():
-            for lo in range(0, nq, rows):
-                hi = min(nq, lo + rows)
-                s, h, r, ch, tk = _float_chunk(
-                    prep, lo, hi, db, db_sqnorm, ap_ks_arr, cut_arr, top_t
-                )
-                ap_sum[lo:hi], ap_hits[lo:hi], n_relevant[lo:hi], cut_hits[lo:hi] = s, h, r, ch
-                if topk is not None:
-                    topk[lo:hi] = tk
+        cosine = prep.distance == "cosine"
+        query = normalize_rows(prep.query) if cosine else prep.query
+        database = normalize_rows(prep.database) if cosine else prep.database
+        float_rank_stats(
+            query,
+            tile_database(database, FLOAT_DB_BLOCK),
+            n,
+            cosine,
+            *_relevance_inputs(prep),
+            prep.multilabel,
+            ap_ks_arr,
+            cut_arr,
+            ap_sum,
+            ap_hits,
+            n_relevant,
+            cut_hits,
+            np.zeros((nq, top_t), dtype=np.int64) if topk is None else topk,
+            FLOAT_QUERY_BLOCK,
+        )
 
     query_classes = None if prep.multilabel else prep.query_labels
     if topk is not None and knn_pred is not None:

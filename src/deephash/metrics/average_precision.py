@@ -57,8 +57,10 @@ def mean_average_precision(
     distance: "hamming" (packed codes), "euclidean" or "cosine" (1 - cosine similarity).
 
     Ranking: increasing distance, ties broken by database order (a stable sort), so results are
-    deterministic. Float distances come from a matrix product in float32 (float64 when either
-    input is float64 or integer); Euclidean ranks by squared distance. With ``rel_i`` = 1 if the item at 1-based position ``i`` is relevant and
+    deterministic. Float distances are sequential sums over the dimensions in float32 (float64
+    when either input is float64 or integer), bit for bit the same on any CPU and at any database
+    position, so exact duplicates always tie; Euclidean ranks by squared distance. With ``rel_i``
+    = 1 if the item at 1-based position ``i`` is relevant and
     ``P@i`` the precision of the top ``i``::
 
         AP@k = (1 / D) * sum_{i <= k} rel_i * P@i
