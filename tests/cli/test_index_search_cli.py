@@ -76,10 +76,10 @@ def test_build_from_dataset_then_search_images(
 
 
 def _query_images(run: Path) -> np.ndarray:
-    from deephash.training import builders
+    from deephash.training import recipe
     from deephash.training.runs import load_run
 
-    return builders.load_data(load_run(run).config).query.images
+    return recipe.load_data(load_run(run).config).query.images
 
 
 def test_build_from_image_folder(hash_run: Path, tmp_path: Path) -> None:

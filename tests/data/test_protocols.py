@@ -172,3 +172,14 @@ def test_folder_protocol_and_option_errors() -> None:
         create_protocol("folder", labels=labels, root="/tmp/x", query_per_class=21)
     with pytest.raises(ValueError, match="official train/test split"):
         create_protocol("mnist", labels=labels)
+
+
+def test_default_protocol_maps_dataset_names_and_passes_the_rest() -> None:
+    from deephash.data import default_protocol
+
+    assert default_protocol("cifar10") == "cifar10-s1"
+    assert default_protocol("cifar-10") == "cifar10-s1"
+    assert default_protocol("fmnist") == "fashion-mnist"
+    assert default_protocol("cifar10-s2") == "cifar10-s2"
+    assert default_protocol("frozen/split.json") == "frozen/split.json"
+    assert default_protocol("no-such") == "no-such"  # left for the loader's clear error

@@ -54,6 +54,7 @@ def test_cap_returns_a_uniform_subset(small_batch) -> None:  # type: ignore[no-u
 def test_torch_path_equals_numba_path(small_batch) -> None:  # type: ignore[no-untyped-def]
     """The chunked torch enumeration (used off-CPU) gives the numba kernel's set."""
     from deephash.miners import _select
+    from deephash.miners.seeded_random import SeededRandom
 
     x, y = small_batch
     miner = create_miner("semi-hard", select="all", margin=0.5)
@@ -61,6 +62,6 @@ def test_torch_path_equals_numba_path(small_batch) -> None:  # type: ignore[no-u
     cpu = _select.pick_all(batch, 0.0, 0.5)
     ref = _select._pick_all_torch(batch, 0.0, 0.5, None, None)
     assert [v.tolist() for v in cpu] == [v.tolist() for v in ref]
-    rng = _select.SeededRandom(0)
+    rng = SeededRandom(0)
     capped = _select._pick_all_torch(batch, 0.0, 0.5, 10, rng)
     assert len(capped.anchor) == 10 and as_set(capped) <= as_set(ref)

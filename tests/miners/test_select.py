@@ -7,6 +7,7 @@ import torch
 from _miner_brute import as_set
 
 from deephash.miners import _select, create_miner
+from deephash.miners.seeded_random import SeededRandom
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_torch_path_weighted_frequencies(torch_path) -> None:  # type: ignore[no
     log_w = torch.zeros(64, 64)
     log_w[0, 61:] = torch.log(torch.tensor([1.0, 2.0, 5.0]))
     allowed = batch.negative_mask.clone()
-    rng = _select.SeededRandom(0)
+    rng = SeededRandom(0)
     counts = [0, 0, 0]
     for _ in range(10):
         t = _select.pick_weighted(batch, log_w, allowed, rng)

@@ -303,3 +303,18 @@ def test_imagenet_unknown_for_small_cnn() -> None:
 def test_read_state_dict_strips_prefixes() -> None:
     state = {"module.a": torch.zeros(1), "b": torch.ones(1)}
     assert list(read_state_dict(state)) == ["a", "b"]
+
+
+def test_resolve_weights_takes_the_backbone_of_a_run_folder(tmp_path: Path) -> None:
+    from deephash.atomic_io import save_checkpoint
+    from deephash.models.weights import resolve_weights
+
+    assert resolve_weights(None) is None and resolve_weights("imagenet") == "imagenet"
+    assert resolve_weights("w.pth") == "w.pth"
+    with pytest.raises(FileNotFoundError, match="holds no deephash checkpoint"):
+        resolve_weights(str(tmp_path))
+    w = torch.ones(2)
+    save_checkpoint(tmp_path / "last.pt", {"model": {"backbone.a": w, "head.b": torch.zeros(1)}})
+    assert list(resolve_weights(str(tmp_path))) == ["a"]
+    save_checkpoint(tmp_path / "best.pt", {"model": {"backbone.best": w}})
+    assert list(resolve_weights(str(tmp_path))) == ["best"]

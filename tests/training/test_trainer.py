@@ -186,10 +186,10 @@ def test_collapse_warning(
 ) -> None:
     from torch import nn
 
-    from deephash.training import builders
+    from deephash.training import recipe
     from deephash.training.trainer import CollapseWarning
 
-    real_build = builders.build_network
+    real_build = recipe.build_network
 
     class Collapsed(nn.Module):
         """Maps every image to (almost) the same unit vector: a collapsed embedding."""
@@ -203,7 +203,7 @@ def test_collapse_warning(
             out = 1e-6 * self.net(x) + 1.0
             return torch.nn.functional.normalize(out, dim=1)
 
-    monkeypatch.setattr(builders, "build_network", lambda cfg, c: Collapsed(real_build(cfg, c)))
+    monkeypatch.setattr(recipe, "build_network", lambda cfg, c: Collapsed(real_build(cfg, c)))
     cfg = _cfg(tiny_config_values, epochs=1, loss="batch-hard")
     with pytest.warns(CollapseWarning, match="collapsed"):
         train(cfg, tmp_path / "c")
@@ -245,10 +245,10 @@ def test_time_limit_leaves_room_for_validation(
 
 
 def test_final_fit_trains_on_train_and_validation(tmp_path: Path, tiny_config_values: dict) -> None:
-    from deephash.training import builders
+    from deephash.training import recipe
 
     cfg = _cfg(tiny_config_values, epochs=2, fit_validation=True)
-    data = builders.load_data(cfg)
+    data = recipe.load_data(cfg)
     protocol = data.protocol
     # 350 train + 50 validation images, in that order.
     assert len(data.train) == protocol.train.size + protocol.validation.size == 400

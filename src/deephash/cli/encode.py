@@ -28,16 +28,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deephash.atomic_io import atomic_save_npz
     from deephash.codes import pack_bits, sign
-    from deephash.training import builders
-    from deephash.training.checkpoint import atomic_save_npz
+    from deephash.training import recipe
     from deephash.training.runs import load_run
 
     loaded = load_run(args.run_dir, device=args.device)
     cfg = loaded.config
     if args.data_dir:
         cfg.data_dir = args.data_dir
-    data = builders.load_data(cfg)
+    data = recipe.load_data(cfg)
     split = getattr(data, args.split)
     out = loaded.encode(split.images, batch_size=args.batch_size, progress=True)
     path = Path(args.out)

@@ -26,8 +26,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deephash.training import builders
-    from deephash.training.checkpoint import atomic_write_json
+    from deephash.atomic_io import atomic_write_json
+    from deephash.training import recipe
     from deephash.training.runs import load_run
     from deephash.training.trainer import evaluate_network
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.data_dir = args.data_dir
     if args.no_plots:
         cfg.tsne_samples = 0
-    data = builders.load_data(cfg)
+    data = recipe.load_data(cfg)
     metrics = evaluate_network(cfg, loaded.net, data, loaded.device, run_dir=run_dir)
     old_path = run_dir / "metrics.json"
     if old_path.exists():

@@ -59,10 +59,10 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from deephash.atomic_io import atomic_write_json
     from deephash.codes import pack_bits, sign
     from deephash.index import create_index
-    from deephash.training import builders
-    from deephash.training.checkpoint import atomic_write_json
+    from deephash.training import recipe
     from deephash.training.runs import load_run
 
     run = load_run(args.run_dir, device=args.device)
@@ -84,7 +84,7 @@ def run_build(args: argparse.Namespace) -> int:
             cfg.dataset = args.dataset
         if args.data_dir:
             cfg.data_dir = args.data_dir
-        data = builders.load_data(cfg)
+        data = recipe.load_data(cfg)
         split = getattr(data, args.split)
         images = split.images
         names = list(split.class_names)

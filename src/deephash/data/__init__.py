@@ -1,5 +1,6 @@
 """deephash.data: dataset readers, locations and downloads, seeded protocols, P x K sampling, transforms."""
 
+from deephash.data.batches import Batch, Batches
 from deephash.data.cifar import read_cifar10, read_cifar100, read_cifar_batch
 from deephash.data.cub import index_cub200, read_cub200
 from deephash.data.dataset import ArrayDataset, PooledDataset
@@ -29,7 +30,7 @@ from deephash.data.locations import (
 )
 from deephash.data.pk_sampler import PKSampler
 from deephash.data.protocol_data import ProtocolData, load_protocol_data
-from deephash.data.protocols import Protocol, create_protocol, list_protocols
+from deephash.data.protocols import Protocol, create_protocol, default_protocol, list_protocols
 from deephash.data.transforms import (
     BatchTransform,
     Compose,
@@ -47,7 +48,9 @@ from deephash.data.transforms import (
 
 __all__ = [
     "ArrayDataset",
+    "Batch",
     "BatchTransform",
+    "Batches",
     "Compose",
     "DatasetInfo",
     "DatasetLabels",
@@ -69,6 +72,7 @@ __all__ = [
     "dataset_info",
     "decode_image",
     "decode_images",
+    "default_protocol",
     "download_dataset",
     "download_dir",
     "download_file",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from deephash.data.dataset import ArrayDataset
 from deephash.data.datasets import dataset_info, load_dataset
@@ -110,6 +112,20 @@ class ProtocolData:
             flip=self.flip,
             padding=self._padding,
         )
+
+    def preprocessor(self, *, augment: bool) -> Callable[..., torch.Tensor]:
+        """uint8 numpy batch (B, H, W[, C]) -> normalised float tensor (B, C, H, W), optionally
+        augmented with the dataset's own settings (no flips for digits, padding suited to the
+        image size). Call as ``pre(images)`` or ``pre(images, generator=torch_generator)``."""
+        transform = self.batch_transform(train=augment)
+
+        def run(images: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+            out: torch.Tensor = transform(
+                torch.from_numpy(np.ascontiguousarray(images)), generator=generator
+            )
+            return out
+
+        return run
 
     @property
     def _padding(self) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "Protocol",
     "ProtocolSpec",
     "create_protocol",
+    "default_protocol",
     "labels_digest",
     "list_protocols",
     "protocol_spec",
@@ -144,6 +145,17 @@ _AMOUNT_KEYS = ("size", "per_class", "fraction")
 def list_protocols() -> list[str]:
     """Registered protocol names, sorted."""
     return sorted(_SPECS)
+
+
+_ALIASES = {"cifar10": "cifar10-s1", "cifar-10": "cifar10-s1", "fmnist": "fashion-mnist"}
+
+
+def default_protocol(name: str) -> str:
+    """A dataset name stands for its standard protocol (``cifar10`` -> ``cifar10-s1``); protocol
+    names and frozen-split files (``.json``) pass through."""
+    if name in _SPECS or name.endswith(".json"):
+        return name
+    return _ALIASES.get(name, name)
 
 
 def protocol_spec(name: str) -> ProtocolSpec:

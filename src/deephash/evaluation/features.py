@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deephash.atomic_io import atomic_save_npz, atomic_write_json
 from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
-from deephash.training.checkpoint import atomic_save_npz, atomic_write_json
 
 __all__ = ["extract_baseline"]
 
@@ -39,9 +39,9 @@ def extract_baseline(
     """
     import torch
 
-    from deephash.data import load_protocol_data
+    from deephash.data import default_protocol, load_protocol_data
     from deephash.models import create_backbone
-    from deephash.training.builders import default_protocol, preprocessor, resolve_weights
+    from deephash.models.weights import resolve_weights
 
     torch.manual_seed(seed)
     dev = resolve_device(device)
@@ -55,7 +55,7 @@ def extract_baseline(
     )
     net = create_backbone(backbone, weights=resolve_weights(weights), in_channels=data.in_channels)
     net = net.to(dev).eval()
-    pre = preprocessor(data, augment=False)
+    pre = data.preprocessor(augment=False)
     q = embed_images(
         net,
         data.query.images,

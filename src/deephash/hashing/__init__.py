@@ -10,9 +10,7 @@ from deephash.hashing.bit_stats import (
 from deephash.hashing.itq import ITQ
 from deephash.hashing.lsh import LSH
 from deephash.hashing.two_step import (
-    BitBCELoss,
     TripletCodeInference,
-    TwoStepTargets,
     sample_triplets,
     triplet_satisfaction,
 )
@@ -20,10 +18,8 @@ from deephash.hashing.two_step import (
 __all__ = [
     "ITQ",
     "LSH",
-    "BitBCELoss",
     "BitStats",
     "TripletCodeInference",
-    "TwoStepTargets",
     "bit_balance",
     "bit_correlation",
     "bit_stats",

@@ -24,13 +24,14 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from deephash.atomic_io import atomic_write
 
 MAGIC = b"DHINDEX\x1a"
 FORMAT_VERSION = 1
@@ -95,22 +96,14 @@ def write_container(path: str | os.PathLike[str], c: Container) -> None:
     }
     hraw = json.dumps(header, sort_keys=True).encode("utf-8")
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hraw), zlib.crc32(hraw))
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(prefix)
-            f.write(hraw)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f: BinaryIO) -> None:
+        f.write(prefix)
+        f.write(hraw)
+        for b in blobs:
+            f.write(b)
+
+    atomic_write(path, write)
 
 
 def read_container(path: str | os.PathLike[str]) -> Container:

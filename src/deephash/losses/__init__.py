@@ -1,19 +1,19 @@
 """Losses: every loss is created by name, ``create_loss(name, **options)``; see ``list_losses()``.
 
 Metric-learning losses defined here: ``contrastive``, ``triplet-margin``, ``hoffer``,
-``batch-hard``, ``batch-all``, ``cross-entropy``. Triplet/pair losses take a miner (object or
+``batch-hard``, ``batch-all``, ``cross-entropy``; ``bit-bce`` is step 2 of two-step hashing. Triplet/pair losses take a miner (object or
 name, see ``deephash.miners``) and also accept given indices through ``compute_triplets`` /
 ``compute_pairs`` (offline sampling).
 """
 
-import deephash.hashing.two_step  # noqa: F401  (registers "bit-bce", the two-step method's loss)
+from deephash.distances import Distance, pairwise_distances
 from deephash.losses.base import LossOutput, MetricLoss, create_loss, list_losses, register_loss
 from deephash.losses.batch_all import BatchAllLoss
 from deephash.losses.batch_hard import BatchHardLoss
+from deephash.losses.bit_bce import BitBCELoss, TwoStepTargets
 from deephash.losses.combined import CombinedLoss
 from deephash.losses.contrastive import ContrastiveLoss
 from deephash.losses.cross_entropy import CrossEntropyLoss
-from deephash.losses.distances import Distance, pairwise_distances
 
 # Deep-hashing losses register themselves on import.
 from deephash.losses.dnnh import DNNHLoss
@@ -27,6 +27,7 @@ from deephash.losses.triplet_margin import TripletMarginLoss
 __all__ = [
     "BatchAllLoss",
     "BatchHardLoss",
+    "BitBCELoss",
     "CombinedLoss",
     "ContrastiveLoss",
     "CrossEntropyLoss",
@@ -40,6 +41,7 @@ __all__ = [
     "NormSoftmaxLoss",
     "TripletMarginLoss",
     "TripletQuantizationLoss",
+    "TwoStepTargets",
     "create_loss",
     "list_losses",
     "pairwise_distances",

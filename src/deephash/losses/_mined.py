@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deephash.distances import Distance, Metric
 from deephash.losses.base import LossOutput, MetricLoss
-from deephash.losses.distances import Distance, Metric
 
 if TYPE_CHECKING:
     from deephash.miners import PairMiner, TripletMiner

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deephash.distances import Distance, Metric
 from deephash.losses._mined import check_indices, zero_loss
 from deephash.losses.base import LossOutput, MetricLoss, register_loss
-from deephash.losses.distances import Distance, Metric
 
 __all__ = ["BatchAllLoss"]
 

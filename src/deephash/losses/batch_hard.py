@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deephash.distances import Metric
 from deephash.losses._mined import MinedTripletLoss
 from deephash.losses.base import register_loss
-from deephash.losses.distances import Metric
 
 __all__ = ["BatchHardLoss"]
 

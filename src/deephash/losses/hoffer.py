@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from deephash.distances import Metric
 from deephash.losses._mined import MinedTripletLoss
 from deephash.losses.base import register_loss
-from deephash.losses.distances import Metric
 
 if TYPE_CHECKING:
     from deephash.miners import TripletMiner

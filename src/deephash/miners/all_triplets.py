@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-from deephash.losses.distances import Metric
+from deephash.distances import Metric
 from deephash.miners._checks import check_margin, check_max_triplets
-from deephash.miners._select import SeededRandom, pick_all
+from deephash.miners._select import pick_all
 from deephash.miners.base import MiningBatch, TripletMiner, Triplets, register_miner
+from deephash.miners.seeded_random import SeededRandom
 
 __all__ = ["AllTripletsMiner"]
 

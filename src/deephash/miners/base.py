@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import torch
 
 from deephash._registry import Registry
-from deephash.losses.distances import Distance, Metric
+from deephash.distances import Distance, Metric
+from deephash.miners.seeded_random import SeededRandom
 
 __all__ = [
     "MINERS",
@@ -105,8 +106,6 @@ class _Miner:
         that a resumed run draws the same triplets as an uninterrupted one.
         """
         if hasattr(self, "_rng"):
-            from deephash.miners._select import SeededRandom
-
             self._rng = SeededRandom(seed)
 
     def _prepare(self, embeddings: torch.Tensor, labels: torch.Tensor) -> MiningBatch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from deephash.losses.distances import Metric
+from deephash.distances import Metric
 from deephash.miners._checks import check_margin
 from deephash.miners._select import pick_window
 from deephash.miners.base import (

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from deephash.losses.distances import Metric
-from deephash.miners._select import SeededRandom, pick_weighted
+from deephash.distances import Metric
+from deephash.miners._select import pick_weighted
 from deephash.miners.base import MiningBatch, TripletMiner, Triplets, register_miner
+from deephash.miners.seeded_random import SeededRandom
 
 __all__ = ["DistanceWeightedMiner", "log_inverse_sphere_density"]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from deephash.losses.distances import Metric
+from deephash.distances import Metric
 from deephash.miners._checks import check_choice, check_margin, check_max_triplets
-from deephash.miners._select import SeededRandom, pick_all, pick_window
+from deephash.miners._select import pick_all, pick_window
 from deephash.miners.base import MiningBatch, TripletMiner, Triplets, register_miner
+from deephash.miners.seeded_random import SeededRandom
 
 __all__ = ["SemiHardMiner"]
 

@@ -46,6 +46,7 @@ __all__ = [
     "load_backbone_weights",
     "read_state_dict",
     "register_weights_resolver",
+    "resolve_weights",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -90,6 +91,25 @@ IMAGENET_CHECKPOINTS: dict[str, Checkpoint] = {
 }
 
 _RESOLVERS: list[WeightsResolver] = []
+
+
+def resolve_weights(weights: str | None) -> str | dict[str, torch.Tensor] | None:
+    """``weights`` may name a deephash run folder: then the backbone part of its best checkpoint
+    (``best.pt``, else ``last.pt``) is returned as a state dict; other values pass through."""
+    if weights is None or weights == "imagenet":
+        return weights
+    p = Path(weights)
+    if p.is_dir():
+        from deephash.atomic_io import load_checkpoint
+
+        ckpt = p / "best.pt" if (p / "best.pt").exists() else p / "last.pt"
+        if not ckpt.exists():
+            raise FileNotFoundError(
+                f"{p} is a folder but holds no deephash checkpoint (best.pt/last.pt)"
+            )
+        state = load_checkpoint(ckpt)["model"]
+        return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    return weights
 
 
 def register_weights_resolver(resolver: WeightsResolver) -> WeightsResolver:

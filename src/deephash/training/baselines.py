@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from deephash.training.checkpoint import atomic_save_npz, atomic_write_json
+from deephash.atomic_io import atomic_save_npz, atomic_write_json
 
 __all__ = ["BASELINE_METHODS", "run_baseline"]
 

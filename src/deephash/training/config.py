@@ -136,7 +136,7 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the resolved config as YAML (atomically)."""
-        from deephash.training.checkpoint import atomic_write_text
+        from deephash.atomic_io import atomic_write_text
 
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deephash.training.checkpoint import load_checkpoint
+from deephash.atomic_io import load_checkpoint
 from deephash.training.config import TrainConfig
 
 __all__ = ["LoadedRun", "load_run"]
@@ -67,7 +67,7 @@ class LoadedRun:
 def load_run(run_dir: str | Path, *, device: str = "auto", checkpoint: str = "best") -> LoadedRun:
     """Rebuild the network of ``run_dir`` and load its ``best.pt`` (or ``last.pt``) weights."""
     from deephash.device import resolve_device
-    from deephash.training import builders
+    from deephash.training import recipe
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -83,7 +83,7 @@ def load_run(run_dir: str | Path, *, device: str = "auto", checkpoint: str = "be
         raise ValueError(f"{ckpt} has no data_info; it was written by an older deephash")
 
     # The weights come from the checkpoint, so the backbone is built without initial weights.
-    net = builders.build_network(
+    net = recipe.build_network(
         TrainConfig.from_dict({**cfg.to_dict(), "weights": None}), int(info["in_channels"])
     )
     net.load_state_dict(state["model"])

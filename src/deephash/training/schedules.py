@@ -19,6 +19,7 @@ __all__ = [
     "Schedule",
     "WarmupSchedule",
     "create_schedule",
+    "create_schedules",
 ]
 
 
@@ -142,3 +143,10 @@ def create_schedule(spec: float | int | Mapping[str, Any] | Schedule) -> Schedul
         )
     kwargs = {k: _number(k, spec[k]) for k in given}
     return cls(**kwargs)
+
+
+def create_schedules(
+    specs: Mapping[str, float | int | Mapping[str, Any] | Schedule],
+) -> dict[str, Schedule]:
+    """One schedule per loss attribute name (a config's ``schedules``), see :func:`create_schedule`."""
+    return {name: create_schedule(spec) for name, spec in specs.items()}

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from deephash.training.checkpoint import atomic_write_json, atomic_write_text
+from deephash.atomic_io import atomic_write_json, atomic_write_text
 from deephash.training.config import TrainConfig, load_config
 
 __all__ = ["CompareResult", "TuneResult", "load_study", "run_compare", "run_tune", "set_dotted"]
@@ -163,7 +163,7 @@ def run_tune(
 
 def _evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Final query-vs-database evaluation of a finished trial, written to its metrics.json."""
-    from deephash.training import builders
+    from deephash.training import recipe
     from deephash.training.runs import load_run
     from deephash.training.trainer import finalize_run
 
@@ -171,7 +171,7 @@ def _evaluate_run(run_dir: Path) -> dict[str, Any]:
     cfg = loaded.config
     cfg.final_eval = True
     history = _read_history(run_dir)
-    data = builders.load_data(cfg)
+    data = recipe.load_data(cfg)
     elapsed = history[-1]["elapsed"] if history else 0.0
     return finalize_run(run_dir, cfg, loaded.net, data, loaded.device, history, elapsed)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,17 +22,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deephash.device import resolve_device
-from deephash.evaluation.evaluator import embed_images, retrieval_metrics
-from deephash.losses.base import LossOutput
-from deephash.training import builders
-from deephash.training.checkpoint import (
+from deephash.atomic_io import (
+    atomic_copy,
     atomic_save_npz,
     atomic_write_json,
     atomic_write_text,
     load_checkpoint,
     save_checkpoint,
 )
+from deephash.data import ProtocolData
+from deephash.device import resolve_device
+from deephash.evaluation.evaluator import embed_images, retrieval_metrics
+from deephash.evaluation.hash_report import hash_report
+from deephash.losses.base import LossOutput
+from deephash.training import optim, recipe
 from deephash.training.config import TrainConfig
 from deephash.training.distributed import (
     DistInfo,
@@ -43,6 +45,7 @@ from deephash.training.distributed import (
     cleanup,
     setup_distributed,
 )
+from deephash.training.schedules import create_schedules
 
 __all__ = ["CollapseWarning", "TrainResult", "train"]
 
@@ -107,22 +110,20 @@ def _train(
     stop_after_epoch: int | None = None,
 ) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    data = builders.load_data(cfg)
-    model = builders.build_network(cfg, data.in_channels).to(device)
+    data = recipe.load_data(cfg)
+    model = recipe.build_network(cfg, data.in_channels).to(device)
     t_loss = time.perf_counter()
     # Building the loss is part of training for the two-step method (it infers target codes).
-    loss_fn = builders.build_loss(cfg, data).to(device)
+    loss_fn = recipe.build_loss(cfg, data).to(device)
     setup_seconds = time.perf_counter() - t_loss
-    schedules = builders.build_schedules(cfg)
-    params = builders.param_groups(cfg, model, loss_fn)
-    optimizer = builders.build_optimizer(cfg, params)
-    batches = builders.build_batches(cfg, data.train.labels, rank=info.rank)
+    schedules = create_schedules(cfg.schedules)
+    params = optim.param_groups(cfg, model, loss_fn)
+    optimizer = optim.build_optimizer(cfg, params)
+    batches = recipe.build_batches(cfg, data.train.labels, rank=info.rank)
     steps_per_epoch = len(batches)
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, builders.lr_lambda(cfg, steps_per_epoch)
-    )
-    preprocess_train = builders.preprocessor(data, augment=cfg.augment)
-    preprocess_eval = builders.preprocessor(data, augment=False)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.lr_lambda(cfg, steps_per_epoch))
+    preprocess_train = data.preprocessor(augment=cfg.augment)
+    preprocess_eval = data.preprocessor(augment=False)
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -145,7 +146,7 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / "config.yaml")
 
-    val_idx = builders.validation_sample(cfg, data)
+    val_idx = recipe.validation_sample(cfg, data)
     deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
     # The time limit covers validation too: an epoch stops early enough to leave the last
     # validation pass's duration before the deadline, so train_seconds overshoots it by at most
@@ -163,7 +164,7 @@ def _train(
         batches.set_epoch(epoch)
         for name, sched in schedules.items():
             setattr(loss_fn, name, float(sched(epoch)))
-        builders.start_epoch(loss_fn, cfg, epoch)
+        recipe.start_epoch(loss_fn, cfg, epoch)
         model.train()
         sum_loss, sum_active, n_batches, n_terms = 0.0, 0.0, 0, 0
         bar = tqdm(
@@ -180,7 +181,7 @@ def _train(
             out = model(x)
             out = all_gather_with_grad(out, info)
             labels = all_gather_with_grad(labels, info)
-            result = builders.compute_loss(loss_fn, out, labels, batch)
+            result = recipe.compute_loss(loss_fn, out, labels, batch)
             loss = result.loss * info.world_size  # DDP averages gradients over ranks
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -238,11 +239,11 @@ def _train(
                 "elapsed": elapsed,
                 "history": history,
                 "config": cfg.to_dict(),
-                "data_info": builders.data_info(data),
+                "data_info": recipe.data_info(data),
             }
             save_checkpoint(run_dir / "last.pt", state)
             if improved:
-                _atomic_copy(run_dir / "last.pt", run_dir / "best.pt")
+                atomic_copy(run_dir / "last.pt", run_dir / "best.pt")
             atomic_write_text(
                 run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history)
             )
@@ -274,16 +275,10 @@ def _log_epoch(record: dict[str, Any], cfg: TrainConfig) -> None:
     )
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
-
-
 def _validate(
     cfg: TrainConfig,
     net: nn.Module,
-    data: builders.Data,
+    data: ProtocolData,
     val_idx: tuple[np.ndarray, np.ndarray],
     preprocess: Any,
     device: torch.device,
@@ -328,7 +323,7 @@ def finalize_run(
     run_dir: Path,
     cfg: TrainConfig,
     net: nn.Module,
-    data: builders.Data,
+    data: ProtocolData,
     device: torch.device,
     history: list[dict[str, Any]],
     train_seconds: float,
@@ -355,14 +350,14 @@ def finalize_run(
 def evaluate_network(
     cfg: TrainConfig,
     net: nn.Module,
-    data: builders.Data,
+    data: ProtocolData,
     device: torch.device,
     *,
     run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Embed query and database splits, compute the metrics; with ``run_dir``, also write plots and
     ``embeddings.npz`` (arrays query, query_labels, database, database_labels)."""
-    pre = builders.preprocessor(data, augment=False)
+    pre = data.preprocessor(augment=False)
     q = embed_images(
         net, data.query.images, pre, device=device, progress=cfg.progress, desc="query"
     )
@@ -416,8 +411,16 @@ def evaluate_network(
                 seed=cfg.seed,
             )
         if cfg.bits is not None:
-            builders.write_hash_extras(
-                cfg, q, data.query.labels, db, data.database.labels, metrics, run_dir
+            metrics.update(
+                hash_report(
+                    q,
+                    data.query.labels,
+                    db,
+                    data.database.labels,
+                    bits=cfg.bits,
+                    label=f"{cfg.loss} {cfg.bits} bits",
+                    plot_path=run_dir / "pr_curve.png",
+                )
             )
     return metrics
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deephash.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from deephash.atomic_io import atomic_write_text, load_checkpoint, save_checkpoint
 
 
 def test_round_trip_and_atomic_replace(tmp_path: Path) -> None:

@@ -1,17 +1,26 @@
-"""Atomic file writes and checkpoints: write to a temp file in the same folder, then rename."""
+"""Atomic file writes and checkpoint IO, the ground floor that training, evaluation and index share.
+
+Every writer goes through :func:`atomic_write`: a temporary file in the target's folder, flushed and
+fsynced, then renamed over the target, so a reader (or a process restarted after a crash) sees the
+old file or the whole new one, never a partial one.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 __all__ = [
+    "atomic_copy",
     "atomic_save_npz",
+    "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -20,7 +29,13 @@ __all__ = [
 ]
 
 
-def _atomic(path: Path, write: Any) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(f)`` on a binary temp file beside ``path``, fsync it, rename it to ``path``.
+
+    The folder is created if needed; on any error the temp file is removed and ``path`` keeps its
+    old content.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -36,7 +51,7 @@ def _atomic(path: Path, write: Any) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes so that readers see the old file or the whole new one, never a partial one."""
-    _atomic(Path(path), lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -52,12 +67,18 @@ def atomic_save_npz(path: Path, *, compressed: bool = False, **arrays: Any) -> N
     import numpy as np
 
     save = np.savez_compressed if compressed else np.savez
-    _atomic(Path(path), lambda f: save(f, **arrays))
+    atomic_write(path, lambda f: save(f, **arrays))
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically."""
+    with open(src, "rb") as f_in:
+        atomic_write(dst, lambda f: shutil.copyfileobj(f_in, f))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` a state dict atomically."""
-    _atomic(Path(path), lambda f: torch.save(state, f))
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

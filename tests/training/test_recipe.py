@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from deephash.training import builders
+from deephash.training import recipe
 from deephash.training.config import TrainConfig
 
 
@@ -13,8 +13,8 @@ def _convs(model: nn.Module) -> int:
 
 
 def test_backbone_options_reach_the_backbone() -> None:
-    plain = builders.build_network(TrainConfig(embedding_dim=16), 1)
-    deep = builders.build_network(
+    plain = recipe.build_network(TrainConfig(embedding_dim=16), 1)
+    deep = recipe.build_network(
         TrainConfig(embedding_dim=16, backbone_options={"depths": [1, 2, 2], "out_features": 64}),
         1,
     )
@@ -25,22 +25,22 @@ def test_backbone_options_reach_the_backbone() -> None:
 def test_backbone_options_that_do_not_fit_are_a_clear_error() -> None:
     cfg = TrainConfig(backbone_options={"depth": [1, 2, 2]})
     with pytest.raises(ValueError, match=r"'small-cnn' got unknown option\(s\) depth; .*depths"):
-        builders.build_network(cfg, 1)
+        recipe.build_network(cfg, 1)
 
 
 def test_augment_padding_zero_means_flips_only(tiny_config_values: dict[str, Any]) -> None:
     cfg = TrainConfig(**{**tiny_config_values, "augment_padding": 0})
-    data = builders.load_data(cfg)
+    data = recipe.load_data(cfg)
     assert data.batch_transform(train=True).padding == 0
     images = data.train.images[:64]
-    plain = builders.preprocessor(data, augment=False)(images)
-    out = builders.preprocessor(data, augment=True)(images, torch.Generator().manual_seed(0))
+    plain = data.preprocessor(augment=False)(images)
+    out = data.preprocessor(augment=True)(images, torch.Generator().manual_seed(0))
     same = (out == plain).flatten(1).all(1)
     flipped = (out == plain.flip(-1)).flatten(1).all(1)
     assert bool((same | flipped).all())  # every image is itself or its mirror: no crop
     assert 0 < int(flipped.sum()) < 64  # and about half are mirrored
     # The dataset default (None) crops: 28 px images get 4 px of padding.
-    default = builders.load_data(TrainConfig(**tiny_config_values))
+    default = recipe.load_data(TrainConfig(**tiny_config_values))
     assert default.batch_transform(train=True).padding == 4
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from deephash.losses.distances import Distance, pairwise_distances, safe_sqrt
+from deephash.distances import Distance, pairwise_distances, safe_sqrt
 
 
 def _loop(x: torch.Tensor, y: torch.Tensor, metric: str, normalize: bool) -> list[list[float]]:

@@ -1,0 +1,187 @@
+"""A recipe (:class:`TrainConfig`) becomes the objects it names: the protocol's data, the network,
+the loss with its miner, the epoch's batches and the validation sample; and the two things the
+epoch loop asks of the loss: its per-epoch hooks and how a batch reaches it.
+
+Configs hold names and numbers; this module is where training turns them into objects. The
+optimiser is :mod:`deephash.training.optim`, the schedules :mod:`deephash.training.schedules`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deephash.data import Batch, Batches, ProtocolData, default_protocol, load_protocol_data
+from deephash.losses.base import LossOutput, MetricLoss
+from deephash.training.config import TrainConfig
+
+__all__ = [
+    "build_batches",
+    "build_loss",
+    "build_network",
+    "compute_loss",
+    "data_info",
+    "load_data",
+    "start_epoch",
+    "validation_sample",
+]
+
+
+def load_data(cfg: TrainConfig) -> ProtocolData:
+    """Load the protocol's splits (uint8 images in memory)."""
+    return load_protocol_data(
+        default_protocol(cfg.protocol_name),
+        data_dir=cfg.data_dir,
+        download=cfg.download,
+        seed=cfg.seed,
+        padding=cfg.augment_padding,
+        train_includes_validation=cfg.fit_validation,
+        **cfg.protocol_options,
+    )
+
+
+def data_info(data: ProtocolData) -> dict[str, Any]:
+    """What a saved model needs to preprocess new images like its training data."""
+    return {
+        "in_channels": int(data.in_channels),
+        "num_classes": int(data.num_classes),
+        "mean": [float(v) for v in np.atleast_1d(data.mean)],
+        "std": [float(v) for v in np.atleast_1d(data.std)],
+        "image_shape": [int(v) for v in data.train.images.shape[1:3]],
+        "class_names": [str(c) for c in (data.train.class_names or [])],
+        "protocol": data.protocol_name,
+    }
+
+
+def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
+    """Backbone from the registry plus an embedding head (metric learning) or a hash head."""
+    from deephash.models import create_backbone
+    from deephash.models.heads import create_head
+    from deephash.models.network import RetrievalNet
+    from deephash.models.weights import resolve_weights
+
+    backbone = create_backbone(
+        cfg.backbone,
+        weights=resolve_weights(cfg.weights),
+        in_channels=in_channels,
+        **cfg.backbone_options,
+    )
+    # The backbone's own classifier (ResNet fc, VGG classifier.6) is kept for state-dict
+    # compatibility but unused: freeze it so optimisers and DDP ignore it.
+    classifier = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
+    if isinstance(classifier, nn.Module):
+        classifier.requires_grad_(False)
+    if cfg.bits is not None:
+        head = create_head(
+            cfg.head or ("linear" if cfg.loss == "bit-bce" else "tanh"),
+            backbone.out_features,
+            cfg.bits,
+        )
+        out_dim = cfg.bits
+    else:
+        head = create_head(
+            "embedding", backbone.out_features, cfg.embedding_dim, normalize=cfg.normalize
+        )
+        out_dim = cfg.embedding_dim
+    return RetrievalNet(backbone, head, out_dim)
+
+
+def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
+    """The configured loss, with its miner (if any) created by name."""
+    from deephash.losses import create_loss
+
+    options = dict(cfg.loss_options)
+    if cfg.miner is not None:
+        from deephash.miners import create_miner, create_pair_miner, list_pair_miners, miner_options
+
+        m_opts = dict(cfg.miner_options)
+        if cfg.miner in list_pair_miners():
+            options["miner"] = create_pair_miner(cfg.miner, **m_opts)
+        else:
+            # A miner's margin follows the loss's unless set on its own.
+            if "margin" in options and "margin" in miner_options(cfg.miner):
+                m_opts.setdefault("margin", options["margin"])
+            if "seed" in miner_options(cfg.miner):
+                m_opts.setdefault("seed", cfg.seed)
+            options["miner"] = create_miner(cfg.miner, **m_opts)
+    dim = cfg.bits if cfg.bits is not None else cfg.embedding_dim
+    if cfg.loss in {"cross-entropy", "norm-softmax", "combined"}:
+        options.setdefault("embedding_dim", dim)
+        options.setdefault("num_classes", data.num_classes)
+    if cfg.loss == "bit-bce":
+        # Zhuang et al. 2016, step 1: binary target codes for the training split from triplet
+        # constraints on its labels; step 2 (the training loop) fits the network to them.
+        from deephash.hashing.two_step import TripletCodeInference
+        from deephash.losses.bit_bce import TwoStepTargets
+
+        if cfg.bits is None:
+            raise ValueError("loss bit-bce (two-step hashing) needs --bits")
+        infer = TripletCodeInference(cfg.bits, seed=cfg.seed, **options.pop("infer", {}))
+        infer.fit(data.train.labels)
+        options["targets"] = TwoStepTargets(infer.codes_)
+    return create_loss(cfg.loss, **options)
+
+
+def build_batches(cfg: TrainConfig, labels: np.ndarray, rank: int = 0) -> Batches:
+    """The epoch's batches over the training labels (n,), as the config's sampling says."""
+    return Batches(
+        labels,
+        sampling=cfg.sampling,
+        batch_size=cfg.batch_size,
+        p=cfg.p,
+        k=cfg.k,
+        batches_per_epoch=cfg.batches_per_epoch,
+        seed=cfg.seed,
+        rank=rank,
+    )
+
+
+def validation_sample(cfg: TrainConfig, data: ProtocolData) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed (seeded) validation queries and the training-split sample they retrieve against:
+    int64 indices (val_queries,) into ``data.validation`` and (val_database,) into
+    ``data.val_database``, sorted."""
+    rng = np.random.default_rng(cfg.seed + 17)
+    nq = min(cfg.val_queries, len(data.validation.labels))
+    nd = min(cfg.val_database, len(data.val_database.labels))
+    q = np.sort(rng.choice(len(data.validation.labels), nq, replace=False))
+    d = np.sort(rng.choice(len(data.val_database.labels), nd, replace=False))
+    return q, d
+
+
+def start_epoch(loss_fn: MetricLoss, cfg: TrainConfig, epoch: int) -> None:
+    """Per-epoch hooks of the loss and its miner: curriculum progress, and re-seeding of random
+    miners from (seed, epoch) so that a resumed run draws the same triplets as an uninterrupted one."""
+    miner = getattr(loss_fn, "miner", None)
+    for obj in (loss_fn, miner):
+        if obj is None:
+            continue
+        hook: Any = getattr(obj, "set_progress", None)
+        if callable(hook):
+            hook(epoch / cfg.epochs)
+        hook = getattr(obj, "reseed", None)
+        if callable(hook):
+            hook(cfg.seed * 1_000_003 + epoch)
+
+
+def compute_loss(
+    loss_fn: MetricLoss, out: torch.Tensor, labels: torch.Tensor, batch: Batch
+) -> LossOutput:
+    """Dispatch one batch to the loss: online (mining inside), offline triplets/pairs, or the
+    two-step method's per-sample target codes (looked up by training-split index).
+
+    out: float (B, D) network outputs; labels: int64 (B,) on the same device."""
+    if getattr(loss_fn, "targets", None) is not None:
+        return loss_fn(out, torch.as_tensor(batch.images, device=out.device))
+    result: LossOutput
+    if batch.triplets is not None:
+        a, p, n = (torch.as_tensor(t, device=out.device) for t in batch.triplets)
+        result = loss_fn.compute_triplets(out, a, p, n)  # type: ignore[operator]
+        return result
+    if batch.pairs is not None:
+        a1, p, a2, n = (torch.as_tensor(t, device=out.device) for t in batch.pairs)
+        result = loss_fn.compute_pairs(out, a1, p, a2, n)  # type: ignore[operator]
+        return result
+    return loss_fn(out, labels)
