@@ -74,3 +74,36 @@ def test_metadata_must_be_consistent(refs) -> None:
     np.testing.assert_array_equal(index.metadata["label"], index.ids)  # reordered with the ids
     with pytest.raises(ValueError, match="not in the index"):
         index.metadata_for([7])
+
+
+@pytest.mark.parametrize("name", ["flat", "mih", "faiss:BFlat"])
+def test_remove_ids_then_search_equals_brute_force_on_the_rest(refs, name) -> None:
+    if name.startswith("faiss"):
+        pytest.importorskip("faiss")
+    rng = np.random.default_rng(13)
+    x = refs["clustered"](rng, 400, 48)
+    ids = np.arange(0, 800, 2, dtype=np.int64)
+    index = create_index(name, 48)
+    index.add(x, ids=ids, metadata={"label": ids % 7, "path": [f"p{i}" for i in ids]})
+    gone = ids[rng.choice(400, 150, replace=False)]
+    assert index.remove_ids(np.concatenate([gone, [1, 3, 9999]])) == 150  # unknown ids ignored
+    assert index.remove_ids(gone) == 0
+    keep = ~np.isin(ids, gone)
+    assert index.ntotal == 250
+    np.testing.assert_array_equal(index.ids, ids[keep])
+    np.testing.assert_array_equal(index.metadata["label"], (ids % 7)[keep])
+    q = refs["clustered"](rng, 20, 48)
+    for k in (1, 10, 300):
+        d, i = index.search(q, k)
+        bd, bi = refs["knn"](q, x[keep], ids[keep], k)
+        np.testing.assert_array_equal(d, bd)
+        np.testing.assert_array_equal(i, bi)
+    new_ids = np.array([1, 3, 5, 7, 9])  # adding after a removal works as before
+    index.add(x[:5], ids=new_ids, metadata={"label": new_ids % 7, "path": ["n"] * 5})
+    all_x, all_ids = np.concatenate([x[keep], x[:5]]), np.concatenate([ids[keep], new_ids])
+    d, i = index.search(q, 30)
+    bd, bi = refs["knn"](q, all_x, all_ids, 30)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+    with pytest.raises(ValueError, match="1-D"):
+        index.remove_ids(np.zeros((2, 2), dtype=np.int64))

@@ -164,6 +164,24 @@ class BinaryIndex:
         self.codes_, self.ids_, self.metadata_ = codes_all, ids_all, meta_all
         self._on_change(appended_from=appended_from)
 
+    def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
+        """Remove the codes (and metadata) with these ids; ids not in the index are ignored, as in
+        faiss. ids: int (m,). Returns the number of codes removed."""
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise ValueError(f"ids must be a 1-D array (m,), got shape {arr.shape}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got dtype {arr.dtype}")
+        gone = np.isin(self.ids_, arr.astype(np.int64))
+        removed = int(gone.sum())
+        if removed:
+            keep = ~gone
+            self.codes_, self.ids_ = self.codes_[keep], self.ids_[keep]
+            if self.metadata_ is not None:
+                self.metadata_ = {k: v[keep] for k, v in self.metadata_.items()}
+            self._on_change(appended_from=None)
+        return removed
+
     def _check_metadata(
         self, metadata: MetadataInput | None, n: int
     ) -> dict[str, np.ndarray] | None:
