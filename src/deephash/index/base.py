@@ -30,6 +30,11 @@ class BinaryIndex:
     """
 
     backend: ClassVar[str] = ""
+    persistent: ClassVar[bool] = False
+    """True when the codes live in an external store (a database such as Milvus) rather than in this
+    object: ``add`` and ``remove_ids`` are durable by themselves, and ``save`` writes only a small
+    file that :func:`~deephash.index.load_index` turns back into a connection to that store. False
+    for the in-memory backends, whose ``save`` writes every code."""
 
     def __init__(self, bits: int) -> None:
         if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or bits <= 0:
@@ -97,6 +102,43 @@ class BinaryIndex:
             )
         return self._check_codes(queries, "queries")
 
+    @staticmethod
+    def _check_k(k: int) -> int:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        return int(k)
+
+    @staticmethod
+    def _check_radius(radius: int) -> int:
+        if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool) or radius < 0:
+            raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
+        return int(radius)
+
+    @staticmethod
+    def _check_ids(ids: np.ndarray | Sequence[int] | None, n: int, start: int) -> np.ndarray:
+        """ids for ``add``: int64 (n,), validated; default ``start, start + 1, ...``."""
+        if ids is None:
+            return np.arange(start, start + n, dtype=np.int64)
+        new_ids = np.asarray(ids)
+        if new_ids.ndim != 1 or new_ids.shape[0] != n:
+            raise ValueError(f"ids must have shape ({n},) to match the codes, got {new_ids.shape}")
+        if n and not np.issubdtype(new_ids.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got dtype {new_ids.dtype}")
+        new_ids = new_ids.astype(np.int64)
+        if n and new_ids.min() < 0:
+            raise ValueError("ids must be >= 0 (-1 marks a missing result in search output)")
+        return new_ids
+
+    @staticmethod
+    def _check_remove_ids(ids: np.ndarray | Sequence[int]) -> np.ndarray:
+        """ids for ``remove_ids``: int64 (m,)."""
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise ValueError(f"ids must be a 1-D array (m,), got shape {arr.shape}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got dtype {arr.dtype}")
+        return arr.astype(np.int64)
+
     # ------------------------------------------------------------------ add
     def train(self, codes: np.ndarray) -> None:
         """Learn whatever the backend needs before ``add`` (nothing for exact backends).
@@ -121,19 +163,7 @@ class BinaryIndex:
         codes = self._check_codes(codes, "codes")
         n = codes.shape[0]
         start = int(self.ids_[-1]) + 1 if self.ntotal else 0
-        if ids is None:
-            new_ids = np.arange(start, start + n, dtype=np.int64)
-        else:
-            new_ids = np.asarray(ids)
-            if new_ids.ndim != 1 or new_ids.shape[0] != n:
-                raise ValueError(
-                    f"ids must have shape ({n},) to match the codes, got {new_ids.shape}"
-                )
-            if n and not np.issubdtype(new_ids.dtype, np.integer):
-                raise ValueError(f"ids must be integers, got dtype {new_ids.dtype}")
-            new_ids = new_ids.astype(np.int64)
-            if n and new_ids.min() < 0:
-                raise ValueError("ids must be >= 0 (-1 marks a missing result in search output)")
+        new_ids = self._check_ids(ids, n, start)
         new_meta = self._check_metadata(metadata, n)
         if n == 0:
             return
@@ -167,12 +197,7 @@ class BinaryIndex:
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove the codes (and metadata) with these ids; ids not in the index are ignored, as in
         faiss. ids: int (m,). Returns the number of codes removed."""
-        arr = np.asarray(ids)
-        if arr.ndim != 1:
-            raise ValueError(f"ids must be a 1-D array (m,), got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"ids must be integers, got dtype {arr.dtype}")
-        gone = np.isin(self.ids_, arr.astype(np.int64))
+        gone = np.isin(self.ids_, self._check_remove_ids(ids))
         removed = int(gone.sum())
         if removed:
             keep = ~gone
@@ -182,20 +207,28 @@ class BinaryIndex:
             self._on_change(appended_from=None)
         return removed
 
+    def _metadata_schema(self) -> dict[str, bool] | None:
+        """The stored metadata names, each mapped to whether it holds strings; None if no metadata
+        was ever given. A backend that keeps its metadata elsewhere overrides this."""
+        if self.metadata_ is None:
+            return None
+        return {k: v.dtype.kind == "U" for k, v in self.metadata_.items()}
+
     def _check_metadata(
         self, metadata: MetadataInput | None, n: int
     ) -> dict[str, np.ndarray] | None:
+        schema = self._metadata_schema()
         if metadata is None:
-            if self.metadata_ is not None and n:
+            if schema is not None and n:
                 raise ValueError(
-                    f"this index stores metadata {sorted(self.metadata_)}; pass metadata= to add"
+                    f"this index stores metadata {sorted(schema)}; pass metadata= to add"
                 )
             return None
-        if self.ntotal and self.metadata_ is None:
+        if schema is None and self.ntotal:
             raise ValueError("metadata can only be given if it was given from the first add on")
-        if self.metadata_ is not None and set(metadata) != set(self.metadata_):
+        if schema is not None and set(metadata) != set(schema):
             raise ValueError(
-                f"metadata names {sorted(metadata)} differ from the index's {sorted(self.metadata_)}"
+                f"metadata names {sorted(metadata)} differ from the index's {sorted(schema)}"
             )
         out: dict[str, np.ndarray] = {}
         for key, values in metadata.items():
@@ -208,9 +241,7 @@ class BinaryIndex:
                 raise ValueError(
                     f"metadata {key!r} must hold numbers, bools or strings, got dtype {arr.dtype}"
                 )
-            if self.metadata_ is not None and (arr.dtype.kind == "U") != (
-                self.metadata_[key].dtype.kind == "U"
-            ):
+            if schema is not None and (arr.dtype.kind == "U") != schema[key]:
                 raise ValueError(f"metadata {key!r} mixes strings and numbers across add calls")
             out[key] = arr
         return out
@@ -239,9 +270,7 @@ class BinaryIndex:
         fewer than k codes, the missing entries are distance -1 and id -1 (faiss pads ids with -1).
         """
         q = self._check_queries(queries)
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
+        k = self._check_k(k)
         kk = min(k, self.ntotal)
         dist = np.full((q.shape[0], k), -1, dtype=np.int32)
         ids = np.full((q.shape[0], k), -1, dtype=np.int64)
@@ -262,9 +291,7 @@ class BinaryIndex:
         ``[lims[i], lims[i + 1])``, sorted by (distance, id).
         """
         q = self._check_queries(queries)
-        if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool) or radius < 0:
-            raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
-        r = min(int(radius), self.bits + 1)
+        r = min(self._check_radius(radius), self.bits + 1)
         if q.shape[0] == 0 or r == 0:
             return (
                 np.zeros(q.shape[0] + 1, dtype=np.int64),
@@ -289,6 +316,12 @@ class BinaryIndex:
     def _options(self) -> dict[str, Any]:
         """Constructor options to store in the file (JSON-serialisable)."""
         return {}
+
+    @classmethod
+    def _options_from_file(cls, options: dict[str, Any], path: str) -> dict[str, Any]:
+        """Constructor options as read from the index file at ``path`` (a backend whose options
+        hold paths relative to the file resolves them here)."""
+        return options
 
     def _extra_sections(self) -> dict[str, np.ndarray]:
         return {}
