@@ -1,4 +1,5 @@
-"""Hamming indexes over packed binary codes: exhaustive scan, multi-index hashing, faiss adapter.
+"""Hamming indexes over packed binary codes: exhaustive scan, multi-index hashing, faiss and
+Milvus adapters.
 
 All share one faiss-compatible API (``add``, ``search``, ``range_search``, ``ntotal``, ``save``)
 and one file format (:func:`load_index`). Search results are ``(distances int32 (nq, k), ids int64
@@ -10,11 +11,13 @@ from deephash.index.factory import create_index, list_indexes, load_index
 from deephash.index.faiss_adapter import FaissBinaryIndex
 from deephash.index.flat import HammingIndex
 from deephash.index.mih import MultiIndexHashing, default_num_tables
+from deephash.index.milvus import MilvusBinaryIndex
 
 __all__ = [
     "BinaryIndex",
     "FaissBinaryIndex",
     "HammingIndex",
+    "MilvusBinaryIndex",
     "MultiIndexHashing",
     "create_index",
     "default_num_tables",
