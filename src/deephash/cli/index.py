@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
     b.add_argument("--data-dir")
     b.add_argument("--out", required=True, help="index file to write")
     b.add_argument(
-        "--backend", default="flat", help="flat, mih, or faiss:<factory> (e.g. faiss:BFlat)"
+        "--backend",
+        default="flat",
+        help="flat, mih, faiss:<factory> (e.g. faiss:BFlat) or milvus:<uri> (e.g. milvus:fm.db)",
     )
     b.add_argument("--batch-size", type=int, default=512)
     add_device_arg(b)
