@@ -95,8 +95,9 @@ class BinaryIndex:
             )
         return np.ascontiguousarray(arr)
 
-    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
-        if self.ntotal == 0:
+    def _check_queries(self, queries: np.ndarray, ntotal: int | None = None) -> np.ndarray:
+        """Queries must fit the codes, and the index (``ntotal`` codes, default read) be non-empty."""
+        if (self.ntotal if ntotal is None else ntotal) == 0:
             raise ValueError(
                 f"the {self.backend} index is empty: call add(codes) before search/range_search"
             )

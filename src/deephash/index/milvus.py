@@ -484,9 +484,9 @@ class MilvusBinaryIndex(BinaryIndex):
         queries: uint8 (nq, bits / 8). Returns distances int32 (nq, k) and ids int64 (nq, k), each
         row sorted by (distance, id), padded with -1 when the collection holds fewer than k codes.
         """
-        q = self._check_queries(queries)
-        k = self._check_k(k)
         n = self.ntotal
+        q = self._check_queries(queries, n)
+        k = self._check_k(k)
         target = min(k, n)
         dist = np.full((q.shape[0], k), -1, dtype=np.int32)
         ids = np.full((q.shape[0], k), -1, dtype=np.int64)
