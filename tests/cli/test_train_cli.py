@@ -78,3 +78,13 @@ def test_report_table(hash_run: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| run | bits | mAP@all")
     assert f"| {m['map']:.4f} |" in out[2] and "| 16 |" in out[2]
+    # MAP@R, R-precision and P@1 (Musgrave et al. 2020) follow P@k
+    head = [c.strip() for c in out[0].split("|")]
+    row = [c.strip() for c in out[2].split("|")]
+    for key, title in (
+        ("map_at_r", "MAP@R"),
+        ("r_precision", "R-prec."),
+        ("precision_at_1", "P@1"),
+    ):
+        assert row[head.index(title)] == f"{m[key]:.4f}"
+        assert m["float"][key] >= 0
