@@ -7,7 +7,7 @@ from deephash.metrics import map_at_r, precision_at_k, r_precision, retrieval_re
 BITS = [8, 12, 48, 64, 100]
 
 
-def test_hand_computed_example_codes_and_floats() -> None:
+def test_hand_computed_example_codes_and_floats(float_blocks) -> None:
     # distances to the query 0b0000: 0, 1, 1, 2, 4 -> ranking [0, 1, 2, 3, 4] (ties by order)
     q = np.array([[0], [0]], dtype=np.uint8)
     db = np.array([[0b0000], [0b0001], [0b0010], [0b0011], [0b1111]], dtype=np.uint8)
@@ -82,7 +82,9 @@ def test_hamming_spread_distances_and_chunking(bits, ref, data, monkeypatch) -> 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
 @pytest.mark.parametrize("exclude_self", [False, True])
-def test_float_matches_brute_force_with_ties(distance, exclude_self, ref, data, float_blocks):
+def test_float_matches_brute_force_with_ties(
+    distance, exclude_self, ref, data, float_blocks
+) -> None:
     make = data.grid_embeddings if distance == "euclidean" else data.gaussian_with_duplicates
     q, ql, db, dl = make(10, 80, 3, seed=1)
     if exclude_self:
