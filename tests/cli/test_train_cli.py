@@ -78,3 +78,37 @@ def test_report_table(hash_run: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| run | bits | mAP@all")
     assert f"| {m['map']:.4f} |" in out[2] and "| 16 |" in out[2]
+    # MAP@R, R-precision and P@1 (Musgrave et al. 2020) follow P@k
+    head = [c.strip() for c in out[0].split("|")]
+    row = [c.strip() for c in out[2].split("|")]
+    for key, title in (
+        ("map_at_r", "MAP@R"),
+        ("r_precision", "R-prec."),
+        ("precision_at_1", "P@1"),
+    ):
+        assert row[head.index(title)] == f"{m[key]:.4f}"
+        assert m["float"][key] >= 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--loss", "multi-similarity", "--miner", "multi-similarity"],
+        ["--loss", "proxy-anchor", "--set", "loss_lr_scale=100"],
+        ["--loss", "arcface", "--set", "loss_options.scale=16"],
+        ["--loss", "csq", "--bits", "16"],
+    ],
+    ids=["multi-similarity", "proxy-anchor", "arcface", "csq"],
+)
+def test_new_losses_train_end_to_end(
+    args: list[str], tmp_path: Path, tiny_config_values: dict
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_config_values, "epochs": 1}))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), *args]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    hist = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert np.isfinite(hist[-1]["loss"]) and hist[-1]["loss"] > 0
+    assert 0 < m["map"] <= 1 and 0 <= m["map_at_r"] <= 1
+    assert ("precision_hamming2" in m) is ("--bits" in args)

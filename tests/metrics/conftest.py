@@ -45,11 +45,15 @@ def is_relevant(ql: np.ndarray, dl: np.ndarray) -> bool:
     return bool(np.any((np.asarray(ql) != 0) & (np.asarray(dl) != 0)))
 
 
-def ranked_relevance(q, ql, db, dl, distance: str) -> tuple[list[list[int]], list[list[int]]]:
-    """Per query: database ids in ranking order and their 0/1 relevance."""
+def ranked_relevance(
+    q, ql, db, dl, distance: str, exclude_self: bool = False
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per query: database ids in ranking order and their 0/1 relevance; with ``exclude_self``
+    query i's own database item i is not ranked (leave-one-out)."""
     orders, rels = [], []
     for i, row in enumerate(distance_rows(q, db, distance)):
-        order = sorted(range(len(row)), key=lambda j: (row[j], j))
+        ids = [j for j in range(len(row)) if not (exclude_self and j == i)]
+        order = sorted(ids, key=lambda j: (row[j], j))
         orders.append(order)
         rels.append([int(is_relevant(ql[i], dl[j])) for j in order])
     return orders, rels
@@ -67,23 +71,43 @@ def average_precision(rel: list[int], k: int | None, divisor: str) -> float:
     return total / denom if denom else 0.0
 
 
-def mean_ap(q, ql, db, dl, distance, k=None, divisor="retrieved") -> float:
-    _, rels = ranked_relevance(q, ql, db, dl, distance)
+def mean_ap(q, ql, db, dl, distance, k=None, divisor="retrieved", exclude_self=False) -> float:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
     return float(np.mean([average_precision(r, k, divisor) for r in rels]))
 
 
-def precision_at_k(q, ql, db, dl, distance, k) -> float:
-    _, rels = ranked_relevance(q, ql, db, dl, distance)
-    kk = min(k, len(db))
+def precision_at_k(q, ql, db, dl, distance, k, exclude_self=False) -> float:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    kk = min(k, len(rels[0]))
     return float(np.mean([sum(r[:kk]) / kk for r in rels]))
 
 
-def radius_precision_recall(q, ql, db, dl, radius, no_retrieval="zero") -> tuple[float, float]:
+def map_at_r(q, ql, db, dl, distance, exclude_self=False) -> float:
+    """Musgrave et al. 2020: (1/R) sum_{i<=R} P@i rel_i, R = relevant items; 0 when R = 0."""
+    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    out = []
+    for rel in rels:
+        r = sum(rel)
+        total = sum(sum(rel[: i + 1]) / (i + 1) for i in range(r) if rel[i])
+        out.append(total / r if r else 0.0)
+    return float(np.mean(out))
+
+
+def r_precision(q, ql, db, dl, distance, exclude_self=False) -> float:
+    """Relevant among the top R / R, R = relevant items; 0 when R = 0."""
+    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    return float(np.mean([sum(rel[: sum(rel)]) / sum(rel) if sum(rel) else 0.0 for rel in rels]))
+
+
+def radius_precision_recall(
+    q, ql, db, dl, radius, no_retrieval="zero", exclude_self=False
+) -> tuple[float, float]:
     precs, recs = [], []
     for i, row in enumerate(distance_rows(q, db, "hamming")):
-        inside = [j for j in range(len(db)) if row[j] <= radius]
+        ids = [j for j in range(len(db)) if not (exclude_self and j == i)]
+        inside = [j for j in ids if row[j] <= radius]
         rel_inside = sum(is_relevant(ql[i], dl[j]) for j in inside)
-        total_rel = sum(is_relevant(ql[i], dl[j]) for j in range(len(db)))
+        total_rel = sum(is_relevant(ql[i], dl[j]) for j in ids)
         recs.append(rel_inside / total_rel if total_rel else 0.0)
         if inside:
             precs.append(rel_inside / len(inside))
@@ -93,8 +117,8 @@ def radius_precision_recall(q, ql, db, dl, radius, no_retrieval="zero") -> tuple
     return precision, float(np.mean(recs))
 
 
-def rank_pr(q, ql, db, dl, distance, ks) -> tuple[list[float], list[float]]:
-    _, rels = ranked_relevance(q, ql, db, dl, distance)
+def rank_pr(q, ql, db, dl, distance, ks, exclude_self=False) -> tuple[list[float], list[float]]:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
     precision, recall = [], []
     for k in ks:
         precision.append(float(np.mean([sum(r[:k]) / k for r in rels])))
@@ -111,9 +135,9 @@ def knn_predict(neighbor_labels: list) -> object:
     raise AssertionError("unreachable")
 
 
-def knn_accuracy(q, ql, db, dl, distance, k) -> float:
-    orders, _ = ranked_relevance(q, ql, db, dl, distance)
-    kk = min(k, len(db))
+def knn_accuracy(q, ql, db, dl, distance, k, exclude_self=False) -> float:
+    orders, _ = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    kk = min(k, len(orders[0]))
     return float(
         np.mean([knn_predict([dl[j] for j in o[:kk]]) == ql[i] for i, o in enumerate(orders)])
     )
@@ -128,6 +152,8 @@ def ref() -> SimpleNamespace:
         average_precision=average_precision,
         mean_ap=mean_ap,
         precision_at_k=precision_at_k,
+        map_at_r=map_at_r,
+        r_precision=r_precision,
         radius_precision_recall=radius_precision_recall,
         rank_pr=rank_pr,
         knn_predict=knn_predict,

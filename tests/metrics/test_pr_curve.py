@@ -82,3 +82,24 @@ def test_bad_cutoffs() -> None:
         precision_recall_curve(x, [0, 1], x, [0, 1], distance="euclidean", cutoffs=[0, 2])
     with pytest.raises(ValueError, match="integers"):
         precision_recall_curve(x, [0, 1], x, [0, 1], distance="euclidean", cutoffs=[1.5])
+
+
+@pytest.mark.parametrize("distance", ["hamming", "euclidean"])
+def test_leave_one_out_curves_match_brute_force(distance, ref, data, float_blocks) -> None:
+    if distance == "hamming":
+        _, _, x, y = data.tie_heavy_codes(20, 1, 30, seed=7)
+    else:
+        _, _, x, y = data.grid_embeddings(1, 30, 3, seed=7)
+    # rank cut-offs clip to the 29 other items
+    curve = precision_recall_curve(
+        x, y, x, y, distance=distance, cutoffs=[1, 6, 30], exclude_self=True
+    )
+    np.testing.assert_array_equal(curve.thresholds, [1, 6, 29])
+    want_p, want_r = ref.rank_pr(x, y, x, y, distance, [1, 6, 29], exclude_self=True)
+    np.testing.assert_allclose(curve.precision, want_p, atol=1e-12)
+    np.testing.assert_allclose(curve.recall, want_r, atol=1e-12)
+    if distance == "hamming":
+        curve = precision_recall_curve(x, y, x, y, exclude_self=True)
+        for r in (0, 3, 20):
+            want = ref.radius_precision_recall(x, y, x, y, r, exclude_self=True)
+            assert (curve.precision[r], curve.recall[r]) == pytest.approx(want, abs=1e-12)

@@ -26,7 +26,7 @@ EXPECTED = {
 def test_registry_lists_every_miner() -> None:
     assert set(list_miners()) == EXPECTED
     assert list_miners("semi*") == ["semi-hard"]
-    assert list_pair_miners() == ["all-pairs", "hard-pairs"]
+    assert list_pair_miners() == ["all-pairs", "hard-pairs", "multi-similarity"]
 
 
 def test_unknown_names_and_options_are_clear_errors() -> None:

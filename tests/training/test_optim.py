@@ -35,3 +35,15 @@ def test_param_groups_scale_the_backbone_and_include_loss_parameters() -> None:
     ):
         cfg.optimizer = name
         assert isinstance(optim.build_optimizer(cfg, groups), kind)
+
+
+def test_loss_lr_scale_puts_the_loss_parameters_in_their_own_group() -> None:
+    cfg = TrainConfig(embedding_dim=8, lr=0.01, loss_lr_scale=100.0, loss="proxy-anchor")
+    model = recipe.build_network(cfg, 1)
+    loss = torch.nn.Linear(8, 3)
+    groups = optim.param_groups(cfg, model, loss)
+    assert [g["lr"] for g in groups] == [pytest.approx(v) for v in (0.01, 0.01, 1.0)]
+    assert groups[2]["params"] == list(loss.parameters())
+    assert groups[1]["params"] == list(model.head.parameters())
+    with pytest.raises(ValueError, match="loss_lr_scale"):
+        TrainConfig(loss_lr_scale=0).validate()

@@ -47,3 +47,41 @@ def test_augment_padding_zero_means_flips_only(tiny_config_values: dict[str, Any
 def test_negative_augment_padding_is_rejected() -> None:
     with pytest.raises(ValueError, match="augment_padding must be >= 0"):
         TrainConfig(augment_padding=-1).validate()
+
+
+@pytest.mark.parametrize(
+    "loss,bits,extra",
+    [("proxy-anchor", None, {}), ("arcface", None, {"scale": 16.0}), ("csq", 16, {})],
+)
+def test_class_vector_losses_get_width_classes_and_seed(
+    loss: str, bits: int | None, extra: dict[str, Any], tiny_config_values: dict[str, Any]
+) -> None:
+    cfg = TrainConfig(
+        **{**tiny_config_values, "loss": loss, "bits": bits, "seed": 7, "loss_options": extra}
+    )
+    data = recipe.load_data(cfg)
+    built: Any = recipe.build_loss(cfg, data)
+    assert built.embedding_dim == (bits or cfg.embedding_dim)
+    assert built.num_classes == data.num_classes == 10
+    if loss == "csq":
+        from deephash.losses import hash_centers
+
+        assert built.seed == 7
+        assert torch.equal(built.centers, torch.from_numpy(hash_centers(10, 16, seed=7)))
+    if loss == "arcface":
+        assert built.scale == 16.0
+
+
+def test_multi_similarity_with_its_miner_by_name(tiny_config_values: dict[str, Any]) -> None:
+    from deephash.miners import MultiSimilarityMiner
+
+    cfg = TrainConfig(
+        **{
+            **tiny_config_values,
+            "loss": "multi-similarity",
+            "miner": "multi-similarity",
+            "miner_options": {"epsilon": 0.2},
+        }
+    )
+    built: Any = recipe.build_loss(cfg, recipe.load_data(cfg))
+    assert isinstance(built.miner, MultiSimilarityMiner) and built.miner.epsilon == 0.2

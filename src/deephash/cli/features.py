@@ -59,7 +59,16 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         protocol_options=parse_sets(args.protocol_option),
     )
-    keys = ["map", "map_at_k", "precision_at_k", "knn_accuracy", "num_queries", "num_database"]
+    keys = [
+        "map",
+        "map_at_k",
+        "precision_at_k",
+        "map_at_r",
+        "precision_at_1",
+        "knn_accuracy",
+        "num_queries",
+        "num_database",
+    ]
     print(json.dumps({k: metrics[k] for k in keys}, indent=2))
     print(
         f"wrote {args.out}/metrics.json, features.npz" + (", tsne.png" if args.tsne_samples else "")

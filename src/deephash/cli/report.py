@@ -11,6 +11,9 @@ COLUMNS = [
     ("map", "mAP@all"),
     ("map_at_k", "mAP@k"),
     ("precision_at_k", "P@k"),
+    ("map_at_r", "MAP@R"),
+    ("r_precision", "R-prec."),
+    ("precision_at_1", "P@1"),
     ("precision_hamming2", "P@H≤2"),
     ("knn_accuracy", "kNN acc."),
 ]

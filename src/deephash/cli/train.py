@@ -148,6 +148,8 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "map",
         "map_at_k",
         "precision_at_k",
+        "map_at_r",
+        "precision_at_1",
         "precision_hamming2",
         "knn_accuracy",
         "train_seconds",

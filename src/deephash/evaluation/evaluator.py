@@ -61,19 +61,26 @@ def retrieval_metrics(
     precision_k: int = 100,
     knn_k: int = 10,
     distance: str = "euclidean",
+    exclude_self: bool = False,
 ) -> dict[str, Any]:
     """The standard metrics dict for float embeddings, or for hash codes when ``bits`` is set.
 
     query, database: float (n, D) embeddings, or relaxed codes (n, bits) when ``bits`` is given, in
     which case the Hamming metrics of their signs are the headline numbers and the float metrics of
     the relaxed codes go under ``"float"``. Labels: int (n,). Keys: map (mAP@all), map_at_k,
-    precision_at_k, knn_accuracy (and precision_hamming2 for codes), num_queries, num_database,
-    seconds.
+    precision_at_k, map_at_r, r_precision, precision_at_1, knn_accuracy (and precision_hamming2
+    for codes), num_queries, num_database, seconds. ``exclude_self``: leave-one-out (query i is
+    database item i and is left out of its own ranking; see :func:`deephash.metrics.map_at_r`).
     """
     t0 = time.perf_counter()
     ql = np.asarray(query_labels)
     dl = np.asarray(database_labels)
-    settings: dict[str, Any] = {"map_k": map_k, "precision_k": precision_k, "knn_k": knn_k}
+    settings: dict[str, Any] = {
+        "map_k": map_k,
+        "precision_k": precision_k,
+        "knn_k": knn_k,
+        "exclude_self": exclude_self,
+    }
     out: dict[str, Any]
     if bits is not None:
         q_codes = pack_bits(sign(query[:, :bits]))

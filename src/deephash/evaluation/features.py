@@ -34,8 +34,9 @@ def extract_baseline(
 ) -> dict[str, Any]:
     """Extract query/database features with a backbone and write metrics.json, features.npz, tsne.png.
 
-    Returns the metrics dict (keys: map, map_at_k, precision_at_k, knn_accuracy, num_queries,
-    num_database, protocol, backbone, weights, feature_dim, seconds).
+    Returns the metrics dict (keys: map, map_at_k, precision_at_k, map_at_r, r_precision,
+    precision_at_1, knn_accuracy, num_queries, num_database, protocol, backbone, weights,
+    feature_dim, seconds).
     """
     import torch
 

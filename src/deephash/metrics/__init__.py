@@ -5,10 +5,13 @@ ranked by Hamming distance with an exact counting-sort kernel; float embeddings 
 ranked by Euclidean or cosine distance. Ranking ties are always broken by database order. Labels
 are class ids of any integer values (relevant = same class) or multi-label indicator matrices
 (relevant = at least one shared label). Each function's docstring states its definition.
+``exclude_self=True`` is leave-one-out: query i is database item i and is left out of its own
+ranking.
 """
 
 from deephash.metrics.average_precision import mean_average_precision
 from deephash.metrics.knn import knn_accuracy
+from deephash.metrics.map_at_r import map_at_r, r_precision
 from deephash.metrics.pr_curve import PrecisionRecallCurve, precision_recall_curve
 from deephash.metrics.precision import precision_at_k, precision_within_radius
 from deephash.metrics.report import RetrievalReport, retrieval_report
@@ -17,9 +20,11 @@ __all__ = [
     "PrecisionRecallCurve",
     "RetrievalReport",
     "knn_accuracy",
+    "map_at_r",
     "mean_average_precision",
     "precision_at_k",
     "precision_recall_curve",
     "precision_within_radius",
+    "r_precision",
     "retrieval_report",
 ]

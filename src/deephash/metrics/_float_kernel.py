@@ -26,7 +26,7 @@ import numpy as np
 from numba import prange
 
 from deephash._numba import float_order_key, njit
-from deephash.metrics._accumulate import add_relevant, reset_query
+from deephash.metrics._accumulate import add_relevant, add_within_r, reset_query
 
 RADIX_BITS = 11
 _RADIX = 1 << RADIX_BITS
@@ -260,15 +260,18 @@ def float_rank_stats(  # pragma: no cover - compiled
     ap_hits: np.ndarray,
     n_relevant: np.ndarray,
     cut_hits: np.ndarray,
+    r_ap_sum: np.ndarray,
+    r_hits: np.ndarray,
     topk: np.ndarray,
     query_block: int,
+    self_start: int,
 ) -> None:
     """Fill the per-query outputs for the queries q (see ``hamming_rank_stats``).
 
     q: (c, d) float32/float64 query rows; tiles: the database from :func:`tile_database` (same
     dtype; both normalised by the caller for cosine), n its number of rows. Labels and outputs
-    are as for the Hamming kernel. ``query_block`` queries share each database tile while it is
-    in cache; it changes no result.
+    are as for the Hamming kernel (``self_start`` too). ``query_block`` queries share each
+    database tile while it is in cache; it changes no result.
     """
     nq = q.shape[0]
     nb, _, m = tiles.shape
@@ -283,6 +286,7 @@ def float_rank_stats(  # pragma: no cover - compiled
         order = np.empty(n, dtype=np.int32)
         order2 = np.empty(n, dtype=np.int32)
         hist = np.empty((6, _RADIX), dtype=np.int64)
+        rel_pos = np.empty(n, dtype=np.int64)
         for t in range(nb):
             _key_tile(q, tiles[t], cosine, lo, hi, rows[:, t * m : (t + 1) * m])
         for qi in range(lo, hi):
@@ -290,12 +294,17 @@ def float_rank_stats(  # pragma: no cover - compiled
                 _rank_packed(rows[qi - lo, :n], a, b, hist, order)
             else:
                 _rank_wide(rows[qi - lo, :n], a, b, hist, order, order2)
-            reset_query(qi, ap_sum, ap_hits, cut_hits)
+            reset_query(qi, ap_sum, ap_hits, cut_hits, r_ap_sum, r_hits)
+            skip = self_start + qi if self_start >= 0 else -1
             hits = 0
+            pos = 0  # 1-based position of the current item once counted
             for p in range(n):
                 j = order[p]
-                if p < t_top:
-                    topk[qi, p] = j
+                if j == skip:
+                    continue
+                if pos < t_top:
+                    topk[qi, pos] = j
+                pos += 1
                 if multilabel:
                     r = False
                     for w in range(q_mask.shape[1]):
@@ -305,8 +314,12 @@ def float_rank_stats(  # pragma: no cover - compiled
                 else:
                     r = q_lab[qi] == db_lab[j]
                 if r:
+                    rel_pos[hits] = pos
                     hits += 1
-                    add_relevant(
-                        qi, p + 1, hits / (p + 1), ap_ks, cutoffs, ap_sum, ap_hits, cut_hits
-                    )
+                    add_relevant(qi, pos, hits / pos, ap_ks, cutoffs, ap_sum, ap_hits, cut_hits)
             n_relevant[qi] = hits
+            # R is known only now: a short second pass over the relevant items' positions.
+            for i in range(hits):
+                if rel_pos[i] > hits:
+                    break
+                add_within_r(qi, rel_pos[i], (i + 1) / rel_pos[i], hits, r_ap_sum, r_hits)

@@ -18,11 +18,18 @@ import numpy as np
 from numba import prange
 
 from deephash._numba import njit, popcount64
-from deephash.metrics._accumulate import add_relevant, reset_query
+from deephash.metrics._accumulate import add_relevant, add_within_r, reset_query
+
+# Stored distance of a query's own database item when it is left out (``self_start``): above
+# every real distance (at most 65,534 bits; longer codes are refused), so no scan picks it up.
+_LEFT_OUT = np.uint16(np.iinfo(np.uint16).max)
 
 
 # The counting pass comes in three loops so that each stays branch-free: one 64-bit word (codes
-# up to 64 bits, the common case), several words, and multi-label relevance.
+# up to 64 bits, the common case), several words, and multi-label relevance. Each counts the
+# database items it is given (a slice of the database and of ``dist``) and appends to the
+# relevant list from slot m on, returning its length, so that a left-out item splits the pass in
+# two.
 @njit
 def _count_one_word(  # pragma: no cover - compiled
     qv: np.uint64,
@@ -35,8 +42,8 @@ def _count_one_word(  # pragma: no cover - compiled
     rel_d: np.ndarray,
     rel_off: np.ndarray,
     rel_roff: np.ndarray,
+    m: int,
 ) -> int:
-    m = 0
     for j in range(db_words.shape[0]):
         d = popcount64(qv ^ db_words[j, 0])
         r = 1 if ql == db_lab[j] else 0
@@ -64,9 +71,9 @@ def _count_words(  # pragma: no cover - compiled
     rel_d: np.ndarray,
     rel_off: np.ndarray,
     rel_roff: np.ndarray,
+    m: int,
 ) -> int:
     nw = qv.shape[0]
-    m = 0
     for j in range(db_words.shape[0]):
         d = 0
         for w in range(nw):
@@ -96,10 +103,10 @@ def _count_multilabel(  # pragma: no cover - compiled
     rel_d: np.ndarray,
     rel_off: np.ndarray,
     rel_roff: np.ndarray,
+    m: int,
 ) -> int:
     nw = qv.shape[0]
     nm = qm.shape[0]
-    m = 0
     for j in range(db_words.shape[0]):
         d = 0
         for w in range(nw):
@@ -121,6 +128,42 @@ def _count_multilabel(  # pragma: no cover - compiled
     return m
 
 
+@njit
+def _count(  # pragma: no cover - compiled
+    q: int,
+    q_words: np.ndarray,
+    db_words: np.ndarray,
+    q_lab: np.ndarray,
+    db_lab: np.ndarray,
+    q_mask: np.ndarray,
+    db_mask: np.ndarray,
+    multilabel: bool,
+    dist: np.ndarray,
+    h: np.ndarray,
+    rh: np.ndarray,
+    rel_d: np.ndarray,
+    rel_off: np.ndarray,
+    rel_roff: np.ndarray,
+    lo: int,
+    hi: int,
+    m: int,
+) -> int:
+    """The counting pass of query q over database items lo..hi-1 (see the three loops)."""
+    words = db_words[lo:hi]
+    d = dist[lo:hi]
+    if multilabel:
+        return _count_multilabel(
+            q_words[q], words, q_mask[q], db_mask[lo:hi], d, h, rh, rel_d, rel_off, rel_roff, m
+        )
+    if q_words.shape[1] == 1:
+        return _count_one_word(
+            q_words[q, 0], words, q_lab[q], db_lab[lo:hi], d, h, rh, rel_d, rel_off, rel_roff, m
+        )
+    return _count_words(
+        q_words[q], words, q_lab[q], db_lab[lo:hi], d, h, rh, rel_d, rel_off, rel_roff, m
+    )
+
+
 @njit(parallel=True)
 def hamming_rank_stats(  # pragma: no cover - compiled
     q_words: np.ndarray,
@@ -136,10 +179,13 @@ def hamming_rank_stats(  # pragma: no cover - compiled
     ap_hits: np.ndarray,
     n_relevant: np.ndarray,
     cut_hits: np.ndarray,
+    r_ap_sum: np.ndarray,
+    r_hits: np.ndarray,
     topk: np.ndarray,
     hist: np.ndarray,
     relhist: np.ndarray,
     num_blocks: int,
+    self_start: int,
 ) -> None:
     """Fill the per-query outputs for a chunk of queries.
 
@@ -152,13 +198,16 @@ def hamming_rank_stats(  # pragma: no cover - compiled
     Outputs: ap_sum float64 (c, a) = sum over relevant items ranked within the top k of
     (rank among relevant / position), i.e. of the precision at each relevant item;
     ap_hits int64 (c, a) relevant items within the top k;
-    n_relevant int64 (c,); cut_hits int64 (c, m) relevant items within each cutoff; topk int64
-    (c, t) ids of the first t ranked items; hist/relhist int64 (c, D) items / relevant items at
-    each distance, D = 8 * bytes + 1 >= max distance + 1.
+    n_relevant int64 (c,); cut_hits int64 (c, m) relevant items within each cutoff;
+    r_ap_sum float64 (c,) / r_hits int64 (c,): the same sum / count over the relevant items
+    within the query's own depth R = n_relevant (MAP@R, R-precision); topk int64 (c, t) ids of
+    the first t ranked items; hist/relhist int64 (c, D) items / relevant items at each distance,
+    D = 8 * bytes + 1 >= max distance + 1.
+    self_start: -1, or leave query q's own database item ``self_start + q`` out of its ranking
+    (leave-one-out: the queries are database items; then depths, cut-offs and t are <= n - 1).
     """
     nq = q_words.shape[0]
     n = db_words.shape[0]
-    nw = q_words.shape[1]
     nd = hist.shape[1]
     t_top = topk.shape[1]
     for b in prange(num_blocks):
@@ -176,18 +225,20 @@ def hamming_rank_stats(  # pragma: no cover - compiled
             rh = relhist[q]
             h[:] = 0
             rh[:] = 0
-            if multilabel:
-                m = _count_multilabel(
-                    q_words[q], db_words, q_mask[q], db_mask, dist, h, rh, rel_d, rel_off, rel_roff
-                )
-            elif nw == 1:
-                m = _count_one_word(
-                    q_words[q, 0], db_words, q_lab[q], db_lab, dist, h, rh, rel_d, rel_off, rel_roff
-                )
-            else:
-                m = _count_words(
-                    q_words[q], db_words, q_lab[q], db_lab, dist, h, rh, rel_d, rel_off, rel_roff
-                )
+            # Database items 0..skip-1 and skip+1..n-1: all of them unless one is left out. The
+            # first pass starts at a literal 0, so the usual case (nothing left out) compiles to
+            # the plain loop; a start known only at run time measured 10-40% slower.
+            skip = self_start + q if self_start >= 0 else n
+            m = _count(
+                q, q_words, db_words, q_lab, db_lab, q_mask, db_mask, multilabel, dist,
+                h, rh, rel_d, rel_off, rel_roff, 0, skip, 0,
+            )  # fmt: skip
+            if skip < n:
+                m = _count(
+                    q, q_words, db_words, q_lab, db_lab, q_mask, db_mask, multilabel, dist,
+                    h, rh, rel_d, rel_off, rel_roff, skip + 1, n, m,
+                )  # fmt: skip
+                dist[skip] = _LEFT_OUT
             # Bucket starts: 0-based positions in the ranking / among the relevant items.
             acc = 0
             racc = 0
@@ -197,12 +248,13 @@ def hamming_rank_stats(  # pragma: no cover - compiled
                 acc += h[d]
                 racc += rh[d]
             n_relevant[q] = m
-            reset_query(q, ap_sum, ap_hits, cut_hits)
+            reset_query(q, ap_sum, ap_hits, cut_hits, r_ap_sum, r_hits)
             for i in range(m):
                 d = rel_d[i]
                 pos = start[d] + rel_off[i] + 1
                 prec = (rstart[d] + rel_roff[i] + 1) / pos
                 add_relevant(q, pos, prec, ap_ks, cutoffs, ap_sum, ap_hits, cut_hits)
+                add_within_r(q, pos, prec, m, r_ap_sum, r_hits)
             if t_top > 0:
                 # Ids of the first t_top ranked items: only buckets up to the one holding
                 # position t_top matter; hand out positions inside them in database order.

@@ -36,6 +36,8 @@ class Prepared:
         Otherwise they are float32/float64 (n, d) arrays.
     query_labels/database_labels: int64 (n,) class ids remapped to 0..num_classes-1 (single-label);
         for multi-label, uint64 (n, ceil(num_classes / 64)) bit masks of the label sets.
+    exclude_self: leave-one-out; query i is database item i and is left out of its own ranking,
+        so each query ranks ``num_ranked = num_database - 1`` items.
     """
 
     distance: str
@@ -47,6 +49,7 @@ class Prepared:
     multilabel: bool
     num_classes: int
     max_distance: int
+    exclude_self: bool = False
 
     @property
     def num_queries(self) -> int:
@@ -55,6 +58,11 @@ class Prepared:
     @property
     def num_database(self) -> int:
         return int(self.database.shape[0])
+
+    @property
+    def num_ranked(self) -> int:
+        """Database items in each query's ranking (one fewer when the query is left out)."""
+        return self.num_database - int(self.exclude_self)
 
 
 def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
@@ -174,12 +182,23 @@ def prepare(
     database: ArrayLike,
     database_labels: ArrayLike,
     distance: str,
+    exclude_self: bool = False,
 ) -> Prepared:
     """Validate and normalise the four retrieval arrays (see :class:`Prepared`)."""
     check_choice(distance, _DISTANCES, "distance")
+    if not isinstance(exclude_self, bool | np.bool_):
+        raise ValueError(f"exclude_self must be True or False, got {exclude_self!r}")
     q_np = _to_numpy(query, "query")
     db_np = _to_numpy(database, "database")
     q, db = _prepare_points(q_np, db_np, distance)
+    if exclude_self and q.shape[0] != db.shape[0]:
+        raise ValueError(
+            f"exclude_self=True (leave-one-out) needs query i to be database item i, but there are "
+            f"{q.shape[0]} queries and {db.shape[0]} database items; pass the same array as query "
+            "and database"
+        )
+    if exclude_self and db.shape[0] < 2:
+        raise ValueError("exclude_self=True needs at least 2 items (each query ranks the others)")
     ql, dbl, multilabel, num_classes = _prepare_labels(
         _to_numpy(query_labels, "query_labels"),
         _to_numpy(database_labels, "database_labels"),
@@ -197,4 +216,5 @@ def prepare(
         multilabel=multilabel,
         num_classes=num_classes,
         max_distance=max_distance,
+        exclude_self=bool(exclude_self),
     )

@@ -39,6 +39,8 @@ class RankStats:
     n_relevant: int64 (nq,) relevant items in the whole database (R).
     cutoffs: int64 (m,) rank cut-offs (each in 1..n); cut_hits int64 (nq, m) relevant items
         within each cut-off.
+    r_ap_sum: float64 (nq,) the ap_sum at each query's own depth R = n_relevant (MAP@R);
+        r_hits: int64 (nq,) relevant items within the top R (R-precision). Always gathered.
     knn_pred: int64 (nq,) majority-vote class (remapped id) or None when not requested;
         query_classes: int64 (nq,) remapped query labels (single-label inputs only).
     radius_*: float64/int64 (D,) summed over queries, D = max distance + 1 (Hamming only):
@@ -53,11 +55,20 @@ class RankStats:
     n_relevant: np.ndarray
     cutoffs: np.ndarray
     cut_hits: np.ndarray
+    r_ap_sum: np.ndarray
+    r_hits: np.ndarray
     knn_pred: np.ndarray | None
     query_classes: np.ndarray | None
     radius_precision_sum: np.ndarray | None
     radius_nonempty: np.ndarray | None
     radius_recall_sum: np.ndarray | None
+
+    def hits_within(self, k: int) -> np.ndarray:
+        """int64 (nq,) relevant items within the top ``k``; ``k`` must be one of ``cutoffs``."""
+        t = int(np.searchsorted(self.cutoffs, k))
+        if t >= self.cutoffs.size or self.cutoffs[t] != k:
+            raise ValueError(f"internal: cut-off {k} was not gathered (have {self.cutoffs})")
+        return self.cut_hits[:, t]
 
 
 def majority_vote(neighbor_labels: np.ndarray) -> np.ndarray:
@@ -120,8 +131,9 @@ def compute_rank_stats(
 
     ap_ks / cutoffs: depths in 1..n (clipped by the caller), any order; knn_k: neighbours to vote
     over (0 = no kNN, clipped to n); radius: gather Hamming-radius sums (Hamming inputs only).
+    n is ``prep.num_ranked``: with ``prep.exclude_self`` each query's own item is left out.
     """
-    n = prep.num_database
+    n = prep.num_ranked
     nq = prep.num_queries
     if knn_k and prep.multilabel:
         raise ValueError(
@@ -140,6 +152,8 @@ def compute_rank_stats(
     ap_hits = np.zeros((nq, ap_ks_arr.size), dtype=np.int64)
     n_relevant = np.zeros(nq, dtype=np.int64)
     cut_hits = np.zeros((nq, cut_arr.size), dtype=np.int64)
+    r_ap_sum = np.zeros(nq)
+    r_hits = np.zeros(nq, dtype=np.int64)
     topk = np.zeros((nq, top_t), dtype=np.int64) if top_t else None
     knn_pred = np.zeros(nq, dtype=np.int64) if top_t else None
     radius_sums = None
@@ -175,10 +189,13 @@ def compute_rank_stats(
                 ap_hits[lo:hi],
                 n_relevant[lo:hi],
                 cut_hits[lo:hi],
+                r_ap_sum[lo:hi],
+                r_hits[lo:hi],
                 chunk_top,
                 hist,
                 relhist,
                 min(c, 8 * threads),
+                lo if prep.exclude_self else -1,
             )
             if topk is not None:
                 topk[lo:hi] = chunk_top
@@ -196,7 +213,7 @@ def compute_rank_stats(
         float_rank_stats(
             query,
             tile_database(database, FLOAT_DB_BLOCK),
-            n,
+            prep.num_database,
             cosine,
             *_relevance_inputs(prep),
             prep.multilabel,
@@ -206,8 +223,11 @@ def compute_rank_stats(
             ap_hits,
             n_relevant,
             cut_hits,
+            r_ap_sum,
+            r_hits,
             np.zeros((nq, top_t), dtype=np.int64) if topk is None else topk,
             FLOAT_QUERY_BLOCK,
+            0 if prep.exclude_self else -1,
         )
 
     query_classes = None if prep.multilabel else prep.query_labels
@@ -220,6 +240,8 @@ def compute_rank_stats(
         n_relevant=n_relevant,
         cutoffs=cut_arr,
         cut_hits=cut_hits,
+        r_ap_sum=r_ap_sum,
+        r_hits=r_hits,
         knn_pred=knn_pred,
         query_classes=query_classes,
         radius_precision_sum=None if radius_sums is None else radius_sums[0],

@@ -45,6 +45,7 @@ def mean_average_precision(
     k: int | None = None,
     distance: Distance = "hamming",
     ap_divisor: APDivisor = "retrieved",
+    exclude_self: bool = False,
 ) -> float:
     """Mean over queries of the average precision of the ranked database (mAP@all or mAP@k).
 
@@ -55,6 +56,9 @@ def mean_average_precision(
         label; any non-zero entry counts as a label).
     k: ranking depth; None = the whole database (mAP@all). ``k > n`` is clipped to ``n``.
     distance: "hamming" (packed codes), "euclidean" or "cosine" (1 - cosine similarity).
+    exclude_self: leave-one-out ("every item queries all the others"): query i is database item i
+        (pass the same array as query and database) and is left out of its own ranking, so each
+        query ranks the other n - 1 items.
 
     Ranking: increasing distance, ties broken by database order (a stable sort), so results are
     deterministic. Float distances are sequential sums over the dimensions in float32 (float64
@@ -76,8 +80,8 @@ def mean_average_precision(
     check_choice(ap_divisor, _AP_DIVISORS, "ap_divisor")
     if k is not None:
         check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    n = prep.num_database
+    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    n = prep.num_ranked
     depth = n if k is None else min(int(k), n)
     stats = compute_rank_stats(prep, ap_ks=[depth])
     return float(average_precision_from_stats(stats, depth, n, ap_divisor).mean())

@@ -23,6 +23,7 @@ def knn_accuracy(
     *,
     k: int = 10,
     distance: Distance = "hamming",
+    exclude_self: bool = False,
 ) -> float:
     """Accuracy of a k-nearest-neighbour majority vote that classifies each query.
 
@@ -33,9 +34,11 @@ def knn_accuracy(
     The neighbours are the top ``k`` ranked database items (ties in distance broken by database
     order; ``k > n`` is clipped to ``n``). Each neighbour casts one vote for its class; the class
     with most votes is predicted. A tie between classes goes to the class of the nearest neighbour
-    among the tied classes. Returns the fraction of queries predicted correctly, in [0, 1].
+    among the tied classes. ``exclude_self`` as in :func:`deephash.metrics.map_at_r`
+    (leave-one-out: a query does not vote for itself). Returns the fraction of queries predicted
+    correctly, in [0, 1].
     """
     check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    stats = compute_rank_stats(prep, ap_ks=[], knn_k=min(int(k), prep.num_database))
+    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    stats = compute_rank_stats(prep, ap_ks=[], knn_k=min(int(k), prep.num_ranked))
     return knn_accuracy_from_stats(stats)

@@ -24,19 +24,22 @@ def precision_at_k(
     *,
     k: int = 100,
     distance: Distance = "hamming",
+    exclude_self: bool = False,
 ) -> float:
     """Mean over queries of the fraction of relevant items among the top ``k`` ranked items.
 
     Inputs as in :func:`deephash.metrics.mean_average_precision` (packed uint8 codes (n, bytes)
     for ``distance="hamming"``, float embeddings (n, d) otherwise; class ids (n,) or multi-label
     matrices (n, C)). Ranking ties are broken by database order. ``k > n`` is clipped to ``n``,
-    so the divisor is ``min(k, n)``. Returns a float in [0, 1].
+    so the divisor is ``min(k, n)``. ``k=1`` is precision@1 (the share of queries whose nearest
+    item is relevant). ``exclude_self`` as in :func:`deephash.metrics.map_at_r` (leave-one-out;
+    then n is the database size minus one). Returns a float in [0, 1].
     """
     check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    depth = min(int(k), prep.num_database)
+    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    depth = min(int(k), prep.num_ranked)
     stats = compute_rank_stats(prep, ap_ks=[], cutoffs=[depth])
-    return float((stats.cut_hits[:, 0] / depth).mean())
+    return float((stats.hits_within(depth) / depth).mean())
 
 
 def radius_precision_from_stats(
@@ -61,6 +64,7 @@ def precision_within_radius(
     *,
     radius: int = 2,
     no_retrieval: NoRetrieval = "zero",
+    exclude_self: bool = False,
 ) -> float:
     """Mean precision of the database items within Hamming distance ``radius`` of each query.
 
@@ -73,11 +77,12 @@ def precision_within_radius(
     (``no_retrieval="zero"``, the convention of DeepHash-style papers and their evaluation code,
     which penalises codes that scatter too much); ``no_retrieval="exclude"`` instead averages over
     the queries with at least one item inside the radius only (0.0 when there is none).
+    ``exclude_self`` as in :func:`deephash.metrics.map_at_r` (leave-one-out).
     Returns a float in [0, 1].
     """
     check_choice(no_retrieval, _NO_RETRIEVAL, "no_retrieval")
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
-    prep = prepare(query, query_labels, database, database_labels, "hamming")
+    prep = prepare(query, query_labels, database, database_labels, "hamming", exclude_self)
     stats = compute_rank_stats(prep, ap_ks=[], radius=True)
     return radius_precision_from_stats(stats, radius, prep.num_queries, no_retrieval)

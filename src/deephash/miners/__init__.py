@@ -2,7 +2,8 @@
 
 ``create_miner(name, **options)`` builds a triplet miner, ``list_miners()`` lists them:
 ``all``, ``hardest``, ``random-hard``, ``semi-hard``, ``batch-hard``, ``distance-weighted``,
-``curriculum``. ``create_pair_miner`` / ``list_pair_miners``: ``all-pairs``, ``hard-pairs``.
+``curriculum``. ``create_pair_miner`` / ``list_pair_miners``: ``all-pairs``, ``hard-pairs``,
+``multi-similarity``.
 Call a miner as ``miner(embeddings (B, D), labels (B,)) -> Triplets`` (or ``Pairs``).
 """
 
@@ -25,6 +26,7 @@ from deephash.miners.batch_hard import BatchHardMiner
 from deephash.miners.curriculum import CurriculumMiner
 from deephash.miners.distance_weighted import DistanceWeightedMiner
 from deephash.miners.hardest import HardestNegativeMiner
+from deephash.miners.multi_similarity import MultiSimilarityMiner
 from deephash.miners.pairs import AllPairsMiner, HardPairsMiner
 from deephash.miners.random_hard import RandomHardMiner
 from deephash.miners.semi_hard import SemiHardMiner
@@ -38,6 +40,7 @@ __all__ = [
     "HardPairsMiner",
     "HardestNegativeMiner",
     "MiningBatch",
+    "MultiSimilarityMiner",
     "PairMiner",
     "Pairs",
     "RandomHardMiner",

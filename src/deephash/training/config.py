@@ -60,6 +60,8 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     backbone_lr_scale: float = 1.0
+    # the loss's own parameters (classifier, proxies): Proxy-Anchor's authors train them at 100x
+    loss_lr_scale: float = 1.0
     weight_decay: float = 5e-4
     momentum: float = 0.9
     lr_schedule: str = "cosine"  # cosine | step | constant
@@ -133,6 +135,8 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.loss_lr_scale <= 0:
+            raise ValueError(f"loss_lr_scale must be positive, got {self.loss_lr_scale}")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the resolved config as YAML (atomically)."""

@@ -15,16 +15,19 @@ __all__ = ["build_optimizer", "lr_lambda", "param_groups"]
 
 
 def param_groups(cfg: TrainConfig, model: nn.Module, loss: nn.Module) -> list[dict[str, Any]]:
-    """Backbone at ``lr * backbone_lr_scale``; head and loss parameters (e.g. a classifier) at ``lr``."""
+    """Backbone at ``lr * backbone_lr_scale``; head and loss parameters (e.g. a classifier) at
+    ``lr``, or the loss's own in a third group at ``lr * loss_lr_scale`` when that is not 1."""
     net: Any = getattr(model, "module", model)
 
     def trainable(m: nn.Module) -> list[nn.Parameter]:
         return [p for p in m.parameters() if p.requires_grad]
 
-    groups = [
-        {"params": trainable(net.backbone), "lr": cfg.lr * cfg.backbone_lr_scale},
-        {"params": trainable(net.head) + trainable(loss), "lr": cfg.lr},
-    ]
+    groups = [{"params": trainable(net.backbone), "lr": cfg.lr * cfg.backbone_lr_scale}]
+    if cfg.loss_lr_scale == 1.0:
+        groups.append({"params": trainable(net.head) + trainable(loss), "lr": cfg.lr})
+    else:
+        groups.append({"params": trainable(net.head), "lr": cfg.lr})
+        groups.append({"params": trainable(loss), "lr": cfg.lr * cfg.loss_lr_scale})
     return [g for g in groups if g["params"]]
 
 

@@ -92,6 +92,7 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
 def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
     """The configured loss, with its miner (if any) created by name."""
     from deephash.losses import create_loss
+    from deephash.losses.base import LOSSES
 
     options = dict(cfg.loss_options)
     if cfg.miner is not None:
@@ -107,10 +108,15 @@ def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
             if "seed" in miner_options(cfg.miner):
                 m_opts.setdefault("seed", cfg.seed)
             options["miner"] = create_miner(cfg.miner, **m_opts)
-    dim = cfg.bits if cfg.bits is not None else cfg.embedding_dim
-    if cfg.loss in {"cross-entropy", "norm-softmax", "combined"}:
-        options.setdefault("embedding_dim", dim)
+    # Losses with one vector per class (classifiers, proxies, hash centres) get the output width
+    # and the number of training classes; seeded ones (csq's centres) the run's seed.
+    accepted = LOSSES.options(cfg.loss)
+    if "embedding_dim" in accepted:
+        options.setdefault("embedding_dim", cfg.bits if cfg.bits is not None else cfg.embedding_dim)
+    if "num_classes" in accepted:
         options.setdefault("num_classes", data.num_classes)
+    if "seed" in accepted:
+        options.setdefault("seed", cfg.seed)
     if cfg.loss == "bit-bce":
         # Zhuang et al. 2016, step 1: binary target codes for the training split from triplet
         # constraints on its labels; step 2 (the training loop) fits the network to them.
