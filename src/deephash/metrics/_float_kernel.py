@@ -248,6 +248,7 @@ def float_rank_stats(  # pragma: no cover - compiled
     q: np.ndarray,
     tiles: np.ndarray,
     n: int,
+    exclude: np.ndarray,
     cosine: bool,
     q_lab: np.ndarray,
     db_lab: np.ndarray,
@@ -266,8 +267,9 @@ def float_rank_stats(  # pragma: no cover - compiled
     """Fill the per-query outputs for the queries q (see ``hamming_rank_stats``).
 
     q: (c, d) float32/float64 query rows; tiles: the database from :func:`tile_database` (same
-    dtype; both normalised by the caller for cosine), n its number of rows. Labels and outputs
-    are as for the Hamming kernel. ``query_block`` queries share each database tile while it is
+    dtype; both normalised by the caller for cosine), n its number of rows. exclude: int64 (c,)
+    the database index left out of each query's ranking (-1: none); the items after it move up
+    one position. Labels and outputs are as for the Hamming kernel. ``query_block`` queries share each database tile while it is
     in cache; it changes no result.
     """
     nq = q.shape[0]
@@ -292,8 +294,12 @@ def float_rank_stats(  # pragma: no cover - compiled
                 _rank_wide(rows[qi - lo, :n], a, b, hist, order, order2)
             reset_query(qi, ap_sum, ap_hits, cut_hits)
             hits = 0
-            for p in range(n):
-                j = order[p]
+            ex = exclude[qi]
+            p = 0  # 0-based position among the ranked items
+            for s in range(n):
+                j = order[s]
+                if j == ex:
+                    continue
                 if p < t_top:
                     topk[qi, p] = j
                 if multilabel:
@@ -309,4 +315,5 @@ def float_rank_stats(  # pragma: no cover - compiled
                     add_relevant(
                         qi, p + 1, hits / (p + 1), ap_ks, cutoffs, ap_sum, ap_hits, cut_hits
                     )
+                p += 1
             n_relevant[qi] = hits

@@ -121,10 +121,16 @@ def _count_multilabel(  # pragma: no cover - compiled
     return m
 
 
+# Distance marking the left-out item: the kernel refuses codes with max distance >= 65535, so no
+# real bucket reaches it.
+_NOT_RANKED = np.uint16(np.iinfo(np.uint16).max)
+
+
 @njit(parallel=True)
 def hamming_rank_stats(  # pragma: no cover - compiled
     q_words: np.ndarray,
     db_words: np.ndarray,
+    exclude: np.ndarray,
     q_lab: np.ndarray,
     db_lab: np.ndarray,
     q_mask: np.ndarray,
@@ -144,6 +150,9 @@ def hamming_rank_stats(  # pragma: no cover - compiled
     """Fill the per-query outputs for a chunk of queries.
 
     q_words uint64 (c, w), db_words uint64 (n, w): packed codes as words.
+    exclude: int64 (c,) the database index left out of each query's ranking (-1: none). The
+        count runs over the items before it and then the items after it, so every other item's
+        offsets are those of the database without it.
     q_lab/db_lab: int64 (c,)/(n,) class ids (relevant = same id), used unless ``multilabel``;
     q_mask/db_mask: uint64 (c, L)/(n, L) label-set bit masks (relevant = the masks share a bit),
         used when ``multilabel``. Both pairs are always passed (one of them dummy) so that one
@@ -176,18 +185,54 @@ def hamming_rank_stats(  # pragma: no cover - compiled
             rh = relhist[q]
             h[:] = 0
             rh[:] = 0
-            if multilabel:
-                m = _count_multilabel(
-                    q_words[q], db_words, q_mask[q], db_mask, dist, h, rh, rel_d, rel_off, rel_roff
-                )
-            elif nw == 1:
-                m = _count_one_word(
-                    q_words[q, 0], db_words, q_lab[q], db_lab, dist, h, rh, rel_d, rel_off, rel_roff
-                )
-            else:
-                m = _count_words(
-                    q_words[q], db_words, q_lab[q], db_lab, dist, h, rh, rel_d, rel_off, rel_roff
-                )
+            ex = exclude[q]
+            # [0, n) in one piece, or the pieces [0, ex) and (ex, n) around the left-out item;
+            # the histograms carry over, so offsets continue across the gap.
+            m = 0
+            for piece in range(1 if ex < 0 else 2):
+                j0 = 0 if piece == 0 else ex + 1
+                j1 = n if ex < 0 else (ex if piece == 0 else n)
+                if multilabel:
+                    m += _count_multilabel(
+                        q_words[q],
+                        db_words[j0:j1],
+                        q_mask[q],
+                        db_mask[j0:j1],
+                        dist[j0:j1],
+                        h,
+                        rh,
+                        rel_d[m:],
+                        rel_off[m:],
+                        rel_roff[m:],
+                    )
+                elif nw == 1:
+                    m += _count_one_word(
+                        q_words[q, 0],
+                        db_words[j0:j1],
+                        q_lab[q],
+                        db_lab[j0:j1],
+                        dist[j0:j1],
+                        h,
+                        rh,
+                        rel_d[m:],
+                        rel_off[m:],
+                        rel_roff[m:],
+                    )
+                else:
+                    m += _count_words(
+                        q_words[q],
+                        db_words[j0:j1],
+                        q_lab[q],
+                        db_lab[j0:j1],
+                        dist[j0:j1],
+                        h,
+                        rh,
+                        rel_d[m:],
+                        rel_off[m:],
+                        rel_roff[m:],
+                    )
+            if ex >= 0:
+                dist[ex] = _NOT_RANKED  # above every bucket the top-t scan looks at
             # Bucket starts: 0-based positions in the ranking / among the relevant items.
             acc = 0
             racc = 0

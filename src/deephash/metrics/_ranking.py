@@ -120,8 +120,12 @@ def compute_rank_stats(
 
     ap_ks / cutoffs: depths in 1..n (clipped by the caller), any order; knn_k: neighbours to vote
     over (0 = no kNN, clipped to n); radius: gather Hamming-radius sums (Hamming inputs only).
+    With ``prep.leave_one_out`` each query's own item is not ranked at all (n = num_ranked): the
+    other items keep their order, so positions, ties and every statistic are those of the
+    database without that item.
     """
-    n = prep.num_database
+    n = prep.num_ranked
+    exclude = prep.excluded()
     nq = prep.num_queries
     if knn_k and prep.multilabel:
         raise ValueError(
@@ -164,6 +168,7 @@ def compute_rank_stats(
             hamming_rank_stats(
                 prep.query[lo:hi],
                 prep.database,
+                exclude[lo:hi],
                 q_lab[lo:hi],
                 db_lab,
                 q_mask[lo:hi],
@@ -196,7 +201,8 @@ def compute_rank_stats(
         float_rank_stats(
             query,
             tile_database(database, FLOAT_DB_BLOCK),
-            n,
+            prep.num_database,
+            exclude,
             cosine,
             *_relevance_inputs(prep),
             prep.multilabel,

@@ -45,6 +45,7 @@ def mean_average_precision(
     k: int | None = None,
     distance: Distance = "hamming",
     ap_divisor: APDivisor = "retrieved",
+    leave_one_out: bool = False,
 ) -> float:
     """Mean over queries of the average precision of the ranked database (mAP@all or mAP@k).
 
@@ -71,13 +72,19 @@ def mean_average_precision(
     whole database. For mAP@all both equal ``R``. A query with ``D = 0`` (no relevant item, or
     none in the top k) has AP = 0 and still counts in the mean.
 
+    leave_one_out: the metric-learning shape "every item queries all the others": the queries are
+    the first database items (query i is database item i, usually the same array for both) and
+    each query's own item is removed from its ranking; the other items keep their positions
+    relative to each other (ties by database order), so this equals ranking against the database
+    without that item, and ``n`` is the database size minus one.
+
     Returns the mean AP as a float in [0, 1].
     """
     check_choice(ap_divisor, _AP_DIVISORS, "ap_divisor")
     if k is not None:
         check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    n = prep.num_database
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
+    n = prep.num_ranked
     depth = n if k is None else min(int(k), n)
     stats = compute_rank_stats(prep, ap_ks=[depth])
     return float(average_precision_from_stats(stats, depth, n, ap_divisor).mean())

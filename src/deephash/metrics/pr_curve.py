@@ -85,6 +85,7 @@ def precision_recall_curve(
     cutoffs: Sequence[int] | np.ndarray | None = None,
     bits: int | None = None,
     no_retrieval: NoRetrieval = "zero",
+    leave_one_out: bool = False,
 ) -> PrecisionRecallCurve:
     """Precision–recall curve averaged over queries.
 
@@ -101,10 +102,13 @@ def precision_recall_curve(
     (default: up to 100 evenly spaced values in 1..n; values above n are clipped to n); a query
     retrieves its top ``k`` ranked items, ties broken by database order; precision = relevant
     retrieved / k, recall = relevant retrieved / relevant in the database (0 when there is none).
+
+    leave_one_out: query i is database item i and is left out of its own ranking and radius
+    (see :func:`deephash.metrics.mean_average_precision`); n is then the database size minus one.
     """
     check_choice(no_retrieval, _NO_RETRIEVAL, "no_retrieval")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    n = prep.num_database
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
+    n = prep.num_ranked
     if prep.hamming and cutoffs is None:
         nbytes = prep.max_distance // 8
         max_r = _check_bits(bits, nbytes, query, database)

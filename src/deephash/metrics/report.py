@@ -41,6 +41,7 @@ class RetrievalReport:
     hamming_radius: int
     knn_accuracy: float | None
     knn_k: int
+    leave_one_out: bool = False
 
     def to_dict(self) -> dict[str, float | int | str]:
         """Flat JSON-ready dict. Metric keys: ``map``, ``map_at_k``, ``precision_at_k``,
@@ -64,6 +65,7 @@ class RetrievalReport:
                 "ap_divisor": self.ap_divisor,
                 "num_queries": self.num_queries,
                 "num_database": self.num_database,
+                "leave_one_out": self.leave_one_out,
             }
         )
         if self.precision_hamming is not None:
@@ -83,6 +85,7 @@ def retrieval_report(
     radius: int = 2,
     knn_k: int = 10,
     ap_divisor: APDivisor = "retrieved",
+    leave_one_out: bool = False,
 ) -> RetrievalReport:
     """mAP@all, mAP@``map_k``, P@``precision_k``, precision within Hamming ``radius`` (codes only)
     and kNN accuracy (``knn_k`` neighbours; single-label only), all from one ranking pass.
@@ -92,14 +95,17 @@ def retrieval_report(
     (queries with an empty radius ball count as precision 0) and
     :func:`deephash.metrics.knn_accuracy`; every value equals what those functions return.
     Depths larger than the database are clipped to its size (the report keeps the requested ones).
+    leave_one_out: query i is database item i and is left out of its own ranking (the
+    metric-learning shape; see :func:`deephash.metrics.mean_average_precision`); depths are then
+    clipped to the database size minus one.
     """
     check_choice(ap_divisor, _AP_DIVISORS, "ap_divisor")
     for value, name in ((map_k, "map_k"), (precision_k, "precision_k"), (knn_k, "knn_k")):
         check_positive_int(value, name)
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
-    prep = prepare(query, query_labels, database, database_labels, distance)
-    n = prep.num_database
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
+    n = prep.num_ranked
     depth_map = min(map_k, n)
     depth_p = min(precision_k, n)
     stats = compute_rank_stats(
@@ -112,7 +118,7 @@ def retrieval_report(
     return RetrievalReport(
         distance=distance,
         num_queries=prep.num_queries,
-        num_database=n,
+        num_database=prep.num_database,
         ap_divisor=ap_divisor,
         map_all=float(average_precision_from_stats(stats, n, n, ap_divisor).mean()),
         map_at_k=float(average_precision_from_stats(stats, depth_map, n, ap_divisor).mean()),
@@ -125,4 +131,5 @@ def retrieval_report(
         hamming_radius=int(radius),
         knn_accuracy=None if prep.multilabel else knn_accuracy_from_stats(stats),
         knn_k=int(knn_k),
+        leave_one_out=prep.leave_one_out,
     )
