@@ -61,6 +61,7 @@ def retrieval_metrics(
     precision_k: int = 100,
     knn_k: int = 10,
     distance: str = "euclidean",
+    leave_one_out: bool = False,
 ) -> dict[str, Any]:
     """The standard metrics dict for float embeddings, or for hash codes when ``bits`` is set.
 
@@ -68,12 +69,20 @@ def retrieval_metrics(
     which case the Hamming metrics of their signs are the headline numbers and the float metrics of
     the relaxed codes go under ``"float"``. Labels: int (n,). Keys: map (mAP@all), map_at_k,
     precision_at_k, knn_accuracy (and precision_hamming2 for codes), num_queries, num_database,
-    seconds.
+    leave_one_out, seconds.
+
+    leave_one_out: the metric-learning shape of an unseen-class protocol: query and database are
+    the same images (query i is database item i) and each query is left out of its own ranking.
     """
     t0 = time.perf_counter()
     ql = np.asarray(query_labels)
     dl = np.asarray(database_labels)
-    settings: dict[str, Any] = {"map_k": map_k, "precision_k": precision_k, "knn_k": knn_k}
+    settings: dict[str, Any] = {
+        "map_k": map_k,
+        "precision_k": precision_k,
+        "knn_k": knn_k,
+        "leave_one_out": leave_one_out,
+    }
     out: dict[str, Any]
     if bits is not None:
         q_codes = pack_bits(sign(query[:, :bits]))

@@ -89,6 +89,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                 map_k=int(values.get("map_k", 1000)),
                 precision_k=int(values.get("precision_k", 100)),
                 knn_k=int(values.get("knn_k", 10)),
+                leave_one_out=bool(metrics.get("leave_one_out", False)),
             ),
             **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights")},
             "method": method,

@@ -140,10 +140,19 @@ def build_batches(cfg: TrainConfig, labels: np.ndarray, rank: int = 0) -> Batche
 
 
 def validation_sample(cfg: TrainConfig, data: ProtocolData) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed (seeded) validation queries and the training-split sample they retrieve against:
-    int64 indices (val_queries,) into ``data.validation`` and (val_database,) into
-    ``data.val_database``, sorted."""
+    """Fixed (seeded) validation queries and the sample they retrieve against: int64 indices
+    (val_queries,) into ``data.validation`` and (val_database,) into ``data.val_database``.
+
+    Usually the database sample is of the training split, and both are sorted. With class-disjoint
+    validation (``data.protocol.class_disjoint_validation``) ``val_database`` is the validation
+    split itself: the database sample is a seeded random order of held-out images and the queries
+    are its first ones (``q == d[:len(q)]``), each left out of its own ranking.
+    """
     rng = np.random.default_rng(cfg.seed + 17)
+    if data.protocol.class_disjoint_validation:
+        nd = min(cfg.val_database, len(data.validation.labels))
+        d = rng.choice(len(data.validation.labels), nd, replace=False).astype(np.int64)
+        return d[: min(cfg.val_queries, nd)].copy(), d
     nq = min(cfg.val_queries, len(data.validation.labels))
     nd = min(cfg.val_database, len(data.val_database.labels))
     q = np.sort(rng.choice(len(data.validation.labels), nq, replace=False))
