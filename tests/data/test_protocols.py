@@ -318,3 +318,45 @@ def test_saved_protocol_with_a_held_out_class_in_train_is_refused() -> None:
     bad["validation_classes"] = [5, 6]  # test classes
     with pytest.raises(ValueError, match="subset of train_classes"):
         Protocol.from_dict(bad)
+
+
+def test_model_selection_rule() -> None:
+    labels, is_test = fashion_like()
+    # standard protocol: test classes are the training classes, nothing to refuse
+    standard = create_protocol("fashion-mnist", labels=labels, is_test=is_test, validation_size=50)
+    standard.check_model_selection(labels)
+    # unseen protocol with class-disjoint validation folds: accepted
+    unseen = create_protocol("fashion-mnist-unseen", labels=labels, is_test=is_test)
+    unseen.check_model_selection(labels)
+    # unseen protocol validated on a slice of the training classes' images: refused
+    seen_val = create_protocol(
+        "fashion-mnist-unseen", labels=labels, is_test=is_test, validation_size=50
+    )
+    with pytest.raises(ValueError, match="not held out of training"):
+        seen_val.check_model_selection(labels)
+    # a frozen split without class metadata whose training images include test classes: refused
+    d = unseen.to_dict()
+    d.update(train_classes=None, test_classes=None, validation_classes=None)
+    leak = int(d["splits"]["database"][0])
+    d["splits"]["database"] = d["splits"]["database"][1:]
+    d["splits"]["train"] = sorted([*d["splits"]["train"], leak])
+    d["sizes"] = {k: len(v) for k, v in d["splits"].items()}
+    with pytest.raises(
+        ValueError, match=rf"test classes \[{labels[leak]}\] appear in the training"
+    ):
+        Protocol.from_dict(d).check_model_selection(labels)
+    # ... and one whose validation images are test-class images
+    d = unseen.to_dict()
+    d.update(train_classes=None, test_classes=None, validation_classes=None)
+    d["splits"]["validation"] = sorted([*d["splits"]["validation"], leak])
+    d["splits"]["database"] = [i for i in d["splits"]["database"] if i != leak]
+    d["sizes"] = {k: len(v) for k, v in d["splits"].items()}
+    with pytest.raises(ValueError, match="appear in the training or validation"):
+        Protocol.from_dict(d).check_model_selection(labels)
+    # declared test classes that the images contradict are refused on load already
+    d = unseen.to_dict()
+    d["splits"]["train"] = sorted([*d["splits"]["train"], leak])
+    d["splits"]["database"] = [i for i in d["splits"]["database"] if i != leak]
+    d["sizes"] = {k: len(v) for k, v in d["splits"].items()}
+    with pytest.raises(ValueError, match="outside its class set"):
+        Protocol.from_dict(d).check_model_selection(labels)

@@ -388,6 +388,48 @@ class Protocol:
                     f"held-out classes {inside.tolist()})"
                 )
 
+    def check_model_selection(self, labels: np.ndarray) -> None:
+        """Refuse (ValueError saying why and what to do) a protocol on which choosing a model by
+        its validation score would leak the test classes or select for the wrong retrieval task.
+
+        labels: int (pool_size,) the pool's labels. With S the classes of train + validation and T
+        those of query + database, the rule is:
+
+        * T within S (the standard protocols): the test classes are the training classes, and
+          validation images are held out of training; nothing to refuse.
+        * T and S disjoint, or test classes declared (``class_disjoint``, the ``*-unseen``
+          protocols): an unseen-class protocol. No test class may appear in train or validation;
+          validation must hold out whole training classes (at least 2) from the gradient steps
+          and retrieve among them (``validation_folds``), so that it measures retrieval of classes
+          the model did not train on, as the test does.
+        * Otherwise (some test classes seen in training, some not): refused, neither protocol.
+        """
+        labels = np.asarray(labels)
+        self.check_labels(labels)
+        seen = set(labels[np.concatenate([self.train, self.validation])].tolist())
+        tested = set(labels[np.concatenate([self.query, self.database])].tolist())
+        declared = set(self.test_classes) if self.test_classes is not None else None
+        if declared is None and tested <= seen:
+            return
+        leaked = sorted(seen & (declared if declared is not None else tested))
+        if leaked:
+            raise ValueError(
+                f"protocol {self.name!r}: test classes {leaked} appear in the training or "
+                "validation images, so validation scores would select with test classes in view; "
+                "use an unseen-class protocol (e.g. fashion-mnist-unseen) or class_disjoint=true "
+                "with train_classes, whose test classes are never trained or validated on"
+            )
+        val_classes = set(labels[self.validation].tolist())
+        trained = set(labels[self.train].tolist())
+        if not self.class_disjoint_validation or val_classes & trained or len(val_classes) < 2:
+            raise ValueError(
+                f"protocol {self.name!r} tests on classes never seen in training, but its "
+                f"validation classes {sorted(val_classes)} are not held out of training (trained "
+                f"on {sorted(trained)}), so tuning would select for seen-class retrieval; set "
+                "protocol_options.validation_folds (e.g. 4, or 2 for 5 training classes) instead "
+                "of validation_size / _per_class / _fraction"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (format tag, version, metadata, sizes and index lists)."""
         return {

@@ -19,7 +19,15 @@ import yaml
 from deephash.atomic_io import atomic_write_json, atomic_write_text
 from deephash.training.config import TrainConfig, load_config
 
-__all__ = ["CompareResult", "TuneResult", "load_study", "run_compare", "run_tune", "set_dotted"]
+__all__ = [
+    "CompareResult",
+    "TuneResult",
+    "check_selection",
+    "load_study",
+    "run_compare",
+    "run_tune",
+    "set_dotted",
+]
 
 
 def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
@@ -87,44 +95,108 @@ class TuneResult:
     best_run: Path
 
 
+def check_selection(cfg: TrainConfig) -> int | None:
+    """Refuse a recipe whose validation would leak test classes into model selection, or select
+    for seen-class retrieval on an unseen-class protocol (see
+    :meth:`deephash.data.protocols.Protocol.check_model_selection`; ValueError saying why).
+
+    Returns the number of class-disjoint validation folds of the recipe's protocol (None when its
+    validation is not class-disjoint).
+    """
+    from deephash.training import recipe
+
+    if cfg.fit_validation:
+        raise ValueError(
+            "tune selects on the validation split, so its trials cannot train on it: "
+            "set fit_validation: false for tuning (use it for the final fit afterwards)"
+        )
+    protocol, labels = recipe.load_protocol(cfg)
+    protocol.check_model_selection(labels)
+    folds = protocol.options.get("validation_folds")
+    return int(folds) if protocol.class_disjoint_validation and folds else None
+
+
 def run_tune(
     base: TrainConfig,
     grid: dict[str, Sequence[Any]],
     out_dir: str | Path,
+    *,
+    cross_validate: bool = False,
 ) -> TuneResult:
     """Grid-search ``grid`` (dotted config key -> values) on the validation split only.
 
     Each trial trains into ``out_dir/trial-XX`` with ``final_eval=False``; the best trial by its
     best validation mAP is then evaluated once on query vs database (its best checkpoint). Writes
     ``tune.json`` and ``tune.md`` in ``out_dir``.
+
+    Every trial's recipe is checked first (:func:`check_selection`): a setting that would leak
+    test classes into the choice is refused before anything trains. ``cross_validate`` (for
+    protocols with class-disjoint ``validation_folds``, as in Musgrave et al. 2020): each trial
+    trains once per fold (``trial-XX/fold-F``, fold F of the training classes held out), its score
+    is the mean of the folds' best validation mAPs, and the selected trial's test metrics are the
+    means over its fold models (each listed under ``folds``).
     """
     if not grid:
         raise ValueError("tune needs at least one --param KEY=V1,V2,...")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     keys = list(grid)
-    trials: list[dict[str, Any]] = []
-    for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
+    plans: list[tuple[dict[str, Any], list[TrainConfig]]] = []
+    class_disjoint = False
+    for combo in itertools.product(*(grid[k] for k in keys)):
         values = base.to_dict()
         params = dict(zip(keys, combo))
         for key, value in params.items():
             set_dotted(values, key, value)
         values["final_eval"] = False
         cfg = TrainConfig.from_dict(values)
-        if cfg.fit_validation:
+        folds = check_selection(cfg)
+        class_disjoint = class_disjoint or folds is not None
+        if not cross_validate:
+            plans.append((params, [cfg]))
+            continue
+        if folds is None:
             raise ValueError(
-                "tune selects on the validation split, so its trials cannot train on it: "
-                "set fit_validation: false for tuning (use it for the final fit afterwards)"
+                "--cross-validate needs class-disjoint validation folds: an unseen-class protocol "
+                "(e.g. fashion-mnist-unseen) or protocol_options.validation_folds"
             )
-        run_dir = out / f"trial-{i:02d}"
-        _train_or_reuse(cfg, run_dir)
-        history = _read_history(run_dir)
-        best = max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
-        trials.append({"trial": run_dir.name, "params": params, "best_val_map": best})
-        print(f"[tune] {run_dir.name} {params} -> best validation mAP {best:.4f}")
+        per_fold = []
+        for fold in range(folds):
+            v = cfg.to_dict()
+            v["protocol_options"] = {**v["protocol_options"], "validation_fold": fold}
+            per_fold.append(TrainConfig.from_dict(v))
+        plans.append((params, per_fold))
+    out.mkdir(parents=True, exist_ok=True)
+    trials: list[dict[str, Any]] = []
+    for i, (params, cfgs) in enumerate(plans):
+        trial = out / f"trial-{i:02d}"
+        dirs = [trial / f"fold-{f}" for f in range(len(cfgs))] if cross_validate else [trial]
+        fold_maps = []
+        for cfg, run_dir in zip(cfgs, dirs):
+            _train_or_reuse(cfg, run_dir)
+            history = _read_history(run_dir)
+            fold_maps.append(
+                max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
+            )
+        best = statistics.fmean(fold_maps)
+        entry: dict[str, Any] = {"trial": trial.name, "params": params, "best_val_map": best}
+        if cross_validate:
+            entry["fold_val_maps"] = fold_maps
+        trials.append(entry)
+        print(f"[tune] {trial.name} {params} -> best validation mAP {best:.4f}")
     winner = max(trials, key=lambda t: t["best_val_map"])
     best_dir = out / winner["trial"]
-    test_metrics = _evaluate_run(best_dir)
+    if cross_validate:
+        fold_tests = [
+            _evaluate_run(best_dir / f"fold-{f}") for f in range(len(winner["fold_val_maps"]))
+        ]
+        test_metrics: dict[str, Any] = {
+            key: statistics.fmean(m[key] for m in fold_tests)
+            for key in ("map", "knn_accuracy")
+            if all(key in m for m in fold_tests)
+        }
+        test_metrics["folds"] = fold_tests
+    else:
+        test_metrics = _evaluate_run(best_dir)
     result = TuneResult(
         best_params=winner["params"],
         best_val_map=winner["best_val_map"],
@@ -132,10 +204,17 @@ def run_tune(
         test_metrics=test_metrics,
         best_run=best_dir,
     )
+    selected_on = (
+        "validation mAP: leave-one-out among training classes held out of training "
+        "(class-disjoint folds)"
+        if class_disjoint
+        else "validation mAP (validation queries vs the training split)"
+    )
     atomic_write_json(
         out / "tune.json",
         {
-            "selected_on": "validation mAP (validation queries vs the training split)",
+            "selected_on": selected_on,
+            "cross_validated": cross_validate,
             "best_params": result.best_params,
             "best_val_map": result.best_val_map,
             "best_run": str(best_dir),
@@ -151,10 +230,11 @@ def run_tune(
         mark = " **(selected)**" if t is winner else ""
         vals = " | ".join(str(t["params"][k]) for k in keys)
         lines.append(f"| {t['trial']}{mark} | {vals} | {t['best_val_map']:.4f} |")
+    what = "mean over its fold models" if cross_validate else "the selected run"
     lines += [
         "",
-        f"Selected on validation: {result.best_params}. Test (query vs database) of the selected "
-        f"run: mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
+        f"Selected on validation: {result.best_params}. Test (query vs database) of {what}: "
+        f"mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
         f"{test_metrics.get('knn_accuracy', float('nan')):.4f}.",
     ]
     atomic_write_text(out / "tune.md", "\n".join(lines) + "\n")
