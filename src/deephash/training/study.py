@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import yaml
 
 from deephash.atomic_io import atomic_write_json, atomic_write_text
 from deephash.training.config import TrainConfig, load_config
+from deephash.training.reference import Reference
 
 __all__ = [
     "CompareResult",
@@ -267,9 +268,10 @@ def load_study(
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     """Recipes from config files, or from one study file with a ``recipes:`` list.
 
-    A study file may also set ``seeds`` and ``overrides`` (applied to every recipe). A recipe entry
-    is a path (relative to the study file) or a mapping with ``name`` and config keys.
-    Returns ``([(name, config mapping)], study options)``.
+    A study file may also set ``seeds``, ``overrides`` (applied to every recipe) and ``reference``
+    (published numbers to print beside ours: a mapping or a file relative to the study file, see
+    :mod:`deephash.training.reference`). A recipe entry is a path (relative to the study file) or a
+    mapping with ``name`` and config keys. Returns ``([(name, config mapping)], study options)``.
     """
     recipes: list[tuple[str, dict[str, Any]]] = []
     options: dict[str, Any] = {}
@@ -280,6 +282,8 @@ def load_study(
         loaded = yaml.safe_load(path.read_text()) or {}
         if isinstance(loaded, dict) and "recipes" in loaded:
             options = {k: v for k, v in loaded.items() if k != "recipes"}
+            if isinstance(options.get("reference"), str):
+                options["reference"] = str(path.parent / options["reference"])
             for entry in loaded["recipes"]:
                 if isinstance(entry, str):
                     sub = path.parent / entry
@@ -299,15 +303,23 @@ def run_compare(
     seeds: Sequence[int] | None = None,
     overrides: dict[str, Any] | None = None,
     target_map: float | None = None,
+    reference: str | Path | Mapping[str, Any] | None = None,
 ) -> CompareResult:
     """Train every recipe with the same seeds and budget; write ``compare.md``, ``compare.json`` and
     ``val_map_vs_time.png`` (and ``map_vs_bits.png`` when recipes differ in bits) into ``out_dir``.
 
     Finished runs are reused and interrupted ones resumed, so a study can be re-run after a stop.
+    ``overrides`` (and the study's) reach the baseline recipes too, for the keys a baseline has
+    (data_dir, protocol, protocol_options, weights, device, ...). ``reference`` (a mapping or a YAML file;
+    else the study's ``reference:``) adds "report" columns with published numbers beside ours.
     """
+    from deephash.training.baselines import BASELINE_KEYS
+    from deephash.training.reference import load_reference
     from deephash.viz import plot_map_vs_bits, plot_validation_vs_time
 
     recipes, options = load_study(paths)
+    ref_spec = reference if reference is not None else options.get("reference")
+    ref = load_reference(ref_spec) if ref_spec is not None else None
     seeds = list(seeds if seeds is not None else options.get("seeds", [0]))
     common = {**options.get("overrides", {}), **(overrides or {})}
     target = target_map if target_map is not None else options.get("target_map")
@@ -323,7 +335,11 @@ def run_compare(
             if "method" in values:  # features / LSH / ITQ baselines: nothing to train
                 from deephash.training.baselines import run_baseline
 
-                spec = {**values, "seed": seed}
+                spec = {
+                    **values,
+                    **{k: v for k, v in common.items() if k in BASELINE_KEYS},
+                    "seed": seed,
+                }
                 if str(spec.get("weights", "")).startswith("@"):
                     spec["weights"] = str(out / spec["weights"][1:] / f"seed{seed}")
                 if not (run_dir / "metrics.json").exists():
@@ -343,9 +359,15 @@ def run_compare(
                 )
         rows.append(_summarize(name, per_seed, target))
         rows[-1]["method"] = values.get("method")
-    table = _markdown(rows, target)
+        if ref is not None:
+            rows[-1]["report_map"] = ref.value(name, "map")
+            rows[-1]["report_knn"] = ref.value(name, "knn")
+    table = _markdown(rows, target, ref)
     atomic_write_text(out / "compare.md", table)
-    atomic_write_json(out / "compare.json", {"seeds": seeds, "target_map": target, "rows": rows})
+    summary: dict[str, Any] = {"seeds": seeds, "target_map": target, "rows": rows}
+    if ref is not None:
+        summary["reference"] = {"source": ref.source, "note": ref.note, "quoted": ref.quoted}
+    atomic_write_json(out / "compare.json", summary)
     plot_validation_vs_time(curves, out / "val_map_vs_time.png")
     by_method: dict[str, dict[int, tuple[float, float]]] = {}
     for row in rows:
@@ -393,9 +415,16 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
     }
 
 
-def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
+def _cell(value: float | None) -> str:
+    return "not given" if value is None else f"{value:.4f}"
+
+
+def _markdown(rows: list[dict[str, Any]], target: float | None, ref: Reference | None) -> str:
     head = "| recipe | bits | mAP@all | kNN acc. | s/epoch | train s |"
     sep = "|---|---|---|---|---|---|"
+    if ref is not None:
+        head += " report mAP | report kNN |"
+        sep += "---|---|"
     if target is not None:
         head += f" time to val mAP {target} (s) |"
         sep += "---|"
@@ -406,6 +435,8 @@ def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
             f"{r['knn_mean']:.4f} ± {r['knn_std']:.4f} | {r['seconds_per_epoch']:.1f} | "
             f"{r['train_seconds']:.0f} |"
         )
+        if ref is not None:
+            line += f" {_cell(r['report_map'])} | {_cell(r['report_knn'])} |"
         if target is not None:
             t = r["time_to_target"]
             line += (
@@ -417,4 +448,6 @@ def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
     n = rows[0]["seeds"] if rows else 0
     lines.append("")
     lines.append(f"Mean ± std over {n} seed(s); mAP@all and kNN accuracy on query vs database.")
+    if ref is not None:
+        lines += ["", ref.footnote()]
     return "\n".join(lines) + "\n"
