@@ -54,3 +54,16 @@ def test_protocol_for_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_download_unknown_dataset(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot be downloaded"):
         run(["data", "download", "folder", "--data-dir", str(tmp_path)])
+
+
+def test_protocol_unseen_leave_one_out(tmp_path: Path, tiny_fmnist: Path) -> None:
+    out = tmp_path / "p.json"
+    args = ["data", "protocol", "fashion-mnist-unseen", "--data-dir", str(tiny_fmnist)]
+    assert (
+        run([*args, "--retrieval", "leave-one-out", "--validation-fold", "1", "--out", str(out)])
+        == 0
+    )
+    d = json.loads(out.read_text())
+    assert d["options"]["retrieval"] == "leave-one-out" and d["options"]["validation_fold"] == 1
+    assert d["splits"]["query"] == d["splits"]["database"] and d["sizes"]["query"] == 250
+    assert len(d["validation_classes"]) == 3  # fold 1 of 2 over classes 0-4

@@ -46,13 +46,13 @@ def is_relevant(ql: np.ndarray, dl: np.ndarray) -> bool:
 
 
 def ranked_relevance(
-    q, ql, db, dl, distance: str, exclude_self: bool = False
+    q, ql, db, dl, distance: str, leave_one_out: bool = False
 ) -> tuple[list[list[int]], list[list[int]]]:
-    """Per query: database ids in ranking order and their 0/1 relevance; with ``exclude_self``
+    """Per query: database ids in ranking order and their 0/1 relevance; with ``leave_one_out``
     query i's own database item i is not ranked (leave-one-out)."""
     orders, rels = [], []
     for i, row in enumerate(distance_rows(q, db, distance)):
-        ids = [j for j in range(len(row)) if not (exclude_self and j == i)]
+        ids = [j for j in range(len(row)) if not (leave_one_out and j == i)]
         order = sorted(ids, key=lambda j: (row[j], j))
         orders.append(order)
         rels.append([int(is_relevant(ql[i], dl[j])) for j in order])
@@ -71,20 +71,20 @@ def average_precision(rel: list[int], k: int | None, divisor: str) -> float:
     return total / denom if denom else 0.0
 
 
-def mean_ap(q, ql, db, dl, distance, k=None, divisor="retrieved", exclude_self=False) -> float:
-    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+def mean_ap(q, ql, db, dl, distance, k=None, divisor="retrieved", leave_one_out=False) -> float:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     return float(np.mean([average_precision(r, k, divisor) for r in rels]))
 
 
-def precision_at_k(q, ql, db, dl, distance, k, exclude_self=False) -> float:
-    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+def precision_at_k(q, ql, db, dl, distance, k, leave_one_out=False) -> float:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     kk = min(k, len(rels[0]))
     return float(np.mean([sum(r[:kk]) / kk for r in rels]))
 
 
-def map_at_r(q, ql, db, dl, distance, exclude_self=False) -> float:
+def map_at_r(q, ql, db, dl, distance, leave_one_out=False) -> float:
     """Musgrave et al. 2020: (1/R) sum_{i<=R} P@i rel_i, R = relevant items; 0 when R = 0."""
-    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    _, rels = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     out = []
     for rel in rels:
         r = sum(rel)
@@ -93,18 +93,18 @@ def map_at_r(q, ql, db, dl, distance, exclude_self=False) -> float:
     return float(np.mean(out))
 
 
-def r_precision(q, ql, db, dl, distance, exclude_self=False) -> float:
+def r_precision(q, ql, db, dl, distance, leave_one_out=False) -> float:
     """Relevant among the top R / R, R = relevant items; 0 when R = 0."""
-    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+    _, rels = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     return float(np.mean([sum(rel[: sum(rel)]) / sum(rel) if sum(rel) else 0.0 for rel in rels]))
 
 
 def radius_precision_recall(
-    q, ql, db, dl, radius, no_retrieval="zero", exclude_self=False
+    q, ql, db, dl, radius, no_retrieval="zero", leave_one_out=False
 ) -> tuple[float, float]:
     precs, recs = [], []
     for i, row in enumerate(distance_rows(q, db, "hamming")):
-        ids = [j for j in range(len(db)) if not (exclude_self and j == i)]
+        ids = [j for j in range(len(db)) if not (leave_one_out and j == i)]
         inside = [j for j in ids if row[j] <= radius]
         rel_inside = sum(is_relevant(ql[i], dl[j]) for j in inside)
         total_rel = sum(is_relevant(ql[i], dl[j]) for j in ids)
@@ -117,8 +117,8 @@ def radius_precision_recall(
     return precision, float(np.mean(recs))
 
 
-def rank_pr(q, ql, db, dl, distance, ks, exclude_self=False) -> tuple[list[float], list[float]]:
-    _, rels = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+def rank_pr(q, ql, db, dl, distance, ks, leave_one_out=False) -> tuple[list[float], list[float]]:
+    _, rels = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     precision, recall = [], []
     for k in ks:
         precision.append(float(np.mean([sum(r[:k]) / k for r in rels])))
@@ -135,8 +135,8 @@ def knn_predict(neighbor_labels: list) -> object:
     raise AssertionError("unreachable")
 
 
-def knn_accuracy(q, ql, db, dl, distance, k, exclude_self=False) -> float:
-    orders, _ = ranked_relevance(q, ql, db, dl, distance, exclude_self)
+def knn_accuracy(q, ql, db, dl, distance, k, leave_one_out=False) -> float:
+    orders, _ = ranked_relevance(q, ql, db, dl, distance, leave_one_out)
     kk = min(k, len(orders[0]))
     return float(
         np.mean([knn_predict([dl[j] for j in o[:kk]]) == ql[i] for i, o in enumerate(orders)])

@@ -43,7 +43,7 @@ def test_hand_computed_leave_one_out(float_blocks) -> None:
     # x=7: others 6, 5, 1 (+), 0 (+)      R = 2, relevant at 3, 4  -> 0, 0, 0
     x = np.array([[0.0], [1.0], [5.0], [6.0], [7.0]], dtype=np.float32)
     y = np.array([0, 0, 1, 1, 0])
-    kw = {"distance": "euclidean", "exclude_self": True}
+    kw = {"distance": "euclidean", "leave_one_out": True}
     assert map_at_r(x, y, x, y, **kw) == pytest.approx(0.6, abs=1e-15)
     assert r_precision(x, y, x, y, **kw) == pytest.approx(0.6, abs=1e-15)
     assert precision_at_k(x, y, x, y, k=1, **kw) == pytest.approx(0.8, abs=1e-15)
@@ -61,7 +61,7 @@ def test_hamming_matches_brute_force_with_ties(bits, ref, data) -> None:
     assert 0 < got_m < got_r < 1  # the data is neither trivial nor hopeless
     # leave-one-out on the database itself
     for fn, want in ((map_at_r, ref.map_at_r), (r_precision, ref.r_precision)):
-        got = fn(db, dl, db, dl, exclude_self=True)
+        got = fn(db, dl, db, dl, leave_one_out=True)
         assert got == pytest.approx(want(db, dl, db, dl, "hamming", True), abs=1e-12)
 
 
@@ -71,27 +71,27 @@ def test_hamming_spread_distances_and_chunking(bits, ref, data, monkeypatch) -> 
 
     _, _, db, dl = data.noisy_codes(bits, 1, 70, seed=4)
     want = ref.map_at_r(db, dl, db, dl, "hamming", True)
-    assert map_at_r(db, dl, db, dl, exclude_self=True) == pytest.approx(want, abs=1e-12)
+    assert map_at_r(db, dl, db, dl, leave_one_out=True) == pytest.approx(want, abs=1e-12)
     # the chunk offset of leave-one-out: query i of a later chunk still skips database item i
     monkeypatch.setattr(_ranking, "HAMMING_QUERY_CHUNK", 9)
-    assert map_at_r(db, dl, db, dl, exclude_self=True) == pytest.approx(want, abs=1e-12)
-    assert r_precision(db, dl, db, dl, exclude_self=True) == pytest.approx(
+    assert map_at_r(db, dl, db, dl, leave_one_out=True) == pytest.approx(want, abs=1e-12)
+    assert r_precision(db, dl, db, dl, leave_one_out=True) == pytest.approx(
         ref.r_precision(db, dl, db, dl, "hamming", True), abs=1e-12
     )
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-@pytest.mark.parametrize("exclude_self", [False, True])
+@pytest.mark.parametrize("leave_one_out", [False, True])
 def test_float_matches_brute_force_with_ties(
-    distance, exclude_self, ref, data, float_blocks
+    distance, leave_one_out, ref, data, float_blocks
 ) -> None:
     make = data.grid_embeddings if distance == "euclidean" else data.gaussian_with_duplicates
     q, ql, db, dl = make(10, 80, 3, seed=1)
-    if exclude_self:
+    if leave_one_out:
         q, ql = db, dl
     for fn, want in ((map_at_r, ref.map_at_r), (r_precision, ref.r_precision)):
-        got = fn(q, ql, db, dl, distance=distance, exclude_self=exclude_self)
-        assert got == pytest.approx(want(q, ql, db, dl, distance, exclude_self), abs=1e-12)
+        got = fn(q, ql, db, dl, distance=distance, leave_one_out=leave_one_out)
+        assert got == pytest.approx(want(q, ql, db, dl, distance, leave_one_out), abs=1e-12)
 
 
 def test_multilabel_matches_brute_force(ref, data, float_blocks) -> None:
@@ -115,12 +115,12 @@ def test_queries_without_relevant_items_count_as_zero(float_blocks) -> None:
     assert r_precision(db[:2], [5, 9], db, [5, 5, 5, 5]) == pytest.approx(0.5)
     x = np.eye(3)
     # leave-one-out: a class with a single member has R = 0 for its query
-    assert map_at_r(x, [0, 0, 1], x, [0, 0, 1], distance="cosine", exclude_self=True) == (
+    assert map_at_r(x, [0, 0, 1], x, [0, 0, 1], distance="cosine", leave_one_out=True) == (
         pytest.approx(2 / 3)
     )
 
 
-def _min_relative_gap(q, ql, db, dl, distance: str, exclude_self: bool) -> float:
+def _min_relative_gap(q, ql, db, dl, distance: str, leave_one_out: bool) -> float:
     """Smallest relative gap, in float64, between consecutive ranked items of different relevance:
     the only near-ties whose order changes these metrics."""
     a, b = q.astype(np.float64), db.astype(np.float64)
@@ -128,20 +128,20 @@ def _min_relative_gap(q, ql, db, dl, distance: str, exclude_self: bool) -> float
         a = a / np.linalg.norm(a, axis=1, keepdims=True)
         b = b / np.linalg.norm(b, axis=1, keepdims=True)
     d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    if exclude_self:
+    if leave_one_out:
         d[np.arange(len(a)), np.arange(len(a))] = np.inf
     order = np.argsort(d, axis=1, kind="stable")
     s = np.take_along_axis(d, order, axis=1)
     rel = dl[order] == ql[:, None]
-    if exclude_self:
+    if leave_one_out:
         s, rel = s[:, :-1], rel[:, :-1]
     gaps = np.diff(s, axis=1) / np.maximum(s[:, 1:], 1e-12)
     return float(gaps[rel[:, 1:] != rel[:, :-1]].min())
 
 
 @pytest.mark.parametrize("distance", ["euclidean", "cosine"])
-@pytest.mark.parametrize("exclude_self", [False, True])
-def test_equals_pytorch_metric_learning(distance, exclude_self, float_blocks) -> None:
+@pytest.mark.parametrize("leave_one_out", [False, True])
+def test_equals_pytorch_metric_learning(distance, leave_one_out, float_blocks) -> None:
     """pytorch-metric-learning's AccuracyCalculator on the same float data without distance ties
     (it ranks with faiss, which breaks ties its own way); leave-one-out is its
     ``ref_includes_query=True``. No class is missing from the database (PML drops such queries)."""
@@ -152,10 +152,10 @@ def test_equals_pytorch_metric_learning(distance, exclude_self, float_blocks) ->
     db = (centres[dl] + rng.standard_normal((120, 8))).astype(np.float32)
     ql = rng.integers(0, 6, 40)
     q = (centres[ql] + rng.standard_normal((40, 8))).astype(np.float32)
-    if exclude_self:
+    if leave_one_out:
         q, ql = db, dl
     # far above float32 rounding of either side's distances: both rank the data alike
-    assert _min_relative_gap(q, ql, db, dl, distance, exclude_self) > 1e-5
+    assert _min_relative_gap(q, ql, db, dl, distance, leave_one_out) > 1e-5
     pq, pdb = q, db
     if distance == "cosine":  # PML's faiss k-NN ranks by L2: normalised rows rank as cosine
         pq = q / np.linalg.norm(q, axis=1, keepdims=True)
@@ -164,8 +164,8 @@ def test_equals_pytorch_metric_learning(distance, exclude_self, float_blocks) ->
         include=("mean_average_precision_at_r", "r_precision", "precision_at_1"),
         k="max_bin_count",
     )
-    want = calc.get_accuracy(pq, ql, pdb, dl, ref_includes_query=exclude_self)
-    rep = retrieval_report(q, ql, db, dl, distance=distance, exclude_self=exclude_self)
+    want = calc.get_accuracy(pq, ql, pdb, dl, ref_includes_query=leave_one_out)
+    rep = retrieval_report(q, ql, db, dl, distance=distance, leave_one_out=leave_one_out)
     assert rep.map_at_r == pytest.approx(want["mean_average_precision_at_r"], abs=1e-12)
     assert rep.r_precision == pytest.approx(want["r_precision"], abs=1e-12)
     assert rep.precision_at_1 == pytest.approx(want["precision_at_1"], abs=1e-12)
@@ -174,11 +174,6 @@ def test_equals_pytorch_metric_learning(distance, exclude_self, float_blocks) ->
 
 def test_argument_checks(data) -> None:
     q, ql, db, dl = data.tie_heavy_codes(16, 3, 5, seed=0)
-    with pytest.raises(ValueError, match="leave-one-out"):
-        map_at_r(q, ql, db, dl, exclude_self=True)
-    with pytest.raises(ValueError, match="at least 2"):
-        r_precision(q[:1], ql[:1], q[:1], ql[:1], exclude_self=True)
-    with pytest.raises(ValueError, match="exclude_self"):
-        map_at_r(db, dl, db, dl, exclude_self=1)  # type: ignore[arg-type]
+    # leave_one_out's checks: tests/metrics/test_leave_one_out.py
     with pytest.raises(ValueError, match="distance"):
         map_at_r(q, ql, db, dl, distance="manhattan")

@@ -92,14 +92,14 @@ def test_leave_one_out_curves_match_brute_force(distance, ref, data, float_block
         _, _, x, y = data.grid_embeddings(1, 30, 3, seed=7)
     # rank cut-offs clip to the 29 other items
     curve = precision_recall_curve(
-        x, y, x, y, distance=distance, cutoffs=[1, 6, 30], exclude_self=True
+        x, y, x, y, distance=distance, cutoffs=[1, 6, 30], leave_one_out=True
     )
     np.testing.assert_array_equal(curve.thresholds, [1, 6, 29])
-    want_p, want_r = ref.rank_pr(x, y, x, y, distance, [1, 6, 29], exclude_self=True)
+    want_p, want_r = ref.rank_pr(x, y, x, y, distance, [1, 6, 29], leave_one_out=True)
     np.testing.assert_allclose(curve.precision, want_p, atol=1e-12)
     np.testing.assert_allclose(curve.recall, want_r, atol=1e-12)
     if distance == "hamming":
-        curve = precision_recall_curve(x, y, x, y, exclude_self=True)
+        curve = precision_recall_curve(x, y, x, y, leave_one_out=True)
         for r in (0, 3, 20):
-            want = ref.radius_precision_recall(x, y, x, y, r, exclude_self=True)
+            want = ref.radius_precision_recall(x, y, x, y, r, leave_one_out=True)
             assert (curve.precision[r], curve.recall[r]) == pytest.approx(want, abs=1e-12)

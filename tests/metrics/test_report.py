@@ -89,12 +89,12 @@ def test_report_new_metrics_equal_separate_functions(distance, ref, data, float_
         rep.r_precision,
         rep.precision_at_1,
     )
-    assert "exclude_self" not in d
+    assert d["leave_one_out"] is False
 
 
 @pytest.mark.parametrize("distance", ["hamming", "euclidean", "cosine"])
 def test_report_leave_one_out_matches_brute_force(distance, ref, data, float_blocks) -> None:
-    """exclude_self: every item queries the other n - 1; every metric of the report, and each
+    """leave_one_out: every item queries the other n - 1; every metric of the report, and each
     separate function, equals the brute force on rankings without the query."""
     if distance == "hamming":
         _, _, x, y = data.tie_heavy_codes(24, 1, 40, seed=8)
@@ -102,7 +102,7 @@ def test_report_leave_one_out_matches_brute_force(distance, ref, data, float_blo
         _, _, x, y = data.grid_embeddings(1, 40, 3, seed=8)
     else:
         _, _, x, y = data.gaussian_with_duplicates(1, 40, 3, seed=8)
-    kw = {"distance": distance, "exclude_self": True}
+    kw = {"distance": distance, "leave_one_out": True}
     rep = retrieval_report(x, y, x, y, map_k=7, precision_k=50, knn_k=3, radius=4, **kw)
     assert rep.map_all == pytest.approx(ref.mean_ap(x, y, x, y, distance, None, "retrieved", True))
     assert rep.map_at_k == pytest.approx(ref.mean_ap(x, y, x, y, distance, 7, "retrieved", True))
@@ -116,13 +116,13 @@ def test_report_leave_one_out_matches_brute_force(distance, ref, data, float_blo
     assert rep.precision_at_k == precision_at_k(x, y, x, y, k=50, **kw)
     assert rep.knn_accuracy == knn_accuracy(x, y, x, y, k=3, **kw)
     if distance == "hamming":
-        want_p, _ = ref.radius_precision_recall(x, y, x, y, 4, exclude_self=True)
+        want_p, _ = ref.radius_precision_recall(x, y, x, y, 4, leave_one_out=True)
         assert rep.precision_hamming == pytest.approx(want_p, abs=1e-12)
         assert rep.precision_hamming == precision_within_radius(
-            x, y, x, y, radius=4, exclude_self=True
+            x, y, x, y, radius=4, leave_one_out=True
         )
     d = rep.to_dict()
-    assert d["exclude_self"] is True and d["num_database"] == 40
+    assert d["leave_one_out"] is True and d["num_database"] == 40
     # the query itself does count without leave-one-out
     full = retrieval_report(x, y, x, y, distance=distance)
     assert full.map_at_r == pytest.approx(ref.map_at_r(x, y, x, y, distance), abs=1e-12)

@@ -50,7 +50,7 @@ def test_cosine_by_hand() -> None:
         ("1.0", "must be a number or a mapping"),
         (True, "must be a number or a mapping"),
         ({"value": 1}, "unknown schedule type None"),
-        ({"type": "step", "value": 1}, "unknown schedule type 'step'"),
+        ({"type": "stairs", "value": 1}, "unknown schedule type 'stairs'"),
         ({"type": "linear", "start_value": 1, "end_value": 2}, "missing end"),
         ({"type": "warmup", "value": 1, "epochs": 3}, "unknown field"),
         (
@@ -64,3 +64,18 @@ def test_cosine_by_hand() -> None:
 def test_bad_specs(spec: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         create_schedule(spec)  # type: ignore[arg-type]
+
+
+def test_step_by_hand() -> None:
+    s = create_schedule({"type": "step", "values": [1, 2, 4, 8, 16], "every": 3})
+    assert [s(e) for e in range(16)] == [1.0] * 3 + [2.0] * 3 + [4.0] * 3 + [8.0] * 3 + [16.0] * 4
+    late = create_schedule({"type": "step", "values": [0.5, 1], "every": 2, "start": 1})
+    assert [late(e) for e in (0, 1, 2.9, 3, 10)] == [0.5, 0.5, 0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="list of numbers"):
+        create_schedule({"type": "step", "values": 3, "every": 1})
+    with pytest.raises(ValueError, match="every must be > 0"):
+        create_schedule({"type": "step", "values": [1], "every": 0})
+    with pytest.raises(ValueError, match="at least one value"):
+        create_schedule({"type": "step", "values": [], "every": 1})
+    with pytest.raises(ValueError, match="finite number"):
+        create_schedule({"type": "step", "values": [1, "x"], "every": 1})

@@ -261,3 +261,69 @@ def test_final_fit_trains_on_train_and_validation(tmp_path: Path, tiny_config_va
     assert not (tmp_path / "fit" / "best.pt").exists()
     assert result.metrics["best_epoch"] == 2 and result.metrics["best_val_map"] is None
     assert 0.0 <= result.metrics["map"] <= 1.0
+
+
+def _unseen(values: dict, **over: Any) -> TrainConfig:
+    """The tiny Fashion-MNIST under fashion-mnist-unseen: 3 of the classes 0-4 trained on (p=3),
+    2 held out for validation, classes 5-9 for the test."""
+    return _cfg(
+        values, **{"protocol": "fashion-mnist-unseen", "protocol_options": {}, "p": 3, **over}
+    )
+
+
+def test_unseen_validation_uses_the_held_out_classes_leave_one_out(
+    tmp_path: Path, tiny_config_values: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deephash.training import recipe
+
+    cfg = _unseen(tiny_config_values, epochs=1, val_queries=30, val_database=60)
+    data = recipe.load_data(cfg)
+    protocol = data.protocol
+    held_out = set(protocol.validation_classes or [])
+    labels = data.pool.labels
+    assert len(held_out) == 2 and held_out < {0, 1, 2, 3, 4}
+    assert set(labels[protocol.train].tolist()) == {0, 1, 2, 3, 4} - held_out
+    q, d = recipe.validation_sample(cfg, data)
+    # indices into the validation split, which is its own database: held-out images only
+    assert set(labels[protocol.validation[d]].tolist()) == held_out
+    np.testing.assert_array_equal(q, d[:30])
+    assert len(d) == 60 and len(np.unique(d)) == 60
+    np.testing.assert_array_equal(data.val_database.labels, data.validation.labels)
+
+    calls: list[dict] = []
+    real = metrics.mean_average_precision
+
+    def spy(*args: Any, **kwargs: Any) -> float:
+        calls.append({"ql": np.asarray(args[1]), "dl": np.asarray(args[3]), **kwargs})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "mean_average_precision", spy)
+    result = train(cfg, tmp_path / "run")
+    assert len(calls) == 1  # one validation pass, on the held-out classes, leave-one-out
+    call = calls[0]
+    assert call["leave_one_out"] is True
+    np.testing.assert_array_equal(call["dl"], labels[protocol.validation[d]])
+    np.testing.assert_array_equal(call["ql"], call["dl"][:30])
+    # the test: query = test images of 5-9, database = train images of 5-9 (the tiny set: 50 / 200)
+    m = result.metrics
+    assert m["protocol"] == "fashion-mnist-unseen" and m["leave_one_out"] is False
+    assert m["num_queries"] == 50 and m["num_database"] == 200
+
+
+def test_unseen_leave_one_out_run_evaluates_every_test_class_image_against_the_others(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    cfg = _unseen(
+        tiny_config_values, protocol_options={"retrieval": "leave-one-out"}, bits=8, epochs=1
+    )
+    m = train(cfg, tmp_path / "run").metrics
+    assert m["leave_one_out"] is True and m["num_queries"] == m["num_database"] == 250
+    e = np.load(tmp_path / "run" / "embeddings.npz")
+    np.testing.assert_array_equal(e["query"], e["database"])
+    assert set(e["query_labels"].tolist()) == {5, 6, 7, 8, 9}
+    codes = pack_bits(sign(e["query"]))
+    labels = e["query_labels"]
+    want = metrics.mean_average_precision(codes, labels, codes, labels, leave_one_out=True)
+    assert m["map"] == want
+    assert m["map"] != metrics.mean_average_precision(codes, labels, codes, labels)
+    assert m["pr_curve"]["recall"][-1] == 1.0  # every other item lies within radius = bits

@@ -11,7 +11,7 @@ def register(sub: Any) -> None:
         "compare",
         help="train several recipes with the same seeds; markdown table and mAP-vs-time plot",
         description="CONFIG is a recipe YAML, or one study YAML with a `recipes:` list (and "
-        "optional `seeds`, `overrides`, `target_map`). Finished runs are reused, interrupted ones "
+        "optional `seeds`, `overrides`, `target_map`, `reference`). Finished runs are reused, interrupted ones "
         "resumed. Writes compare.md, compare.json, val_map_vs_time.png (and map_vs_bits.png).",
     )
     p.add_argument("configs", nargs="+")
@@ -25,6 +25,11 @@ def register(sub: Any) -> None:
         help="override for every recipe, e.g. epochs=5 or time_limit_minutes=3",
     )
     p.add_argument("--target-map", type=float, help="report the time to reach this validation mAP")
+    p.add_argument(
+        "--reference",
+        help="YAML of published numbers (source, rows: {recipe: {map, knn}}) printed in 'report' "
+        "columns beside ours; default: the study file's reference:",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         overrides=parse_sets(args.set),
         target_map=args.target_map,
+        reference=args.reference,
     )
     return 0

@@ -47,6 +47,22 @@ def register(subparsers: Any) -> None:
     p_pr.add_argument(
         "--validation-size", type=int, default=None, help="validation images (stratified)"
     )
+    p_pr.add_argument(
+        "--retrieval",
+        choices=["split", "leave-one-out"],
+        default=None,
+        help="unseen-class protocols: query/database split, or every test-class image queries "
+        "all the others",
+    )
+    p_pr.add_argument(
+        "--validation-folds",
+        type=int,
+        default=None,
+        help="class-disjoint validation: folds of the training classes",
+    )
+    p_pr.add_argument(
+        "--validation-fold", type=int, default=None, help="the fold held out (default 0)"
+    )
     p_pr.set_defaults(func=run)
 
 
@@ -69,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print("protocols:")
         for name in list_protocols():
             spec = protocol_spec(name)
-            print(f"  {name:<14} [{spec.dataset}] {spec.description}")
+            print(f"  {name:<20} [{spec.dataset}] {spec.description}")
         return 0
     if args.data_command == "download":
         folder = download_dataset(args.name, args.data_dir, keep_archives=args.keep_archives)
@@ -80,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         options["class_disjoint"] = True
     if args.train_classes is not None:
         options["train_classes"] = args.train_classes
-    if args.validation_size is not None:
-        options["validation_size"] = args.validation_size
+    for key in ("validation_size", "retrieval", "validation_folds", "validation_fold"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     protocol = create_protocol(
         args.name, args.seed, data_dir=args.data_dir, download=args.download, **options
     )

@@ -15,7 +15,9 @@ def register(sub: Any) -> None:
         "tune",
         help="grid-search hyper-parameters on validation mAP, then test the selected run once",
         description="Each trial trains on the training split and is ranked by validation mAP "
-        "(validation queries against the training split); query data is never used to choose. "
+        "(validation queries against the training split; on an unseen-class protocol, leave-one-"
+        "out among training classes held out of training); query data is never used to choose, "
+        "and a setting that would let test classes into the choice is refused before training. "
         "Example: deephash tune --config configs/facenet.yaml --param loss_options.margin=0.1,0.2,0.4 "
         "--out runs/tune-margin",
     )
@@ -35,6 +37,12 @@ def register(sub: Any) -> None:
         help="fixed override for every trial (e.g. epochs=5)",
     )
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--cross-validate",
+        action="store_true",
+        help="unseen-class protocols: train each trial once per class-disjoint validation fold "
+        "and rank by the mean (Musgrave et al. 2020)",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from deephash.training.study import run_tune
 
     base = load_config(args.config, **parse_sets(args.set))
-    result = run_tune(base, parse_grid(args.param), args.out)
+    result = run_tune(base, parse_grid(args.param), args.out, cross_validate=args.cross_validate)
     print(
         json.dumps(
             {

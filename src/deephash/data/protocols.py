@@ -20,7 +20,24 @@ Two shapes:
 
 ``class_disjoint=True`` trains (and validates) on ``train_classes`` (a count drawn with the seed, a
 list of class ids; default 75% of the classes, as in Sablayrolles et al., "How should we evaluate
-supervised hashing?", ICASSP 2017) and puts query and database on the other classes only.
+supervised hashing?", ICASSP 2017) and puts query and database on the other classes only. With it:
+
+* ``retrieval="leave-one-out"``: the metric-learning shape, every image of the test classes queries
+  all the others (query = database = the query and database images of the split shape; the
+  evaluation leaves each query out of its own ranking).
+* ``validation_folds=k`` (``validation_fold=i``): class-disjoint validation, as in Musgrave,
+  Belongie & Lim, "A Metric Learning Reality Check" (ECCV 2020): the training classes are split
+  into k seeded folds of consecutive sizes (smaller folds first) and fold i is held out of the
+  gradient steps; its images are the validation set, which validates leave-one-out (validation
+  queries retrieve the other held-out images, ``val_database`` = validation). This measures what the
+  test measures: retrieval among classes the model did not train on.
+* ``train_images``: which official split's images of the training classes are trained on,
+  ``train`` (the standard protocols' training images) or ``all`` (both splits, the metric-learning
+  convention for CUB-200-2011 and Stanford Dogs).
+
+The named unseen-class protocols (``fashion-mnist-unseen``, ``cifar10-unseen``,
+``cifar100-unseen``, ``cub200-unseen``, ``dogs-unseen``) are these options with fixed training
+classes (the first half), so their test classes never depend on the seed.
 """
 
 from __future__ import annotations
@@ -59,7 +76,35 @@ class ProtocolSpec:
     description: str
 
 
-_COMMON = {"class_disjoint": False, "train_classes": None}
+_COMMON = {
+    "class_disjoint": False,
+    "train_classes": None,
+    "retrieval": "split",
+    "validation_folds": None,
+    "validation_fold": 0,
+    "train_images": "train",
+}
+RETRIEVAL_SHAPES = ("split", "leave-one-out")
+TRAIN_IMAGES = ("train", "all")
+
+
+def _unseen(
+    name: str, dataset: str, train_classes: int, folds: int, train_images: str, what: str
+) -> ProtocolSpec:
+    return ProtocolSpec(
+        name,
+        dataset,
+        "official",
+        {
+            "class_disjoint": True,
+            "train_classes": list(range(train_classes)),
+            "validation_folds": folds,
+            "train_images": train_images,
+        },
+        what,
+    )
+
+
 _SPECS: dict[str, ProtocolSpec] = {
     s.name: s
     for s in (
@@ -136,6 +181,51 @@ _SPECS: dict[str, ProtocolSpec] = {
             },
             "image folder: 10% query per class, 10% of the rest validation, database = all non-query",
         ),
+        _unseen(
+            "fashion-mnist-unseen",
+            "fashion-mnist",
+            5,
+            2,
+            "train",
+            "train on classes 0-4 (train images); query = test images of 5-9, database = train "
+            "images of 5-9; validation: 2 held-out training classes",
+        ),
+        _unseen(
+            "cifar10-unseen",
+            "cifar10",
+            5,
+            2,
+            "train",
+            "train on classes 0-4 (train images); query = test images of 5-9, database = train "
+            "images of 5-9; validation: 2 held-out training classes",
+        ),
+        _unseen(
+            "cifar100-unseen",
+            "cifar100",
+            50,
+            4,
+            "train",
+            "train on classes 0-49 (train images); query = test images of 50-99, database = "
+            "train images of 50-99; validation: a fold of 12 held-out training classes",
+        ),
+        _unseen(
+            "cub200-unseen",
+            "cub200",
+            100,
+            4,
+            "all",
+            "train on all images of classes 1-100; query = official test images of 101-200, "
+            "database = official train images of 101-200; validation: 25 held-out classes",
+        ),
+        _unseen(
+            "dogs-unseen",
+            "dogs",
+            60,
+            4,
+            "all",
+            "train on all images of the first 60 breeds; query = official test images of the "
+            "other 60, database = their official train images; validation: 15 held-out breeds",
+        ),
     )
 }
 
@@ -189,6 +279,7 @@ class Protocol:
     options: dict[str, Any] = field(default_factory=dict)
     train_classes: list[int] | None = None
     test_classes: list[int] | None = None
+    validation_classes: list[int] | None = None
 
     def __post_init__(self) -> None:
         for split in SPLITS:
@@ -196,9 +287,21 @@ class Protocol:
         self.validate()
 
     @property
+    def leave_one_out(self) -> bool:
+        """Query and database are the same images; each query is left out of its own ranking."""
+        return self.options.get("retrieval", "split") == "leave-one-out"
+
+    @property
+    def class_disjoint_validation(self) -> bool:
+        """Validation holds training classes out of the gradient steps (``validation_classes``)
+        and validates leave-one-out among their images."""
+        return self.validation_classes is not None
+
+    @property
     def val_database(self) -> np.ndarray:
-        """What validation queries retrieve against: the train split."""
-        return self.train
+        """What validation queries retrieve against: the train split, or, for class-disjoint
+        validation, the validation images themselves (leave-one-out)."""
+        return self.validation if self.class_disjoint_validation else self.train
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -220,12 +323,16 @@ class Protocol:
         for split in ("train", "query", "database"):
             if getattr(self, split).size == 0:
                 raise ValueError(f"protocol {self.name!r}: the {split} split is empty")
-        for a, b in (
-            ("query", "train"),
-            ("query", "validation"),
-            ("query", "database"),
-            ("train", "validation"),
-        ):
+        pairs = [("query", "train"), ("query", "validation"), ("train", "validation")]
+        if self.leave_one_out:
+            if not np.array_equal(self.query, self.database):
+                raise ValueError(
+                    f"protocol {self.name!r}: leave-one-out retrieval needs query and database to "
+                    "be the same images"
+                )
+        else:
+            pairs.append(("query", "database"))
+        for a, b in pairs:
             common = np.intersect1d(getattr(self, a), getattr(self, b))
             if common.size:
                 raise ValueError(
@@ -239,6 +346,13 @@ class Protocol:
             self.test_classes or []
         ):
             raise ValueError(f"protocol {self.name!r}: train_classes and test_classes overlap")
+        if self.validation_classes is not None and (
+            self.train_classes is None
+            or not set(self.validation_classes) <= set(self.train_classes)
+        ):
+            raise ValueError(
+                f"protocol {self.name!r}: validation_classes must be a subset of train_classes"
+            )
 
     def check_labels(self, labels: np.ndarray) -> None:
         """Check that this protocol was made for a pool with exactly these labels (int (pool_size,))."""
@@ -263,6 +377,58 @@ class Protocol:
                     raise ValueError(
                         f"protocol {self.name!r}: {split} holds classes {bad.tolist()} outside its class set"
                     )
+        if self.validation_classes is not None:
+            held_out = np.asarray(self.validation_classes)
+            outside = np.setdiff1d(labels[self.validation], held_out)
+            inside = np.intersect1d(labels[self.train], held_out)
+            if outside.size or inside.size:
+                raise ValueError(
+                    f"protocol {self.name!r}: class-disjoint validation is broken (validation "
+                    f"holds classes {outside.tolist()} outside validation_classes, train holds "
+                    f"held-out classes {inside.tolist()})"
+                )
+
+    def check_model_selection(self, labels: np.ndarray) -> None:
+        """Refuse (ValueError saying why and what to do) a protocol on which choosing a model by
+        its validation score would leak the test classes or select for the wrong retrieval task.
+
+        labels: int (pool_size,) the pool's labels. With S the classes of train + validation and T
+        those of query + database, the rule is:
+
+        * T within S (the standard protocols): the test classes are the training classes, and
+          validation images are held out of training; nothing to refuse.
+        * T and S disjoint, or test classes declared (``class_disjoint``, the ``*-unseen``
+          protocols): an unseen-class protocol. No test class may appear in train or validation;
+          validation must hold out whole training classes (at least 2) from the gradient steps
+          and retrieve among them (``validation_folds``), so that it measures retrieval of classes
+          the model did not train on, as the test does.
+        * Otherwise (some test classes seen in training, some not): refused, neither protocol.
+        """
+        labels = np.asarray(labels)
+        self.check_labels(labels)
+        seen = set(labels[np.concatenate([self.train, self.validation])].tolist())
+        tested = set(labels[np.concatenate([self.query, self.database])].tolist())
+        declared = set(self.test_classes) if self.test_classes is not None else None
+        if declared is None and tested <= seen:
+            return
+        leaked = sorted(seen & (declared if declared is not None else tested))
+        if leaked:
+            raise ValueError(
+                f"protocol {self.name!r}: test classes {leaked} appear in the training or "
+                "validation images, so validation scores would select with test classes in view; "
+                "use an unseen-class protocol (e.g. fashion-mnist-unseen) or class_disjoint=true "
+                "with train_classes, whose test classes are never trained or validated on"
+            )
+        val_classes = set(labels[self.validation].tolist())
+        trained = set(labels[self.train].tolist())
+        if not self.class_disjoint_validation or val_classes & trained or len(val_classes) < 2:
+            raise ValueError(
+                f"protocol {self.name!r} tests on classes never seen in training, but its "
+                f"validation classes {sorted(val_classes)} are not held out of training (trained "
+                f"on {sorted(trained)}), so tuning would select for seen-class retrieval; set "
+                "protocol_options.validation_folds (e.g. 4, or 2 for 5 training classes) instead "
+                "of validation_size / _per_class / _fraction"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (format tag, version, metadata, sizes and index lists)."""
@@ -278,6 +444,7 @@ class Protocol:
             "options": self.options,
             "train_classes": self.train_classes,
             "test_classes": self.test_classes,
+            "validation_classes": self.validation_classes,
             "sizes": self.sizes,
             "splits": {s: getattr(self, s).tolist() for s in SPLITS},
         }
@@ -325,6 +492,7 @@ class Protocol:
                 options=dict(d.get("options") or {}),
                 train_classes=d.get("train_classes"),
                 test_classes=d.get("test_classes"),
+                validation_classes=d.get("validation_classes"),
                 **{s: np.asarray(splits[s], dtype=np.int64).reshape(-1) for s in SPLITS},
             )
         except ValueError as exc:
@@ -355,20 +523,40 @@ def _merge_options(spec: ProtocolSpec, overrides: dict[str, Any]) -> dict[str, A
         valid -= {f"{p}_{k}" for p in ("query", "train") for k in _AMOUNT_KEYS}
     else:
         valid.add("database_includes_train")
+        valid.discard("train_images")
+        opts.pop("train_images", None)
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(
             f"protocol {spec.name!r}: unknown options {unknown}; valid options: {sorted(valid)}"
         )
-    for prefix in (
-        "query",
-        "train",
-        "validation",
-    ):  # an override of one amount form replaces the default form
-        if any(f"{prefix}_{k}" in overrides for k in _AMOUNT_KEYS):
-            for k in _AMOUNT_KEYS:
+    for prefix, forms in (
+        ("query", _AMOUNT_KEYS),
+        ("train", _AMOUNT_KEYS),
+        ("validation", (*_AMOUNT_KEYS, "folds")),
+    ):  # an override of one amount form (class folds for validation) replaces the default form
+        if any(overrides.get(f"{prefix}_{k}") is not None for k in forms):
+            for k in forms:
                 opts.pop(f"{prefix}_{k}", None)
     opts.update(overrides)
+    for key, allowed in (("retrieval", RETRIEVAL_SHAPES), ("train_images", TRAIN_IMAGES)):
+        if key in opts and opts[key] not in allowed:
+            raise ValueError(
+                f"protocol {spec.name!r}: {key} must be one of {list(allowed)}, got {opts[key]!r}"
+            )
+    if not opts["class_disjoint"]:
+        needs = [
+            k
+            for k, default in (("retrieval", "split"), ("validation_folds", None))
+            if opts.get(k) != default
+        ]
+        if opts.get("train_images", "train") != "train":
+            needs.append("train_images")
+        if needs:
+            raise ValueError(
+                f"protocol {spec.name!r}: {', '.join(needs)} only apply to an unseen-class "
+                "protocol; set class_disjoint=true (or use one of the *-unseen protocols)"
+            )
     return opts
 
 
@@ -447,6 +635,29 @@ def _train_classes(
     return chosen
 
 
+def _validation_fold(
+    train_classes: list[int], folds: Any, fold: Any, rng: np.random.Generator
+) -> list[int]:
+    """The training classes of fold ``fold`` of ``folds`` (seeded, class-disjoint, sizes as equal
+    as possible with the smaller folds first), sorted."""
+    n = len(train_classes)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"validation_folds must be an integer >= 2, got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(f"validation_fold must be in 0..{folds - 1}, got {fold!r}")
+    sizes = [n // folds + (1 if i >= folds - n % folds else 0) for i in range(folds)]
+    start = sum(sizes[:fold])
+    if sizes[fold] < 2 or n - sizes[fold] < 2:
+        raise ValueError(
+            f"validation fold {fold} of {folds} would hold {sizes[fold]} of the {n} training "
+            "classes; class-disjoint validation needs at least 2 held-out classes (retrieval "
+            "within one class is trivial) and at least 2 left to train on: change "
+            "validation_folds or train_classes"
+        )
+    order = rng.permutation(np.asarray(train_classes, dtype=np.int64))
+    return sorted(int(c) for c in order[start : start + sizes[fold]])
+
+
 def create_protocol(
     name: str,
     seed: int = 0,
@@ -463,7 +674,9 @@ def create_protocol(
         omitted they are read from the dataset (found via ``data_dir``, fetched if ``download``).
     options: override the spec's defaults: ``validation_size`` / ``validation_per_class`` /
         ``validation_fraction``, for sampled protocols also ``query_*``, ``train_*`` and
-        ``database_includes_train``; ``class_disjoint`` and ``train_classes``; ``root`` for folder.
+        ``database_includes_train``; ``class_disjoint`` and ``train_classes``, and with them
+        ``retrieval``, ``validation_folds`` / ``validation_fold`` and ``train_images`` (see the
+        module docstring); ``root`` for folder.
     """
     spec = protocol_spec(name)
     opts = _merge_options(spec, options)
@@ -496,14 +709,32 @@ def create_protocol(
         in_train_cls = np.isin(labels, train_cls)
         opts["train_classes"] = train_cls
 
+    folds = opts.get("validation_folds")
+    val_cls = None
+    if folds is not None:
+        assert train_cls is not None  # _merge_options requires class_disjoint
+        if _amount(opts, "validation") is not None:
+            raise ValueError(
+                f"protocol {name!r}: give either validation_folds (class-disjoint validation) or "
+                "validation_size / _per_class / _fraction (a slice of the training classes' "
+                "images), not both"
+            )
+        val_cls = _validation_fold(train_cls, folds, opts.get("validation_fold", 0), rng)
+
     if spec.kind == "official":
         if not mask.any() or mask.all():
             raise ValueError(f"protocol {name!r} needs a dataset with an official train/test split")
         train_side, test_side = everything[~mask], everything[mask]
         query = test_side[~in_train_cls[test_side]] if train_cls else test_side
         database = train_side[~in_train_cls[train_side]] if train_cls else train_side
-        train_all = train_side[in_train_cls[train_side]]
-        validation = _stratified(train_all, labels, _amount(opts, "validation"), rng, "validation")
+        source = everything if opts.get("train_images") == "all" else train_side
+        train_all = source[in_train_cls[source]]
+        if val_cls is not None:
+            validation = train_all[np.isin(labels[train_all], val_cls)]
+        else:
+            validation = _stratified(
+                train_all, labels, _amount(opts, "validation"), rng, "validation"
+            )
         train = np.setdiff1d(train_all, validation)
     else:
         query_side = everything[~in_train_cls] if train_cls else everything
@@ -525,12 +756,19 @@ def create_protocol(
         else:
             database = train_side if opts.get("database_includes_train", True) else leftovers
         val_amount = _amount(opts, "validation")
-        if train_amount is not None:  # keep the conventional train size; validate on unused images
+        if val_cls is not None:
+            validation = train_all[np.isin(labels[train_all], val_cls)]
+            train = np.setdiff1d(train_all, validation)
+        elif (
+            train_amount is not None
+        ):  # keep the conventional train size; validate on unused images
             validation = _stratified(leftovers, labels, val_amount, rng, "validation")
             train = train_all
         else:
             validation = _stratified(train_all, labels, val_amount, rng, "validation")
             train = np.setdiff1d(train_all, validation)
+    if opts["retrieval"] == "leave-one-out":
+        query = database = np.union1d(query, database)
     return Protocol(
         name=name,
         dataset=spec.dataset,
@@ -545,4 +783,5 @@ def create_protocol(
         options=opts,
         train_classes=train_cls,
         test_classes=test_cls,
+        validation_classes=val_cls,
     )

@@ -61,7 +61,7 @@ def retrieval_metrics(
     precision_k: int = 100,
     knn_k: int = 10,
     distance: str = "euclidean",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> dict[str, Any]:
     """The standard metrics dict for float embeddings, or for hash codes when ``bits`` is set.
 
@@ -69,8 +69,10 @@ def retrieval_metrics(
     which case the Hamming metrics of their signs are the headline numbers and the float metrics of
     the relaxed codes go under ``"float"``. Labels: int (n,). Keys: map (mAP@all), map_at_k,
     precision_at_k, map_at_r, r_precision, precision_at_1, knn_accuracy (and precision_hamming2
-    for codes), num_queries, num_database, seconds. ``exclude_self``: leave-one-out (query i is
-    database item i and is left out of its own ranking; see :func:`deephash.metrics.map_at_r`).
+    for codes), num_queries, num_database, leave_one_out, seconds.
+
+    leave_one_out: the metric-learning shape of an unseen-class protocol: query and database are
+    the same images (query i is database item i) and each query is left out of its own ranking.
     """
     t0 = time.perf_counter()
     ql = np.asarray(query_labels)
@@ -79,7 +81,7 @@ def retrieval_metrics(
         "map_k": map_k,
         "precision_k": precision_k,
         "knn_k": knn_k,
-        "exclude_self": exclude_self,
+        "leave_one_out": leave_one_out,
     }
     out: dict[str, Any]
     if bits is not None:

@@ -66,14 +66,19 @@ def extract_baseline(
         progress=progress,
         desc="query features",
     )
-    db = embed_images(
-        net,
-        data.database.images,
-        pre,
-        device=dev,
-        batch_size=batch_size,
-        progress=progress,
-        desc="database features",
+    loo = data.protocol.leave_one_out  # query and database are the same images
+    db = (
+        q
+        if loo
+        else embed_images(
+            net,
+            data.database.images,
+            pre,
+            device=dev,
+            batch_size=batch_size,
+            progress=progress,
+            desc="database features",
+        )
     )
     metrics = retrieval_metrics(
         q,
@@ -83,6 +88,7 @@ def extract_baseline(
         map_k=map_k,
         precision_k=precision_k,
         knn_k=knn_k,
+        leave_one_out=loo,
     )
     metrics.update(
         {

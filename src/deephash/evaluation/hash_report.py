@@ -24,17 +24,25 @@ def hash_report(
     bits: int,
     label: str,
     plot_path: Path,
+    leave_one_out: bool = False,
 ) -> dict[str, Any]:
     """Bit statistics of the database codes and the precision–recall curve of Hamming ranking.
 
     query/database: relaxed codes float (n, bits), signed here; labels: (n,) class ids.
     Writes the curve to ``plot_path`` (legend ``label``) and returns ``{"bit_stats": {...},
-    "pr_curve": {...}}`` for metrics.json.
+    "pr_curve": {...}}`` for metrics.json. leave_one_out: query i is database item i and is left
+    out of its own ranking (see :func:`deephash.metrics.precision_recall_curve`).
     """
     qc, dc = pack_bits(sign(query)), pack_bits(sign(database))
     stats = bit_stats(dc, bits)
     curve = m.precision_recall_curve(
-        qc, query_labels, dc, database_labels, distance="hamming", bits=bits
+        qc,
+        query_labels,
+        dc,
+        database_labels,
+        distance="hamming",
+        bits=bits,
+        leave_one_out=leave_one_out,
     )
     plot_precision_recall(
         {label: (np.asarray(curve.precision), np.asarray(curve.recall))},

@@ -5,8 +5,8 @@ ranked by Hamming distance with an exact counting-sort kernel; float embeddings 
 ranked by Euclidean or cosine distance. Ranking ties are always broken by database order. Labels
 are class ids of any integer values (relevant = same class) or multi-label indicator matrices
 (relevant = at least one shared label). Each function's docstring states its definition.
-``exclude_self=True`` is leave-one-out: query i is database item i and is left out of its own
-ranking.
+``leave_one_out=True`` is the metric-learning shape "every item queries all the others": query i
+is database item i (checked) and is left out of its own ranking.
 """
 
 from deephash.metrics.average_precision import mean_average_precision

@@ -36,8 +36,9 @@ class Prepared:
         Otherwise they are float32/float64 (n, d) arrays.
     query_labels/database_labels: int64 (n,) class ids remapped to 0..num_classes-1 (single-label);
         for multi-label, uint64 (n, ceil(num_classes / 64)) bit masks of the label sets.
-    exclude_self: leave-one-out; query i is database item i and is left out of its own ranking,
-        so each query ranks ``num_ranked = num_database - 1`` items.
+    leave_one_out: the queries are the first ``num_queries`` database items (query i is database
+        item i) and each query's own item is left out of its ranking, which then holds
+        ``num_ranked = num_database - 1`` items.
     """
 
     distance: str
@@ -49,7 +50,7 @@ class Prepared:
     multilabel: bool
     num_classes: int
     max_distance: int
-    exclude_self: bool = False
+    leave_one_out: bool = False
 
     @property
     def num_queries(self) -> int:
@@ -61,8 +62,9 @@ class Prepared:
 
     @property
     def num_ranked(self) -> int:
-        """Database items in each query's ranking (one fewer when the query is left out)."""
-        return self.num_database - int(self.exclude_self)
+        """Items in each query's ranking: the database, less the query's own item when leaving
+        one out."""
+        return self.num_database - int(self.leave_one_out)
 
 
 def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
@@ -176,35 +178,51 @@ def _prepare_labels(
     return q_mask, db_mask, True, int(query_labels.shape[1])
 
 
+def _check_leave_one_out(q: np.ndarray, db: np.ndarray, ql: np.ndarray, dbl: np.ndarray) -> None:
+    nq, n = q.shape[0], db.shape[0]
+    if n < 2:
+        raise ValueError(
+            "leave_one_out needs a database of at least 2 items (one is left out of each ranking)"
+        )
+    if nq > n:
+        raise ValueError(
+            f"leave_one_out: the queries must be the first database items, but there are {nq} "
+            f"queries and only {n} database items"
+        )
+    if not (np.array_equal(q, db[:nq]) and np.array_equal(ql, dbl[:nq])):
+        raise ValueError(
+            "leave_one_out: query i must be database item i (same vector, same label) for every "
+            "query; pass the same array as query and database (or queries = database[:nq])"
+        )
+
+
 def prepare(
     query: ArrayLike,
     query_labels: ArrayLike,
     database: ArrayLike,
     database_labels: ArrayLike,
     distance: str,
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> Prepared:
-    """Validate and normalise the four retrieval arrays (see :class:`Prepared`)."""
+    """Validate and normalise the four retrieval arrays (see :class:`Prepared`).
+
+    leave_one_out: the queries are the database's first items (checked: same vectors and labels)
+    and each query's own item is left out of its ranking.
+    """
     check_choice(distance, _DISTANCES, "distance")
-    if not isinstance(exclude_self, bool | np.bool_):
-        raise ValueError(f"exclude_self must be True or False, got {exclude_self!r}")
+    if not isinstance(leave_one_out, bool | np.bool_):
+        raise ValueError(f"leave_one_out must be True or False, got {leave_one_out!r}")
     q_np = _to_numpy(query, "query")
     db_np = _to_numpy(database, "database")
     q, db = _prepare_points(q_np, db_np, distance)
-    if exclude_self and q.shape[0] != db.shape[0]:
-        raise ValueError(
-            f"exclude_self=True (leave-one-out) needs query i to be database item i, but there are "
-            f"{q.shape[0]} queries and {db.shape[0]} database items; pass the same array as query "
-            "and database"
-        )
-    if exclude_self and db.shape[0] < 2:
-        raise ValueError("exclude_self=True needs at least 2 items (each query ranks the others)")
     ql, dbl, multilabel, num_classes = _prepare_labels(
         _to_numpy(query_labels, "query_labels"),
         _to_numpy(database_labels, "database_labels"),
         q.shape[0],
         db.shape[0],
     )
+    if leave_one_out:
+        _check_leave_one_out(q, db, ql, dbl)
     max_distance = 8 * int(q_np.shape[1]) if distance == "hamming" else 0
     return Prepared(
         distance=distance,
@@ -216,5 +234,5 @@ def prepare(
         multilabel=multilabel,
         num_classes=num_classes,
         max_distance=max_distance,
-        exclude_self=bool(exclude_self),
+        leave_one_out=bool(leave_one_out),
     )

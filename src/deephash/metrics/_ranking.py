@@ -131,7 +131,9 @@ def compute_rank_stats(
 
     ap_ks / cutoffs: depths in 1..n (clipped by the caller), any order; knn_k: neighbours to vote
     over (0 = no kNN, clipped to n); radius: gather Hamming-radius sums (Hamming inputs only).
-    n is ``prep.num_ranked``: with ``prep.exclude_self`` each query's own item is left out.
+    With ``prep.leave_one_out`` each query's own item is not ranked at all (n = num_ranked): the
+    other items keep their order, so positions, ties and every statistic (R included) are those of
+    the database without that item.
     """
     n = prep.num_ranked
     nq = prep.num_queries
@@ -195,7 +197,7 @@ def compute_rank_stats(
                 hist,
                 relhist,
                 min(c, 8 * threads),
-                lo if prep.exclude_self else -1,
+                lo if prep.leave_one_out else -1,
             )
             if topk is not None:
                 topk[lo:hi] = chunk_top
@@ -227,7 +229,7 @@ def compute_rank_stats(
             r_hits,
             np.zeros((nq, top_t), dtype=np.int64) if topk is None else topk,
             FLOAT_QUERY_BLOCK,
-            0 if prep.exclude_self else -1,
+            0 if prep.leave_one_out else -1,
         )
 
     query_classes = None if prep.multilabel else prep.query_labels

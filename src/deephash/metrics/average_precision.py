@@ -45,7 +45,7 @@ def mean_average_precision(
     k: int | None = None,
     distance: Distance = "hamming",
     ap_divisor: APDivisor = "retrieved",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Mean over queries of the average precision of the ranked database (mAP@all or mAP@k).
 
@@ -56,9 +56,6 @@ def mean_average_precision(
         label; any non-zero entry counts as a label).
     k: ranking depth; None = the whole database (mAP@all). ``k > n`` is clipped to ``n``.
     distance: "hamming" (packed codes), "euclidean" or "cosine" (1 - cosine similarity).
-    exclude_self: leave-one-out ("every item queries all the others"): query i is database item i
-        (pass the same array as query and database) and is left out of its own ranking, so each
-        query ranks the other n - 1 items.
 
     Ranking: increasing distance, ties broken by database order (a stable sort), so results are
     deterministic. Float distances are sequential sums over the dimensions in float32 (float64
@@ -75,12 +72,19 @@ def mean_average_precision(
     whole database. For mAP@all both equal ``R``. A query with ``D = 0`` (no relevant item, or
     none in the top k) has AP = 0 and still counts in the mean.
 
+    leave_one_out: the metric-learning shape "every item queries all the others": the queries are
+    the first database items (query i is database item i, same vector and label, checked; usually
+    the same array for both) and each query's own item is removed from its ranking and from its
+    relevant count ``R``; the other items keep their positions relative to each other (ties by
+    database order), so this equals ranking against the database without that item, and ``n`` is
+    the database size minus one.
+
     Returns the mean AP as a float in [0, 1].
     """
     check_choice(ap_divisor, _AP_DIVISORS, "ap_divisor")
     if k is not None:
         check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     n = prep.num_ranked
     depth = n if k is None else min(int(k), n)
     stats = compute_rank_stats(prep, ap_ks=[depth])

@@ -23,7 +23,7 @@ def knn_accuracy(
     *,
     k: int = 10,
     distance: Distance = "hamming",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Accuracy of a k-nearest-neighbour majority vote that classifies each query.
 
@@ -34,11 +34,11 @@ def knn_accuracy(
     The neighbours are the top ``k`` ranked database items (ties in distance broken by database
     order; ``k > n`` is clipped to ``n``). Each neighbour casts one vote for its class; the class
     with most votes is predicted. A tie between classes goes to the class of the nearest neighbour
-    among the tied classes. ``exclude_self`` as in :func:`deephash.metrics.map_at_r`
-    (leave-one-out: a query does not vote for itself). Returns the fraction of queries predicted
-    correctly, in [0, 1].
+    among the tied classes. Returns the fraction of queries predicted correctly, in [0, 1].
+    leave_one_out: query i is database item i and is left out of its own ranking (see
+    :func:`deephash.metrics.mean_average_precision`); depths are clipped to ``n - 1`` then.
     """
     check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     stats = compute_rank_stats(prep, ap_ks=[], knn_k=min(int(k), prep.num_ranked))
     return knn_accuracy_from_stats(stats)

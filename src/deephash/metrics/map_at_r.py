@@ -32,7 +32,7 @@ def map_at_r(
     database_labels: ArrayLike,
     *,
     distance: Distance = "hamming",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Mean over queries of MAP@R, the metric of Musgrave, Belongie & Lim, "A Metric Learning
     Reality Check" (ECCV 2020).
@@ -48,12 +48,13 @@ def map_at_r(
     A query with ``R = 0`` scores 0 and still counts in the mean (as for mAP; pytorch-metric-
     learning leaves such queries out instead).
 
-    exclude_self: leave-one-out ("every item queries all the others"): query i is database item
-        i (pass the same array twice) and is left out of its own ranking and of its R.
+    leave_one_out: "every item queries all the others": query i is database item i (see
+        :func:`deephash.metrics.mean_average_precision`) and is left out of its own ranking and
+        of its R, which counts the relevant items other than the query itself.
 
     Returns a float in [0, 1].
     """
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     return float(map_at_r_from_stats(compute_rank_stats(prep, ap_ks=[])).mean())
 
 
@@ -64,14 +65,14 @@ def r_precision(
     database_labels: ArrayLike,
     *,
     distance: Distance = "hamming",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Mean over queries of R-precision (Musgrave, Belongie & Lim, ECCV 2020): the
     share of relevant items among the top ``R`` ranked items, ``R`` = relevant items in the
     database for the query (ties broken by database order). A query with ``R = 0`` scores 0 and
-    still counts. Inputs, relevance and ``exclude_self`` as in :func:`map_at_r`.
+    still counts. Inputs, relevance and ``leave_one_out`` as in :func:`map_at_r`.
 
     Returns a float in [0, 1].
     """
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     return float(r_precision_from_stats(compute_rank_stats(prep, ap_ks=[])).mean())

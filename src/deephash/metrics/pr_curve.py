@@ -85,7 +85,7 @@ def precision_recall_curve(
     cutoffs: Sequence[int] | np.ndarray | None = None,
     bits: int | None = None,
     no_retrieval: NoRetrieval = "zero",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> PrecisionRecallCurve:
     """Precision–recall curve averaged over queries.
 
@@ -103,11 +103,11 @@ def precision_recall_curve(
     retrieves its top ``k`` ranked items, ties broken by database order; precision = relevant
     retrieved / k, recall = relevant retrieved / relevant in the database (0 when there is none).
 
-    ``exclude_self`` as in :func:`deephash.metrics.map_at_r` (leave-one-out; then n is the
-    database size minus one).
+    leave_one_out: query i is database item i and is left out of its own ranking and radius
+    (see :func:`deephash.metrics.mean_average_precision`); n is then the database size minus one.
     """
     check_choice(no_retrieval, _NO_RETRIEVAL, "no_retrieval")
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     n = prep.num_ranked
     if prep.hamming and cutoffs is None:
         nbytes = prep.max_distance // 8

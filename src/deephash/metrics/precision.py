@@ -24,7 +24,7 @@ def precision_at_k(
     *,
     k: int = 100,
     distance: Distance = "hamming",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Mean over queries of the fraction of relevant items among the top ``k`` ranked items.
 
@@ -32,11 +32,12 @@ def precision_at_k(
     for ``distance="hamming"``, float embeddings (n, d) otherwise; class ids (n,) or multi-label
     matrices (n, C)). Ranking ties are broken by database order. ``k > n`` is clipped to ``n``,
     so the divisor is ``min(k, n)``. ``k=1`` is precision@1 (the share of queries whose nearest
-    item is relevant). ``exclude_self`` as in :func:`deephash.metrics.map_at_r` (leave-one-out;
-    then n is the database size minus one). Returns a float in [0, 1].
+    item is relevant). Returns a float in [0, 1].
+    leave_one_out: query i is database item i and is left out of its own ranking (see
+    :func:`deephash.metrics.mean_average_precision`); depths are clipped to ``n - 1`` then.
     """
     check_positive_int(k, "k")
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     depth = min(int(k), prep.num_ranked)
     stats = compute_rank_stats(prep, ap_ks=[], cutoffs=[depth])
     return float((stats.hits_within(depth) / depth).mean())
@@ -64,7 +65,7 @@ def precision_within_radius(
     *,
     radius: int = 2,
     no_retrieval: NoRetrieval = "zero",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> float:
     """Mean precision of the database items within Hamming distance ``radius`` of each query.
 
@@ -77,12 +78,12 @@ def precision_within_radius(
     (``no_retrieval="zero"``, the convention of DeepHash-style papers and their evaluation code,
     which penalises codes that scatter too much); ``no_retrieval="exclude"`` instead averages over
     the queries with at least one item inside the radius only (0.0 when there is none).
-    ``exclude_self`` as in :func:`deephash.metrics.map_at_r` (leave-one-out).
-    Returns a float in [0, 1].
+    Returns a float in [0, 1]. leave_one_out: query i is database item i and is not counted
+    inside its own radius (see :func:`deephash.metrics.mean_average_precision`).
     """
     check_choice(no_retrieval, _NO_RETRIEVAL, "no_retrieval")
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
-    prep = prepare(query, query_labels, database, database_labels, "hamming", exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, "hamming", leave_one_out)
     stats = compute_rank_stats(prep, ap_ks=[], radius=True)
     return radius_precision_from_stats(stats, radius, prep.num_queries, no_retrieval)

@@ -27,7 +27,7 @@ class RetrievalReport:
     """Retrieval metrics of one (query, database) evaluation; see :func:`retrieval_report`.
 
     precision_hamming is None for float embeddings; knn_accuracy is None for multi-label inputs.
-    exclude_self: leave-one-out (each query ranks the other ``num_database - 1`` items).
+    leave_one_out: query i is database item i and ranks the other ``num_database - 1`` items.
     """
 
     distance: str
@@ -46,13 +46,13 @@ class RetrievalReport:
     map_at_r: float
     r_precision: float
     precision_at_1: float
-    exclude_self: bool = False
+    leave_one_out: bool = False
 
     def to_dict(self) -> dict[str, float | int | str]:
         """Flat JSON-ready dict. Metric keys: ``map``, ``map_at_k``, ``precision_at_k``,
         ``map_at_r``, ``r_precision``, ``precision_at_1``, ``precision_hamming{radius}`` (codes
         only, e.g. ``precision_hamming2``) and ``knn_accuracy`` (single-label only); the settings
-        are stored beside them (``exclude_self`` only when true)."""
+        are stored beside them, ``leave_one_out`` included."""
         out: dict[str, float | int | str] = {
             "map": self.map_all,
             "map_at_k": self.map_at_k,
@@ -74,12 +74,11 @@ class RetrievalReport:
                 "ap_divisor": self.ap_divisor,
                 "num_queries": self.num_queries,
                 "num_database": self.num_database,
+                "leave_one_out": self.leave_one_out,
             }
         )
         if self.precision_hamming is not None:
             out["hamming_radius"] = self.hamming_radius
-        if self.exclude_self:
-            out["exclude_self"] = True
         return out
 
 
@@ -95,7 +94,7 @@ def retrieval_report(
     radius: int = 2,
     knn_k: int = 10,
     ap_divisor: APDivisor = "retrieved",
-    exclude_self: bool = False,
+    leave_one_out: bool = False,
 ) -> RetrievalReport:
     """mAP@all, mAP@``map_k``, P@``precision_k``, MAP@R, R-precision, P@1, precision within
     Hamming ``radius`` (codes only) and kNN accuracy (``knn_k`` neighbours; single-label only),
@@ -107,14 +106,16 @@ def retrieval_report(
     :func:`deephash.metrics.precision_within_radius` (queries with an empty radius ball count as
     precision 0) and :func:`deephash.metrics.knn_accuracy`; every value equals what those
     functions return. Depths larger than the database are clipped to its size (the report keeps
-    the requested ones). ``exclude_self``: leave-one-out, as in :func:`deephash.metrics.map_at_r`.
+    the requested ones). leave_one_out: query i is database item i and is left out of its own
+    ranking (the metric-learning shape; see :func:`deephash.metrics.mean_average_precision`);
+    depths are then clipped to the database size minus one.
     """
     check_choice(ap_divisor, _AP_DIVISORS, "ap_divisor")
     for value, name in ((map_k, "map_k"), (precision_k, "precision_k"), (knn_k, "knn_k")):
         check_positive_int(value, name)
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
-    prep = prepare(query, query_labels, database, database_labels, distance, exclude_self)
+    prep = prepare(query, query_labels, database, database_labels, distance, leave_one_out)
     n = prep.num_ranked
     depth_map = min(map_k, n)
     depth_p = min(precision_k, n)
@@ -144,5 +145,5 @@ def retrieval_report(
         map_at_r=float(map_at_r_from_stats(stats).mean()),
         r_precision=float(r_precision_from_stats(stats).mean()),
         precision_at_1=float(stats.hits_within(1).mean()),
-        exclude_self=prep.exclude_self,
+        leave_one_out=prep.leave_one_out,
     )

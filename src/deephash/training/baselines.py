@@ -16,10 +16,10 @@ import numpy as np
 
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
 
-__all__ = ["BASELINE_METHODS", "run_baseline"]
+__all__ = ["BASELINE_KEYS", "BASELINE_METHODS", "run_baseline"]
 
 BASELINE_METHODS = ("features", "lsh", "itq")
-_KEYS = {
+BASELINE_KEYS = {
     "method",
     "dataset",
     "protocol",
@@ -43,9 +43,9 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     ``fit_on`` (lsh/itq): ``database`` (default, unsupervised on the retrieval set, as in the
     literature) or ``train``.
     """
-    unknown = sorted(set(values) - _KEYS)
+    unknown = sorted(set(values) - BASELINE_KEYS)
     if unknown:
-        raise ValueError(f"unknown baseline key(s) {unknown}; valid: {sorted(_KEYS)}")
+        raise ValueError(f"unknown baseline key(s) {unknown}; valid: {sorted(BASELINE_KEYS)}")
     method = values["method"]
     if method not in BASELINE_METHODS:
         raise ValueError(f"method must be one of {BASELINE_METHODS}, got {method!r}")
@@ -89,6 +89,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                 map_k=int(values.get("map_k", 1000)),
                 precision_k=int(values.get("precision_k", 100)),
                 knn_k=int(values.get("knn_k", 10)),
+                leave_one_out=bool(metrics.get("leave_one_out", False)),
             ),
             **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights")},
             "method": method,

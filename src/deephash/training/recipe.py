@@ -8,6 +8,7 @@ optimiser is :mod:`deephash.training.optim`, the schedules :mod:`deephash.traini
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from deephash.data import Batch, Batches, ProtocolData, default_protocol, load_protocol_data
+from deephash.data.protocols import Protocol, create_protocol, list_protocols, protocol_spec
 from deephash.losses.base import LossOutput, MetricLoss
 from deephash.training.config import TrainConfig
 
@@ -25,6 +27,7 @@ __all__ = [
     "compute_loss",
     "data_info",
     "load_data",
+    "load_protocol",
     "start_epoch",
     "validation_sample",
 ]
@@ -41,6 +44,42 @@ def load_data(cfg: TrainConfig) -> ProtocolData:
         train_includes_validation=cfg.fit_validation,
         **cfg.protocol_options,
     )
+
+
+def load_protocol(cfg: TrainConfig) -> tuple[Protocol, np.ndarray]:
+    """The recipe's protocol and its pool's labels, int64 (pool_size,), without decoding images
+    (as :func:`load_data` cuts the pool, for checks before any training)."""
+    from deephash.data.datasets import load_dataset_labels
+
+    name = default_protocol(cfg.protocol_name)
+    if name.endswith(".json") or (name not in list_protocols() and Path(name).is_file()):
+        if cfg.protocol_options:
+            raise ValueError(
+                f"protocol_options {sorted(cfg.protocol_options)} cannot change a saved protocol "
+                f"({name})"
+            )
+        protocol = Protocol.load(name)
+        got = load_dataset_labels(
+            protocol.dataset,
+            data_dir=cfg.data_dir,
+            download=cfg.download,
+            root=protocol.options.get("root"),
+        )
+        return protocol, got.labels
+    spec = protocol_spec(name)
+    root = cfg.protocol_options.get("root")
+    if spec.dataset == "folder" and root is None:
+        root = cfg.data_dir
+    got = load_dataset_labels(spec.dataset, data_dir=cfg.data_dir, download=cfg.download, root=root)
+    protocol = create_protocol(
+        name,
+        cfg.seed,
+        labels=got.labels,
+        is_test=got.is_test,
+        data_dir=cfg.data_dir,
+        **cfg.protocol_options,
+    )
+    return protocol, got.labels
 
 
 def data_info(data: ProtocolData) -> dict[str, Any]:
@@ -146,10 +185,19 @@ def build_batches(cfg: TrainConfig, labels: np.ndarray, rank: int = 0) -> Batche
 
 
 def validation_sample(cfg: TrainConfig, data: ProtocolData) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed (seeded) validation queries and the training-split sample they retrieve against:
-    int64 indices (val_queries,) into ``data.validation`` and (val_database,) into
-    ``data.val_database``, sorted."""
+    """Fixed (seeded) validation queries and the sample they retrieve against: int64 indices
+    (val_queries,) into ``data.validation`` and (val_database,) into ``data.val_database``.
+
+    Usually the database sample is of the training split, and both are sorted. With class-disjoint
+    validation (``data.protocol.class_disjoint_validation``) ``val_database`` is the validation
+    split itself: the database sample is a seeded random order of held-out images and the queries
+    are its first ones (``q == d[:len(q)]``), each left out of its own ranking.
+    """
     rng = np.random.default_rng(cfg.seed + 17)
+    if data.protocol.class_disjoint_validation:
+        nd = min(cfg.val_database, len(data.validation.labels))
+        d = rng.choice(len(data.validation.labels), nd, replace=False).astype(np.int64)
+        return d[: min(cfg.val_queries, nd)].copy(), d
     nq = min(cfg.val_queries, len(data.validation.labels))
     nd = min(cfg.val_database, len(data.val_database.labels))
     q = np.sort(rng.choice(len(data.validation.labels), nq, replace=False))

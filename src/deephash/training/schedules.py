@@ -8,7 +8,7 @@ with plain values (see :func:`create_schedule`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ __all__ = [
     "CosineSchedule",
     "LinearSchedule",
     "Schedule",
+    "StepSchedule",
     "WarmupSchedule",
     "create_schedule",
     "create_schedules",
@@ -100,12 +101,36 @@ class CosineSchedule(LinearSchedule):
         )
 
 
+@dataclass(frozen=True)
+class StepSchedule(Schedule):
+    """A staircase: ``values[0]`` until epoch ``start + every``, then ``values[1]`` for the next
+    ``every`` epochs, and so on; the last value stays. Before ``start``: ``values[0]``.
+    E.g. ``values=(1, 2, 4, 8, 16), every=3``: α doubled every 3 epochs, 16 from epoch 12."""
+
+    values: tuple[float, ...]
+    every: float
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError("a step schedule needs at least one value")
+        if self.every <= 0 or self.start < 0:
+            raise ValueError(
+                f"step schedule: every must be > 0 and start >= 0, got {self.every}, {self.start}"
+            )
+
+    def __call__(self, epoch: float) -> float:
+        stage = math.floor(max(0.0, epoch - self.start) / self.every)
+        return self.values[min(stage, len(self.values) - 1)]
+
+
 _FIELDS: dict[str, tuple[type[Schedule], set[str], set[str]]] = {
     # type: (class, required fields, optional fields)
     "constant": (ConstantSchedule, {"value"}, set()),
     "warmup": (WarmupSchedule, {"value"}, {"start", "ramp"}),
     "linear": (LinearSchedule, {"start_value", "end_value", "end"}, {"start"}),
     "cosine": (CosineSchedule, {"start_value", "end_value", "end"}, {"start"}),
+    "step": (StepSchedule, {"values", "every"}, {"start"}),
 }
 
 
@@ -117,6 +142,7 @@ def create_schedule(spec: float | int | Mapping[str, Any] | Schedule) -> Schedul
     - ``{"type": "warmup", "value": 1.0, "start": 2, "ramp": 3}`` (start, ramp default 0);
     - ``{"type": "linear" | "cosine", "start_value": 1, "end_value": 16, "start": 0, "end": 10}``
       (start defaults to 0);
+    - ``{"type": "step", "values": [1, 2, 4, 8, 16], "every": 3}`` (start defaults to 0);
     - a :class:`Schedule` passes through.
     """
     if isinstance(spec, Schedule):
@@ -141,7 +167,12 @@ def create_schedule(spec: float | int | Mapping[str, Any] | Schedule) -> Schedul
         raise ValueError(
             f"{kind} schedule got unknown field(s) {', '.join(sorted(unknown))}; allowed: {allowed}"
         )
-    kwargs = {k: _number(k, spec[k]) for k in given}
+    kwargs: dict[str, Any] = {k: _number(k, spec[k]) for k in given - {"values"}}
+    if "values" in given:
+        values = spec["values"]
+        if isinstance(values, str) or not isinstance(values, Sequence):
+            raise ValueError(f"schedule field 'values' must be a list of numbers, got {values!r}")
+        kwargs["values"] = tuple(_number("values", v) for v in values)
     return cls(**kwargs)
 
 

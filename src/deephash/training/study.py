@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,17 @@ import yaml
 
 from deephash.atomic_io import atomic_write_json, atomic_write_text
 from deephash.training.config import TrainConfig, load_config
+from deephash.training.reference import Reference
 
-__all__ = ["CompareResult", "TuneResult", "load_study", "run_compare", "run_tune", "set_dotted"]
+__all__ = [
+    "CompareResult",
+    "TuneResult",
+    "check_selection",
+    "load_study",
+    "run_compare",
+    "run_tune",
+    "set_dotted",
+]
 
 
 def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
@@ -87,44 +96,108 @@ class TuneResult:
     best_run: Path
 
 
+def check_selection(cfg: TrainConfig) -> int | None:
+    """Refuse a recipe whose validation would leak test classes into model selection, or select
+    for seen-class retrieval on an unseen-class protocol (see
+    :meth:`deephash.data.protocols.Protocol.check_model_selection`; ValueError saying why).
+
+    Returns the number of class-disjoint validation folds of the recipe's protocol (None when its
+    validation is not class-disjoint).
+    """
+    from deephash.training import recipe
+
+    if cfg.fit_validation:
+        raise ValueError(
+            "tune selects on the validation split, so its trials cannot train on it: "
+            "set fit_validation: false for tuning (use it for the final fit afterwards)"
+        )
+    protocol, labels = recipe.load_protocol(cfg)
+    protocol.check_model_selection(labels)
+    folds = protocol.options.get("validation_folds")
+    return int(folds) if protocol.class_disjoint_validation and folds else None
+
+
 def run_tune(
     base: TrainConfig,
     grid: dict[str, Sequence[Any]],
     out_dir: str | Path,
+    *,
+    cross_validate: bool = False,
 ) -> TuneResult:
     """Grid-search ``grid`` (dotted config key -> values) on the validation split only.
 
     Each trial trains into ``out_dir/trial-XX`` with ``final_eval=False``; the best trial by its
     best validation mAP is then evaluated once on query vs database (its best checkpoint). Writes
     ``tune.json`` and ``tune.md`` in ``out_dir``.
+
+    Every trial's recipe is checked first (:func:`check_selection`): a setting that would leak
+    test classes into the choice is refused before anything trains. ``cross_validate`` (for
+    protocols with class-disjoint ``validation_folds``, as in Musgrave et al. 2020): each trial
+    trains once per fold (``trial-XX/fold-F``, fold F of the training classes held out), its score
+    is the mean of the folds' best validation mAPs, and the selected trial's test metrics are the
+    means over its fold models (each listed under ``folds``).
     """
     if not grid:
         raise ValueError("tune needs at least one --param KEY=V1,V2,...")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     keys = list(grid)
-    trials: list[dict[str, Any]] = []
-    for i, combo in enumerate(itertools.product(*(grid[k] for k in keys))):
+    plans: list[tuple[dict[str, Any], list[TrainConfig]]] = []
+    class_disjoint = False
+    for combo in itertools.product(*(grid[k] for k in keys)):
         values = base.to_dict()
         params = dict(zip(keys, combo))
         for key, value in params.items():
             set_dotted(values, key, value)
         values["final_eval"] = False
         cfg = TrainConfig.from_dict(values)
-        if cfg.fit_validation:
+        folds = check_selection(cfg)
+        class_disjoint = class_disjoint or folds is not None
+        if not cross_validate:
+            plans.append((params, [cfg]))
+            continue
+        if folds is None:
             raise ValueError(
-                "tune selects on the validation split, so its trials cannot train on it: "
-                "set fit_validation: false for tuning (use it for the final fit afterwards)"
+                "--cross-validate needs class-disjoint validation folds: an unseen-class protocol "
+                "(e.g. fashion-mnist-unseen) or protocol_options.validation_folds"
             )
-        run_dir = out / f"trial-{i:02d}"
-        _train_or_reuse(cfg, run_dir)
-        history = _read_history(run_dir)
-        best = max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
-        trials.append({"trial": run_dir.name, "params": params, "best_val_map": best})
-        print(f"[tune] {run_dir.name} {params} -> best validation mAP {best:.4f}")
+        per_fold = []
+        for fold in range(folds):
+            v = cfg.to_dict()
+            v["protocol_options"] = {**v["protocol_options"], "validation_fold": fold}
+            per_fold.append(TrainConfig.from_dict(v))
+        plans.append((params, per_fold))
+    out.mkdir(parents=True, exist_ok=True)
+    trials: list[dict[str, Any]] = []
+    for i, (params, cfgs) in enumerate(plans):
+        trial = out / f"trial-{i:02d}"
+        dirs = [trial / f"fold-{f}" for f in range(len(cfgs))] if cross_validate else [trial]
+        fold_maps = []
+        for cfg, run_dir in zip(cfgs, dirs):
+            _train_or_reuse(cfg, run_dir)
+            history = _read_history(run_dir)
+            fold_maps.append(
+                max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
+            )
+        best = statistics.fmean(fold_maps)
+        entry: dict[str, Any] = {"trial": trial.name, "params": params, "best_val_map": best}
+        if cross_validate:
+            entry["fold_val_maps"] = fold_maps
+        trials.append(entry)
+        print(f"[tune] {trial.name} {params} -> best validation mAP {best:.4f}")
     winner = max(trials, key=lambda t: t["best_val_map"])
     best_dir = out / winner["trial"]
-    test_metrics = _evaluate_run(best_dir)
+    if cross_validate:
+        fold_tests = [
+            _evaluate_run(best_dir / f"fold-{f}") for f in range(len(winner["fold_val_maps"]))
+        ]
+        test_metrics: dict[str, Any] = {
+            key: statistics.fmean(m[key] for m in fold_tests)
+            for key in ("map", "knn_accuracy")
+            if all(key in m for m in fold_tests)
+        }
+        test_metrics["folds"] = fold_tests
+    else:
+        test_metrics = _evaluate_run(best_dir)
     result = TuneResult(
         best_params=winner["params"],
         best_val_map=winner["best_val_map"],
@@ -132,10 +205,17 @@ def run_tune(
         test_metrics=test_metrics,
         best_run=best_dir,
     )
+    selected_on = (
+        "validation mAP: leave-one-out among training classes held out of training "
+        "(class-disjoint folds)"
+        if class_disjoint
+        else "validation mAP (validation queries vs the training split)"
+    )
     atomic_write_json(
         out / "tune.json",
         {
-            "selected_on": "validation mAP (validation queries vs the training split)",
+            "selected_on": selected_on,
+            "cross_validated": cross_validate,
             "best_params": result.best_params,
             "best_val_map": result.best_val_map,
             "best_run": str(best_dir),
@@ -151,10 +231,11 @@ def run_tune(
         mark = " **(selected)**" if t is winner else ""
         vals = " | ".join(str(t["params"][k]) for k in keys)
         lines.append(f"| {t['trial']}{mark} | {vals} | {t['best_val_map']:.4f} |")
+    what = "mean over its fold models" if cross_validate else "the selected run"
     lines += [
         "",
-        f"Selected on validation: {result.best_params}. Test (query vs database) of the selected "
-        f"run: mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
+        f"Selected on validation: {result.best_params}. Test (query vs database) of {what}: "
+        f"mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
         f"{test_metrics.get('knn_accuracy', float('nan')):.4f}.",
     ]
     atomic_write_text(out / "tune.md", "\n".join(lines) + "\n")
@@ -187,9 +268,10 @@ def load_study(
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     """Recipes from config files, or from one study file with a ``recipes:`` list.
 
-    A study file may also set ``seeds`` and ``overrides`` (applied to every recipe). A recipe entry
-    is a path (relative to the study file) or a mapping with ``name`` and config keys.
-    Returns ``([(name, config mapping)], study options)``.
+    A study file may also set ``seeds``, ``overrides`` (applied to every recipe) and ``reference``
+    (published numbers to print beside ours: a mapping or a file relative to the study file, see
+    :mod:`deephash.training.reference`). A recipe entry is a path (relative to the study file) or a
+    mapping with ``name`` and config keys. Returns ``([(name, config mapping)], study options)``.
     """
     recipes: list[tuple[str, dict[str, Any]]] = []
     options: dict[str, Any] = {}
@@ -200,6 +282,8 @@ def load_study(
         loaded = yaml.safe_load(path.read_text()) or {}
         if isinstance(loaded, dict) and "recipes" in loaded:
             options = {k: v for k, v in loaded.items() if k != "recipes"}
+            if isinstance(options.get("reference"), str):
+                options["reference"] = str(path.parent / options["reference"])
             for entry in loaded["recipes"]:
                 if isinstance(entry, str):
                     sub = path.parent / entry
@@ -219,15 +303,23 @@ def run_compare(
     seeds: Sequence[int] | None = None,
     overrides: dict[str, Any] | None = None,
     target_map: float | None = None,
+    reference: str | Path | Mapping[str, Any] | None = None,
 ) -> CompareResult:
     """Train every recipe with the same seeds and budget; write ``compare.md``, ``compare.json`` and
     ``val_map_vs_time.png`` (and ``map_vs_bits.png`` when recipes differ in bits) into ``out_dir``.
 
     Finished runs are reused and interrupted ones resumed, so a study can be re-run after a stop.
+    ``overrides`` (and the study's) reach the baseline recipes too, for the keys a baseline has
+    (data_dir, protocol, protocol_options, weights, device, ...). ``reference`` (a mapping or a YAML file;
+    else the study's ``reference:``) adds "report" columns with published numbers beside ours.
     """
+    from deephash.training.baselines import BASELINE_KEYS
+    from deephash.training.reference import load_reference
     from deephash.viz import plot_map_vs_bits, plot_validation_vs_time
 
     recipes, options = load_study(paths)
+    ref_spec = reference if reference is not None else options.get("reference")
+    ref = load_reference(ref_spec) if ref_spec is not None else None
     seeds = list(seeds if seeds is not None else options.get("seeds", [0]))
     common = {**options.get("overrides", {}), **(overrides or {})}
     target = target_map if target_map is not None else options.get("target_map")
@@ -243,7 +335,11 @@ def run_compare(
             if "method" in values:  # features / LSH / ITQ baselines: nothing to train
                 from deephash.training.baselines import run_baseline
 
-                spec = {**values, "seed": seed}
+                spec = {
+                    **values,
+                    **{k: v for k, v in common.items() if k in BASELINE_KEYS},
+                    "seed": seed,
+                }
                 if str(spec.get("weights", "")).startswith("@"):
                     spec["weights"] = str(out / spec["weights"][1:] / f"seed{seed}")
                 if not (run_dir / "metrics.json").exists():
@@ -263,9 +359,15 @@ def run_compare(
                 )
         rows.append(_summarize(name, per_seed, target))
         rows[-1]["method"] = values.get("method")
-    table = _markdown(rows, target)
+        if ref is not None:
+            rows[-1]["report_map"] = ref.value(name, "map")
+            rows[-1]["report_knn"] = ref.value(name, "knn")
+    table = _markdown(rows, target, ref)
     atomic_write_text(out / "compare.md", table)
-    atomic_write_json(out / "compare.json", {"seeds": seeds, "target_map": target, "rows": rows})
+    summary: dict[str, Any] = {"seeds": seeds, "target_map": target, "rows": rows}
+    if ref is not None:
+        summary["reference"] = {"source": ref.source, "note": ref.note, "quoted": ref.quoted}
+    atomic_write_json(out / "compare.json", summary)
     plot_validation_vs_time(curves, out / "val_map_vs_time.png")
     by_method: dict[str, dict[int, tuple[float, float]]] = {}
     for row in rows:
@@ -313,9 +415,16 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
     }
 
 
-def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
+def _cell(value: float | None) -> str:
+    return "not given" if value is None else f"{value:.4f}"
+
+
+def _markdown(rows: list[dict[str, Any]], target: float | None, ref: Reference | None) -> str:
     head = "| recipe | bits | mAP@all | kNN acc. | s/epoch | train s |"
     sep = "|---|---|---|---|---|---|"
+    if ref is not None:
+        head += " report mAP | report kNN |"
+        sep += "---|---|"
     if target is not None:
         head += f" time to val mAP {target} (s) |"
         sep += "---|"
@@ -326,6 +435,8 @@ def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
             f"{r['knn_mean']:.4f} ± {r['knn_std']:.4f} | {r['seconds_per_epoch']:.1f} | "
             f"{r['train_seconds']:.0f} |"
         )
+        if ref is not None:
+            line += f" {_cell(r['report_map'])} | {_cell(r['report_knn'])} |"
         if target is not None:
             t = r["time_to_target"]
             line += (
@@ -337,4 +448,6 @@ def _markdown(rows: list[dict[str, Any]], target: float | None) -> str:
     n = rows[0]["seeds"] if rows else 0
     lines.append("")
     lines.append(f"Mean ± std over {n} seed(s); mAP@all and kNN accuracy on query vs database.")
+    if ref is not None:
+        lines += ["", ref.footnote()]
     return "\n".join(lines) + "\n"

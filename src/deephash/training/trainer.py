@@ -284,8 +284,15 @@ def _validate(
     device: torch.device,
 ) -> dict[str, Any]:
     q_idx, db_idx = val_idx
-    q = embed_images(net, data.validation.images[q_idx], preprocess, device=device)
+    # Class-disjoint validation: the queries are the first sampled held-out images and retrieve
+    # the other sampled ones (leave-one-out), as the unseen-class test does.
+    loo = data.protocol.class_disjoint_validation
     db = embed_images(net, data.val_database.images[db_idx], preprocess, device=device)
+    q = (
+        db[: len(q_idx)]
+        if loo
+        else embed_images(net, data.validation.images[q_idx], preprocess, device=device)
+    )
     ql, dl = data.validation.labels[q_idx], data.val_database.labels[db_idx]
     from deephash import metrics
 
@@ -293,10 +300,12 @@ def _validate(
         from deephash.codes import pack_bits, sign
 
         val_map = metrics.mean_average_precision(
-            pack_bits(sign(q)), ql, pack_bits(sign(db)), dl, distance="hamming"
+            pack_bits(sign(q)), ql, pack_bits(sign(db)), dl, distance="hamming", leave_one_out=loo
         )
     else:
-        val_map = metrics.mean_average_precision(q, ql, db, dl, distance="euclidean")
+        val_map = metrics.mean_average_precision(
+            q, ql, db, dl, distance="euclidean", leave_one_out=loo
+        )
     # Distance spread on a small sample, to detect collapse.
     sample = torch.as_tensor(q[:256])
     d = torch.cdist(sample, sample)
@@ -358,11 +367,16 @@ def evaluate_network(
     """Embed query and database splits, compute the metrics; with ``run_dir``, also write plots and
     ``embeddings.npz`` (arrays query, query_labels, database, database_labels)."""
     pre = data.preprocessor(augment=False)
+    loo = data.protocol.leave_one_out  # query and database are the same images
     q = embed_images(
         net, data.query.images, pre, device=device, progress=cfg.progress, desc="query"
     )
-    db = embed_images(
-        net, data.database.images, pre, device=device, progress=cfg.progress, desc="database"
+    db = (
+        q
+        if loo
+        else embed_images(
+            net, data.database.images, pre, device=device, progress=cfg.progress, desc="database"
+        )
     )
     metrics = retrieval_metrics(
         q,
@@ -373,6 +387,7 @@ def evaluate_network(
         map_k=cfg.map_k,
         precision_k=cfg.precision_k,
         knn_k=cfg.knn_k,
+        leave_one_out=loo,
     )
     metrics.update(
         {
@@ -420,6 +435,7 @@ def evaluate_network(
                     bits=cfg.bits,
                     label=f"{cfg.loss} {cfg.bits} bits",
                     plot_path=run_dir / "pr_curve.png",
+                    leave_one_out=loo,
                 )
             )
     return metrics
