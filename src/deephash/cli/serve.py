@@ -44,13 +44,16 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if args.max_upload_mb <= 0 or args.max_k < 1:
         raise ValueError("--max-upload-mb must be > 0 and --max-k >= 1")
-    serve(
-        args.collection,
-        host=args.host,
-        port=args.port,
-        max_upload_mb=args.max_upload_mb,
-        max_k=args.max_k,
-        device=args.device,
-        log_level=args.log_level,
-    )
+    try:
+        serve(
+            args.collection,
+            host=args.host,
+            port=args.port,
+            max_upload_mb=args.max_upload_mb,
+            max_k=args.max_k,
+            device=args.device,
+            log_level=args.log_level,
+        )
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raised it
+        pass
     return 0

@@ -127,12 +127,14 @@ def create_app(
     max_k: int = DEFAULT_MAX_K,
     max_batch: int = 64,
     on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``collection`` (opened by the caller, who also closes it).
 
     max_upload_mb: largest request body (413 above). max_k: largest k a search may ask for.
-    max_batch: most images per model pass of the micro-batcher. on_startup: called when the
-    server starts serving.
+    max_batch: most images per model pass of the micro-batcher. on_startup / on_shutdown: called
+    when the server starts serving / has stopped serving (uvicorn re-raises SIGTERM after that, so
+    code after ``Server.run`` may never run).
     """
     started = time.time()
     latency = LatencyRecorder()
@@ -144,6 +146,8 @@ def create_app(
             on_startup()
         yield
         batcher.close()
+        if on_shutdown is not None:
+            on_shutdown()
 
     app = FastAPI(
         title="deephash image search",

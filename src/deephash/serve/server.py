@@ -45,7 +45,13 @@ def serve(
                 flush=True,
             )
 
-        app = create_app(collection, max_upload_mb=max_upload_mb, max_k=max_k, on_startup=announce)
+        app = create_app(
+            collection,
+            max_upload_mb=max_upload_mb,
+            max_k=max_k,
+            on_startup=announce,
+            on_shutdown=collection.close,  # compacts the log; runs before uvicorn re-raises SIGTERM
+        )
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
         uvicorn.Server(config).run()
     finally:
