@@ -7,7 +7,7 @@ FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_RUN ?= runs/demo/best-hash-48
 DEMO_CONFIG ?= configs/best-hash-48.yaml
 
-.PHONY: setup test lint demo data bench clean
+.PHONY: setup test lint demo data browser bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint browser
 	$(VENV)/bin/pytest -q -m "not slow"
 
 data:
@@ -34,6 +34,17 @@ data:
 		echo "Fashion-MNIST is missing. Run 'sudo apt-get install -y dataset-fashion-mnist'," ; \
 		echo "or set DEEPHASH_DATA to a folder holding fashion-mnist/*-ubyte.gz, or use 'deephash ... --download'."; \
 		exit 1; \
+	fi
+
+# Headless Chromium for the web page's browser test (Debian's packages; skipped with a reason
+# when missing and not root).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "Chromium found."; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		apt-get install -y chromium chromium-driver >/dev/null || (apt-get update >/dev/null && apt-get install -y chromium chromium-driver >/dev/null); \
+	else \
+		echo "Chromium is missing: the browser test will be skipped (sudo apt-get install -y chromium chromium-driver)."; \
 	fi
 
 # The main job: train the best 48-bit hashing recipe on Fashion-MNIST (about 15 minutes of training
