@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,16 @@ def register(sub: Any) -> None:
         "collection.",
     )
     a.add_argument("dir", help="collection folder")
-    a.add_argument("images", nargs="+", metavar="IMAGES_OR_FOLDER")
+    a.add_argument("images", nargs="*", metavar="IMAGES_OR_FOLDER")
     a.add_argument("--label", help="label for images given as files or loose in a folder")
+    a.add_argument(
+        "--dataset",
+        help="add a dataset split instead (e.g. fashion-mnist; images stored as PNG, labels "
+        "from its class names)",
+    )
+    a.add_argument("--split", default="database", choices=["database", "query", "train"])
+    a.add_argument("--data-dir", help="folder holding the dataset")
+    a.add_argument("--limit", type=int, help="add only the first N images of the split")
     a.add_argument("--json", action="store_true", help="print the new ids as JSON")
     add_device_arg(a)
     a.set_defaults(func=run_add)
@@ -108,22 +118,66 @@ def gather_images(inputs: list[str], label: str | None) -> list[tuple[Path, str 
     return out
 
 
+def dataset_images(
+    col: Any, name: str, split: str, data_dir: str | None, limit: int | None
+) -> tuple[int, Iterator[list[tuple[bytes, str | None, str]]]]:
+    """(count, chunks of (PNG bytes, label, "dataset:split:index")) of a dataset split, loaded
+    as the collection's run loads its data."""
+    from PIL import Image
+
+    from deephash.training import recipe
+    from deephash.training.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(col.model.config.to_dict())
+    if name != cfg.dataset:
+        cfg.protocol, cfg.dataset = name, name
+    if data_dir:
+        cfg.data_dir = data_dir
+    data = getattr(recipe.load_data(cfg), split)
+    names = list(data.class_names or [])
+    n = len(data.labels) if limit is None else min(limit, len(data.labels))
+
+    def chunks() -> Iterator[list[tuple[bytes, str | None, str]]]:
+        for start in range(0, n, _CHUNK):
+            out = []
+            for i in range(start, min(start + _CHUNK, n)):
+                buf = io.BytesIO()
+                Image.fromarray(data.images[i]).save(buf, "PNG")
+                c = int(data.labels[i])
+                out.append((buf.getvalue(), names[c] if names else str(c), f"{name}:{split}:{i}"))
+            yield out
+
+    return n, chunks()
+
+
+def file_chunks(
+    files: list[tuple[Path, str | None]],
+) -> Iterator[list[tuple[bytes, str | None, str]]]:
+    for start in range(0, len(files), _CHUNK):
+        yield [(f.read_bytes(), lab, str(f.resolve())) for f, lab in files[start : start + _CHUNK]]
+
+
 def run_add(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from deephash.collection import Collection
 
-    files = gather_images(args.images, args.label)
+    if bool(args.images) == bool(args.dataset):
+        raise ValueError("give image files or folders, or --dataset NAME (not both)")
+    files = gather_images(args.images, args.label) if args.images else []
     ids: list[int] = []
     with Collection.open(args.dir, device=args.device) as col:
-        with tqdm(total=len(files), desc="adding", unit="img", disable=None) as bar:
-            for start in range(0, len(files), _CHUNK):
-                chunk = files[start : start + _CHUNK]
+        if args.dataset:
+            total, chunks = dataset_images(col, args.dataset, args.split, args.data_dir, args.limit)
+        else:
+            total, chunks = len(files), file_chunks(files)
+        with tqdm(total=total, desc="adding", unit="img", disable=None) as bar:
+            for chunk in chunks:
                 try:
                     ids += col.add_images(
-                        [f.read_bytes() for f, _ in chunk],
-                        labels=[lab for _, lab in chunk],
-                        paths=[str(f.resolve()) for f, _ in chunk],
+                        [b for b, _, _ in chunk],
+                        labels=[lab for _, lab, _ in chunk],
+                        paths=[p for _, _, p in chunk],
                     )
                 except ValueError as exc:
                     done = f" ({len(ids)} images before it were added)" if ids else ""
