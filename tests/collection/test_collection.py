@@ -228,3 +228,43 @@ def test_concurrent_searches_see_whole_changes(tiny_hash_run: Path, tmp_path: Pa
         ids, d = brute_force(col.codes, col.ids, q, 300)
         assert [h.id for h in col.search(q, 300)[0]] == ids
         assert sum(x == 0 for x in d) == 40 * batch
+
+
+def test_random_changes_match_brute_force_through_rebuilds(
+    tiny_hash_run: Path, tmp_path: Path
+) -> None:
+    """Additions and removals hit the delta, the removed set and rebuilds of the main index;
+    after each one, searches equal a brute-force ranking of what a plain dict says is there."""
+    rng = np.random.default_rng(1)
+    truth: dict[int, bytes] = {}
+    with Collection.create(tmp_path / "c", tiny_hash_run, backend="mih") as col:
+        col.rebuild_min = 8
+        for step in range(150):
+            if truth and rng.random() < 0.4:
+                gone = rng.choice(sorted(truth), size=min(len(truth), int(rng.integers(1, 4))))
+                col.remove(gone.tolist())
+                for i in gone.tolist():
+                    truth.pop(i, None)
+            else:
+                codes = rng.integers(0, 256, (int(rng.integers(1, 6)), 2), dtype=np.uint8)
+                if truth and rng.random() < 0.5:  # exact duplicates make ties
+                    codes[0] = np.frombuffer(truth[int(rng.choice(sorted(truth)))], np.uint8)
+                for i, c in zip(col.add([NewItem(c) for c in codes]), codes):
+                    truth[i] = c.tobytes()
+            ids = np.array(sorted(truth), dtype=np.int64)
+            assert col.ids.tolist() == ids.tolist()
+            if not len(ids):
+                continue
+            db = np.stack([np.frombuffer(truth[i], np.uint8) for i in ids.tolist()])
+            np.testing.assert_array_equal(col.codes, db)
+            for q in rng.integers(0, 256, (2, 2), dtype=np.uint8):
+                k = int(rng.integers(1, 12))
+                got = col.search(q, k)[0]
+                assert ([h.id for h in got], [h.distance for h in got]) == brute_force(
+                    db, ids, q, k
+                )
+            if step == 100:  # the same through a reopen
+                col.close()
+                col = Collection.open(tmp_path / "c")
+                col.rebuild_min = 8
+        col.close()

@@ -38,7 +38,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,14 +116,28 @@ class NewItem:
 
 @dataclass(frozen=True)
 class _View:
-    """An immutable state of the collection: ids ascending, codes aligned, metadata by id, and
-    the search index over them (None when empty, or the shared engine of an external backend)."""
+    """An immutable state of the collection.
+
+    ids (ascending) and codes are the live items. ``items`` maps ids to metadata; it is shared
+    between views and only grows between compactions (an id's entry is written before a view
+    holding the id is published), so membership is ``ids``, never ``items``. Search runs over
+    ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
+    ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
+    ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
+    ``main`` is the engine itself and there is no delta.
+    """
 
     ids: np.ndarray
     codes: np.ndarray
     items: dict[int, Item]
-    index: BinaryIndex | None
     next_id: int
+    main: BinaryIndex | None = None
+    delta: BinaryIndex | None = None
+    removed: frozenset[int] = frozenset()
+
+    def contains(self, item_id: int) -> bool:
+        pos = int(np.searchsorted(self.ids, item_id))
+        return pos < len(self.ids) and int(self.ids[pos]) == item_id
 
 
 @dataclass
@@ -150,6 +164,8 @@ class Collection:
 
     Use as a context manager, or call :meth:`close` (which compacts the log and drops the lock).
     """
+
+    rebuild_min = 1024  # changes the delta may hold before the main index is rebuilt
 
     def __init__(
         self,
@@ -328,11 +344,8 @@ class Collection:
         ids = np.array(sorted(state.codes), dtype=np.int64)
         codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
         codes = codes.reshape(len(ids), self.nbytes).copy()
-        self._view = _View(ids, codes, state.items, None, state.next_id)
-        if self.external:
-            self._view = self._sync_external(self._view)
-        else:
-            self._view = self._with_index(self._view)
+        view = _View(ids, codes, state.items, state.next_id)
+        self._view = self._sync_external(view) if self.external else self._rebuilt(view)
 
     def _replay(self, state: _Replay, record: dict[str, Any]) -> None:
         op = record["op"]
@@ -417,10 +430,10 @@ class Collection:
 
     def get(self, item_id: int) -> Item:
         """An item's metadata; ``KeyError`` for an unknown id."""
-        try:
-            return self._view.items[int(item_id)]
-        except KeyError:
-            raise KeyError(f"no item with id {item_id} in the collection") from None
+        view = self._view
+        if not view.contains(int(item_id)):
+            raise KeyError(f"no item with id {item_id} in the collection")
+        return view.items[int(item_id)]
 
     def code_of(self, item_id: int) -> np.ndarray:
         """uint8 (ceil(bits / 8),): the stored code of an item; ``KeyError`` for an unknown id."""
@@ -554,14 +567,24 @@ class Collection:
                 }
             )
             self._log_records += 1
-            new_view = _View(
-                np.concatenate([view.ids, np.asarray(ids, dtype=np.int64)]),
-                np.concatenate([view.codes, codes]),
-                {**view.items, **items},
-                view.index,
-                ids[-1] + 1,
-            )
-            self._publish(new_view, lambda index: index.add(codes, np.asarray(ids, np.int64)))
+            view.items.update(items)  # not yet reachable: no published view holds these ids
+            new_ids = np.asarray(ids, dtype=np.int64)
+            all_ids = np.concatenate([view.ids, new_ids])
+            all_codes = np.concatenate([view.codes, codes])
+            if self.external:
+                with self._rw.write():
+                    if view.main is not None:
+                        view.main.add(codes, new_ids)
+                    self._view = _View(all_ids, all_codes, view.items, ids[-1] + 1, view.main)
+            else:
+                old = view.delta
+                self._publish_local(
+                    _View(
+                        all_ids, all_codes, view.items, ids[-1] + 1, view.main, None, view.removed
+                    ),
+                    new_ids if old is None else np.concatenate([old.ids, new_ids]),
+                    codes if old is None else np.concatenate([old.codes, codes]),
+                )
             self._maybe_compact()
         return ids
 
@@ -573,46 +596,74 @@ class Collection:
             self._check_writable()
             assert self._log is not None
             view = self._view
-            missing = [i for i in wanted if i not in view.items]
+            missing = [i for i in wanted if not view.contains(i)]
             if missing:
                 raise KeyError(f"no item with id {missing[0]} in the collection")
             if not wanted:
                 return 0
             self._log.append({"op": "remove", "ids": wanted})
             self._log_records += 1
-            keep = ~np.isin(view.ids, np.asarray(wanted, dtype=np.int64))
-            items = {k: v for k, v in view.items.items() if k not in set(wanted)}
-            new_view = _View(view.ids[keep], view.codes[keep], items, view.index, view.next_id)
-            self._publish(new_view, lambda index: index.remove_ids(np.asarray(wanted, np.int64)))
-            for (
-                i
-            ) in wanted:  # after publishing: a crash before this leaves orphans, removed on open
+            gone = np.asarray(wanted, dtype=np.int64)
+            keep = ~np.isin(view.ids, gone)
+            live_ids, live_codes = view.ids[keep], view.codes[keep]
+            if self.external:
+                with self._rw.write():
+                    if view.main is not None:
+                        view.main.remove_ids(gone)
+                    self._view = _View(live_ids, live_codes, view.items, view.next_id, view.main)
+            else:
+                delta_ids = np.zeros(0, np.int64) if view.delta is None else view.delta.ids
+                delta_codes = (
+                    np.zeros((0, self.nbytes), np.uint8) if view.delta is None else view.delta.codes
+                )
+                in_delta = np.isin(delta_ids, gone)
+                from_main = set(wanted) - set(delta_ids[in_delta].tolist())
+                self._publish_local(
+                    _View(
+                        live_ids,
+                        live_codes,
+                        view.items,
+                        view.next_id,
+                        view.main,
+                        None,
+                        view.removed | from_main,
+                    ),
+                    delta_ids[~in_delta],
+                    delta_codes[~in_delta],
+                )
+            # after publishing: a crash before this leaves orphans, removed on open
+            for i in wanted:
                 image = view.items[i].image
                 if image is not None:
                     (self.directory / IMAGES_DIR / image).unlink(missing_ok=True)
             self._maybe_compact()
         return len(wanted)
 
-    def _publish(self, view: _View, change_external: Callable[[BinaryIndex], Any]) -> None:
-        if self.external:
-            with self._rw.write():
-                if view.index is not None:
-                    change_external(view.index)
-                self._view = view
-        else:
-            self._view = self._with_index(view)  # one reference assignment
+    def _publish_local(self, view: _View, delta_ids: np.ndarray, delta_codes: np.ndarray) -> None:
+        """Publish ``view`` with a delta index over ``delta_ids``; rebuild ``main`` instead when
+        the changes since it was built exceed 1/16 of the collection (at least ``rebuild_min``)."""
+        changes = len(delta_ids) + len(view.removed)
+        if view.main is None or changes > max(self.rebuild_min, len(view.ids) // 16):
+            self._view = self._rebuilt(view)
+            return
+        delta = None
+        if len(delta_ids):
+            delta = create_index("flat", self.bits)
+            delta.add(delta_codes, delta_ids)
+        # one reference assignment publishes the whole change
+        self._view = _View(
+            view.ids, view.codes, view.items, view.next_id, view.main, delta, view.removed
+        )
 
-    def _with_index(self, view: _View) -> _View:
-        """The view with a freshly built local index (None when empty), ready to search."""
+    def _rebuilt(self, view: _View) -> _View:
+        """The view with a fresh local ``main`` index over every item, ready to search."""
         if not len(view.ids):
-            return _View(view.ids, view.codes, view.items, None, view.next_id)
+            return _View(view.ids, view.codes, view.items, view.next_id)
         index = create_index(self.backend, self.bits)
         index.add(view.codes, view.ids)
         with self._kernel_lock:
-            index.search(
-                view.codes[:1], 1
-            )  # builds lazy structures (MIH tables) here, not in a search
-        return _View(view.ids, view.codes, view.items, index, view.next_id)
+            index.search(view.codes[:1], 1)  # builds lazy structures (MIH tables) now
+        return _View(view.ids, view.codes, view.items, view.next_id, index)
 
     def _sync_external(self, view: _View) -> _View:
         """Connect to the external engine and make it hold exactly the collection's items.
@@ -623,12 +674,12 @@ class Collection:
         name = f"milvus:{self.settings['uri']}"
         index = create_index(name, self.bits, collection=self.settings["milvus_collection"])
         if self.read_only:
-            return _View(view.ids, view.codes, view.items, index, view.next_id)
+            return _View(view.ids, view.codes, view.items, view.next_id, index)
         if index.ntotal:
             index.remove_ids(np.arange(view.next_id, dtype=np.int64))
         for start in range(0, len(view.ids), 10_000):
             index.add(view.codes[start : start + 10_000], view.ids[start : start + 10_000])
-        return _View(view.ids, view.codes, view.items, index, view.next_id)
+        return _View(view.ids, view.codes, view.items, view.next_id, index)
 
     def _maybe_compact(self) -> None:
         if self._log_records > self.compact_every:
@@ -663,6 +714,11 @@ class Collection:
         write_new_log(self.directory / LOG_FILE, {"op": "begin", "next_id": view.next_id})
         self._log = AppendLog(self.directory / LOG_FILE, (self.directory / LOG_FILE).stat().st_size)
         self._log_records = 0
+        # drop the metadata of removed items (readers of older views keep the old mapping)
+        live = {i: view.items[i] for i in view.ids.tolist()}
+        self._view = _View(
+            view.ids, view.codes, live, view.next_id, view.main, view.delta, view.removed
+        )
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> list[list[Hit]]:
@@ -694,24 +750,39 @@ class Collection:
     def _search_view(
         self, view: _View, q: np.ndarray, k: int, radius: int | None
     ) -> list[list[Hit]]:
-        if view.index is None or not len(view.ids) or not len(q):
+        if not len(view.ids) or not len(q):
             return [[] for _ in range(len(q))]
-        kk = min(k, len(view.ids))
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
         if self.external:
-            dist, ids = view.index.search(q, kk)
+            if view.main is not None:
+                parts.append(view.main.search(q, min(k, len(view.ids))))
         else:
             with self._kernel_lock:
-                dist, ids = view.index.search(q, kk)
+                if view.main is not None and view.main.ntotal:
+                    # removed ids may take places in main's answer: ask for that many more
+                    parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
+                if view.delta is not None:
+                    parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
+        if not parts:
+            return [[] for _ in range(len(q))]
+        dist = np.concatenate([d for d, _ in parts], axis=1)
+        ids = np.concatenate([i for _, i in parts], axis=1)
+        removed = np.fromiter(view.removed, np.int64, len(view.removed))
         out = []
-        for d_row, i_row in zip(dist.tolist(), ids.tolist()):
-            hits = []
-            for d, i in zip(d_row, i_row):
-                if i < 0 or (radius is not None and d > radius):
-                    continue
-                item = view.items.get(i)
-                if item is not None:
-                    hits.append(Hit(i, d, item))
-            out.append(hits)
+        for d_row, i_row in zip(dist, ids):
+            ok = i_row >= 0
+            if radius is not None:
+                ok &= d_row <= radius
+            if len(removed):
+                ok &= ~np.isin(i_row, removed)
+            d_row, i_row = d_row[ok], i_row[ok]
+            order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
+            out.append(
+                [
+                    Hit(int(i), int(d), view.items[int(i)])
+                    for d, i in zip(d_row[order], i_row[order])
+                ]
+            )
         return out
 
     def search_by_id(self, item_id: int, k: int, radius: int | None = None) -> list[Hit]:
@@ -723,7 +794,8 @@ class Collection:
         """Settings and counts, for ``deephash collection info`` and ``/stats``."""
         view = self._view
         labels: dict[str, int] = {}
-        for item in view.items.values():
+        for item_id in view.ids.tolist():
+            item = view.items[item_id]
             key = item.label if item.label is not None else ""
             labels[key] = labels.get(key, 0) + 1
         log = self.directory / LOG_FILE

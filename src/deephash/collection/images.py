@@ -80,8 +80,10 @@ def decode_image_bytes(
                 rgb = img.convert("RGB")
     except ImageDecodeError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageBombError(f"{name}: {exc}") from None
+    except Image.DecompressionBombError as exc:  # PIL's own check (twice its global limit)
+        raise ImageBombError(
+            f"{name} is too large to decode ({exc}); the limit is {max_pixels:,} pixels"
+        ) from None
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
         # UnidentifiedImageError: not an image; OSError "image file is truncated": a cut file.
         raise ImageDecodeError(f"{name} is not a readable image ({exc})") from None
