@@ -13,6 +13,7 @@ from typing import Any
 from deephash.cli._common import add_device_arg
 
 _CHUNK = 256  # images per log record (one fsync) while adding from the command line
+_CHUNK_BYTES = 64 * 1024 * 1024  # ... and at most about this many image bytes
 
 
 def register(sub: Any) -> None:
@@ -153,8 +154,18 @@ def dataset_images(
 def file_chunks(
     files: list[tuple[Path, str | None]],
 ) -> Iterator[list[tuple[bytes, str | None, str]]]:
-    for start in range(0, len(files), _CHUNK):
-        yield [(f.read_bytes(), lab, str(f.resolve())) for f, lab in files[start : start + _CHUNK]]
+    """Chunks of at most _CHUNK files and about _CHUNK_BYTES (one log record each)."""
+    chunk: list[tuple[bytes, str | None, str]] = []
+    size = 0
+    for f, lab in files:
+        data = f.read_bytes()
+        chunk.append((data, lab, str(f.resolve())))
+        size += len(data)
+        if len(chunk) == _CHUNK or size >= _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def run_add(args: argparse.Namespace) -> int:

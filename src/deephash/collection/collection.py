@@ -10,28 +10,34 @@ Folder layout::
     images/           a copy of every stored image, named ``<id><suffix>``
     lock              the OS file lock (see :mod:`.lock`); holds the holder's pid
 
-Durability. An addition writes its image files (each atomically, then the folder is fsynced),
-then one log record with the items' ids, codes and metadata, fsynced; only then does ``add``
-return the ids. A removal is logged (fsynced) before it is applied. ``compact`` writes a new
-snapshot (temp + rename) and then replaces the log by an empty one (temp + rename). Replaying a log
-is idempotent by id (an ``add`` of an id already present is skipped, a ``remove`` of a missing id
+Durability. An addition appends one log record holding the items' ids, codes, metadata and image
+bytes, and fsyncs it (one fsync per addition, whatever its size); only then does ``add`` return
+the ids. The image files are written after that without an fsync of their own: ``compact`` fsyncs
+them before it drops the log, and opening after a crash rewrites them from the log. A removal is
+logged (fsynced) before it is applied. ``compact`` writes a new snapshot (temp + rename), then
+replaces the log by one holding only a ``begin`` record (temp + rename). Replaying a log is
+idempotent by id (an ``add`` of an id already present is skipped, a ``remove`` of a missing id
 ignored) and ids are never reused, so a crash between the two renames, which replays the old log
-over the new snapshot, gives the same items. On open, a torn last record is cut off, and image
-files that no item references (written before a crash, never acknowledged) are deleted.
+over the new snapshot, gives the same items. On open, a torn last record is cut off and image
+files that no live item references are deleted.
 
 Concurrency. Writers (add, remove, compact) are serialised by a mutex. A writer builds a new
-immutable :class:`_View` (ids, codes, metadata and a freshly built index) and publishes it with one
-reference assignment; a search takes the current view once and works on it, so it sees the state
-before or after a change, never a half-applied one, and never waits for a writer. The index
-kernels are numba-parallel and numba's workqueue threading layer aborts the process if two threads
-launch kernels at once, so the kernel call itself is serialised by a second mutex (it takes about
-0.1 ms for 60,000 codes and uses every core); decoding, encoding and building responses run in
-parallel. An external engine (``milvus``) is one shared, mutable object: there, writers change it
-and swap the view under the write side of a readers-writer lock and searches hold the read side.
+immutable :class:`_View` (ids, codes, the index structures) and publishes it with one reference
+assignment; a search takes the current view once and works on it, so it sees the state before or
+after a change, never a half-applied one, and never waits for a writer. To keep a change O(its
+size), a view searches a main index plus a small flat index of the additions since it was built,
+minus the ids removed since; main is rebuilt once those changes exceed 1/16 of the collection. The
+index kernels are numba-parallel, and numba's workqueue threading layer aborts the process if two
+threads launch kernels at once, so the kernel calls are serialised by a second mutex (a search
+takes about 0.1 ms for 60,000 codes and uses every core); decoding, encoding and building responses
+run in parallel. An external engine (``milvus``) is one shared, mutable object: there, writers
+change it and swap the view under the write side of a readers-writer lock, and searches hold the
+read side.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -45,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from deephash.atomic_io import atomic_write_bytes, atomic_write_json
+from deephash.atomic_io import atomic_write_json
 from deephash.codes import code_bytes, pack_bits, sign
 from deephash.collection._rwlock import ReadWriteLock
 from deephash.collection.images import (
@@ -146,6 +152,7 @@ class _Replay:
 
     codes: dict[int, bytes] = field(default_factory=dict)
     items: dict[int, Item] = field(default_factory=dict)
+    images: dict[int, bytes] = field(default_factory=dict)  # image bytes carried by the log
     next_id: int = 0
 
 
@@ -166,6 +173,7 @@ class Collection:
     """
 
     rebuild_min = 1024  # changes the delta may hold before the main index is rebuilt
+    compact_bytes = 256 * 1024 * 1024  # log size that triggers a compaction
 
     def __init__(
         self,
@@ -190,6 +198,7 @@ class Collection:
         self._model: Any = None
         self._log: AppendLog | None = None
         self._log_records = 0
+        self._unsynced_images: list[str] = []
         self._view: _View
         self._closed = False
 
@@ -340,6 +349,9 @@ class Collection:
         if not self.read_only:
             self._log = AppendLog(self.directory / LOG_FILE, log.valid_end)
             self._log_records = len(log.records)
+            (self.directory / IMAGES_DIR).mkdir(exist_ok=True)
+            for item_id, data in state.images.items():  # whatever a crash kept from the disk
+                self._write_image(str(state.items[item_id].image), data)
             self._remove_orphans(state)
         ids = np.array(sorted(state.codes), dtype=np.int64)
         codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
@@ -362,12 +374,22 @@ class Collection:
                     raise ValueError(f"{self.directory / LOG_FILE}: item {item_id} has a bad code")
                 state.codes[item_id] = code
                 state.items[item_id] = _item_from(d)
+                if "image_data" in d:
+                    state.images[item_id] = base64.b64decode(d["image_data"])
         elif op == "remove":
             for item_id in record["ids"]:
                 state.codes.pop(int(item_id), None)
                 state.items.pop(int(item_id), None)
+                state.images.pop(int(item_id), None)
         else:
             raise ValueError(f"{self.directory / LOG_FILE}: unknown operation {op!r}")
+
+    def _write_image(self, name: str, data: bytes) -> None:
+        """Write an image file (not fsynced: its bytes are in the log until the next compaction,
+        which fsyncs it before the log is dropped)."""
+        with open(self.directory / IMAGES_DIR / name, "wb") as f:
+            f.write(data)
+        self._unsynced_images.append(name)
 
     def _remove_orphans(self, state: _Replay) -> None:
         folder = self.directory / IMAGES_DIR
@@ -544,29 +566,22 @@ class Collection:
             ids = list(range(view.next_id, view.next_id + len(new)))
             now = time.time()
             items: dict[int, Item] = {}
-            wrote_images = False
-            for item_id, n in zip(ids, new):
-                image = None
-                if n.image_bytes is not None:
-                    image = f"{item_id}{n.suffix}"
-                    atomic_write_bytes(self.directory / IMAGES_DIR / image, n.image_bytes)
-                    wrote_images = True
+            records = []
+            for j, (item_id, n) in enumerate(zip(ids, new)):
+                image = None if n.image_bytes is None else f"{item_id}{n.suffix}"
                 items[item_id] = Item(item_id, n.label or None, n.path or None, image, now)
-            if wrote_images:
-                fsync_dir(self.directory / IMAGES_DIR)
-            self._log.append(
-                {
-                    "op": "add",
-                    "items": [
-                        {
-                            **{k: v for k, v in vars(items[i]).items() if v is not None},
-                            "code": c.hex(),
-                        }
-                        for i, c in zip(ids, (codes[j].tobytes() for j in range(len(ids))))
-                    ],
-                }
-            )
+                record = {k: v for k, v in vars(items[item_id]).items() if v is not None}
+                record["code"] = codes[j].tobytes().hex()
+                if n.image_bytes is not None:
+                    record["image_data"] = base64.b64encode(n.image_bytes).decode("ascii")
+                records.append(record)
+            # One fsync makes the whole addition durable, images included (they are in the
+            # record); the image files are written after it and fsynced at the next compaction.
+            self._log.append({"op": "add", "items": records})
             self._log_records += 1
+            for item_id, n in zip(ids, new):
+                if n.image_bytes is not None:
+                    self._write_image(str(items[item_id].image), n.image_bytes)
             view.items.update(items)  # not yet reachable: no published view holds these ids
             new_ids = np.asarray(ids, dtype=np.int64)
             all_ids = np.concatenate([view.ids, new_ids])
@@ -682,7 +697,8 @@ class Collection:
         return _View(view.ids, view.codes, view.items, view.next_id, index)
 
     def _maybe_compact(self) -> None:
-        if self._log_records > self.compact_every:
+        assert self._log is not None
+        if self._log_records > self.compact_every or self._log.size > self.compact_bytes:
             self._compact_locked()
 
     def compact(self) -> None:
@@ -707,6 +723,18 @@ class Collection:
                     "added": np.array([it.added for it in items], dtype=np.float64),
                 },
             )
+        # the image files whose bytes only the log holds go to disk before the log is dropped
+        for name in self._unsynced_images:
+            try:
+                fd = os.open(self.directory / IMAGES_DIR / name, os.O_RDONLY)
+            except FileNotFoundError:  # removed since
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(self.directory / IMAGES_DIR)
+        self._unsynced_images = []
         snapshot.save(self.directory / SNAPSHOT_FILE)
         fsync_dir(self.directory)
         # A crash here replays the old log over the new snapshot: idempotent by id.
