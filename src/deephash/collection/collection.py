@@ -53,6 +53,7 @@ import numpy as np
 
 from deephash.atomic_io import atomic_write_json
 from deephash.codes import code_bytes, pack_bits, sign
+from deephash.collection._durable import fsync_dir, fsync_files
 from deephash.collection._rwlock import ReadWriteLock
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
@@ -61,7 +62,7 @@ from deephash.collection.images import (
     to_model_input,
 )
 from deephash.collection.lock import FolderLock
-from deephash.collection.log import AppendLog, fsync_dir, read_log, write_new_log
+from deephash.collection.log import AppendLog, read_log, write_new_log
 from deephash.index import BinaryIndex, create_index, load_index
 
 __all__ = ["BACKENDS", "Collection", "Hit", "Item", "NewItem"]
@@ -724,16 +725,7 @@ class Collection:
                 },
             )
         # the image files whose bytes only the log holds go to disk before the log is dropped
-        for name in self._unsynced_images:
-            try:
-                fd = os.open(self.directory / IMAGES_DIR / name, os.O_RDONLY)
-            except FileNotFoundError:  # removed since
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(self.directory / IMAGES_DIR)
+        fsync_files(self.directory / IMAGES_DIR, self._unsynced_images)
         self._unsynced_images = []
         snapshot.save(self.directory / SNAPSHOT_FILE)
         fsync_dir(self.directory)

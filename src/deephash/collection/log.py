@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from deephash.atomic_io import atomic_write
+from deephash.collection._durable import fsync_dir
 
-__all__ = ["LOG_MAGIC", "AppendLog", "LogContents", "fsync_dir", "read_log", "write_new_log"]
+__all__ = ["LOG_MAGIC", "AppendLog", "LogContents", "read_log", "write_new_log"]
 
 LOG_MAGIC = b"DHLOG\x00\x01\n"
 _HEAD = struct.Struct("<II")
@@ -86,15 +87,6 @@ def read_log(path: str | os.PathLike[str]) -> LogContents:
         records.append(record)
         pos = start + length
     return LogContents(records, pos, len(data))
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """fsync a directory, so that a file created or renamed in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_new_log(path: str | os.PathLike[str], first: dict[str, Any]) -> None:
