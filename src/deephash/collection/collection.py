@@ -684,17 +684,32 @@ class Collection:
     def _sync_external(self, view: _View) -> _View:
         """Connect to the external engine and make it hold exactly the collection's items.
 
-        Ids are never reused, so removing every id below ``next_id`` clears whatever a crash left
-        in the engine (an insert that was not acknowledged, a removal not yet applied there).
+        The engine may differ from the folder after a crash (an insert logged but not yet sent, a
+        removal not yet applied there). Ids are never reused, so an id means one code: the sync
+        removes the engine's ids the collection lacks and adds the missing ones. An engine that
+        cannot list its ids is cleared of every id below ``next_id`` and refilled.
         """
+        if self.read_only:  # a reader (``collection info``) does not touch the engine
+            return view
         name = f"milvus:{self.settings['uri']}"
         index = create_index(name, self.bits, collection=self.settings["milvus_collection"])
-        if self.read_only:
-            return _View(view.ids, view.codes, view.items, view.next_id, index)
-        if index.ntotal:
-            index.remove_ids(np.arange(view.next_id, dtype=np.int64))
-        for start in range(0, len(view.ids), 10_000):
-            index.add(view.codes[start : start + 10_000], view.ids[start : start + 10_000])
+        try:
+            held = np.asarray(index.ids, dtype=np.int64) if index.ntotal else np.zeros(0, np.int64)
+            listed = held.ndim == 1 and len(held) == index.ntotal
+        except (AttributeError, NotImplementedError, TypeError, ValueError):
+            listed = False
+        if listed:
+            stale = np.setdiff1d(held, view.ids)
+            if len(stale):
+                index.remove_ids(stale)
+            missing = ~np.isin(view.ids, held)
+        else:
+            if index.ntotal:
+                index.remove_ids(np.arange(view.next_id, dtype=np.int64))
+            missing = np.ones(len(view.ids), dtype=bool)
+        ids, codes = view.ids[missing], view.codes[missing]
+        for start in range(0, len(ids), 10_000):
+            index.add(codes[start : start + 10_000], ids[start : start + 10_000])
         return _View(view.ids, view.codes, view.items, view.next_id, index)
 
     def _maybe_compact(self) -> None:
