@@ -137,3 +137,14 @@ def test_upload_search_and_click_through(
     assert target in [i for i, d, _ in after if d == 0]
     assert [(i, d) for i, d, _ in after] != [(i, d) for i, d, _ in cards]
     assert f"item #{target}" in browser.find_element(By.ID, "query-caption").text
+
+    # the add form: two files and a label -> new ids, the collection size shown grows
+    browser.find_element(By.ID, "add-files").send_keys(
+        "\n".join(str(f) for f, _ in png_files[81:83])
+    )
+    browser.find_element(By.ID, "add-label").send_keys("added from the page")
+    browser.find_element(By.CSS_SELECTOR, "#add-form button").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "62")
+    assert browser.find_element(By.ID, "add-status").text == "added 2: ids 60, 61"
+    item = httpx.get(live_url + "/items/61").json()
+    assert item["label"] == "added from the page" and item["path"] == png_files[82][0].name
