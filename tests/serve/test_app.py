@@ -204,3 +204,18 @@ def test_bad_input_is_refused_and_changes_nothing(
     body = r.json()
     assert set(body) == {"error", "detail"} and body["error"] == error and body["detail"]
     assert snapshot(client) == before
+
+
+def test_a_server_fault_is_json_too(collection_dir: Path) -> None:
+    from deephash.collection import Collection
+    from deephash.serve import create_app
+
+    col = Collection.open(collection_dir)
+    try:
+        with TestClient(create_app(col), raise_server_exceptions=False) as client:
+            col.close()  # writes now fail inside the server
+            r = client.delete("/items/3")
+            assert r.status_code == 500
+            assert r.json()["error"] == "internal_error" and "closed" in r.json()["detail"]
+    finally:
+        col.close()

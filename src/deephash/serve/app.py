@@ -179,6 +179,10 @@ def create_app(
             detail = f"no route {request.method} {request.url.path}; see /docs"
         return _error(exc.status_code, codes.get(exc.status_code, "http_error"), detail)
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc} (see the server's log)")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [
