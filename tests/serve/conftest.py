@@ -11,8 +11,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+pytest.importorskip(
+    "fastapi", reason="the serve extra is not installed: pip install 'deephash[serve]'"
+)
+
+import httpx
 from fastapi.testclient import TestClient
 
 from deephash.collection import Collection
