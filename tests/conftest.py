@@ -63,3 +63,34 @@ def tiny_config_values(tiny_fmnist: Path) -> dict[str, object]:
         "num_threads": 1,
         "lr": 0.003,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_hash_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config_values: dict[str, object]
+) -> Path:
+    """A 16-bit hashing run (DTSH, one short epoch) trained on the tiny Fashion-MNIST."""
+    from deephash.training.config import TrainConfig
+    from deephash.training.trainer import train
+
+    out = tmp_path_factory.mktemp("hash_run") / "run"
+    cfg = TrainConfig.from_dict({**tiny_config_values, "loss": "dtsh", "bits": 16, "epochs": 1})
+    train(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_png_folder(tmp_path_factory: pytest.TempPathFactory, tiny_fmnist: Path) -> Path:
+    """``root/c<label>/<i>.png``: the 100 tiny Fashion-MNIST test images as PNG files."""
+    from PIL import Image
+
+    from deephash.data.idx import read_idx
+
+    folder = tiny_fmnist / "fashion-mnist"
+    images = read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    root = tmp_path_factory.mktemp("pngs")
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (root / f"c{label}").mkdir(exist_ok=True)
+        Image.fromarray(image).save(root / f"c{label}" / f"{i:03d}.png")
+    return root

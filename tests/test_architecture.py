@@ -27,6 +27,8 @@ STAGES: list[set[str]] = [
     {"index"},
     {"evaluation"},
     {"training"},
+    {"collection"},
+    {"serve"},
     {"cli"},
 ]
 RANK = {name: i for i, names in enumerate(STAGES) for name in names}

@@ -43,6 +43,8 @@ _COMMANDS = [
     "compare",
     "index",
     "search",
+    "collection",
+    "serve",
     "report",
 ]
 

@@ -1,0 +1,317 @@
+"""Load test of `deephash serve` on 127.0.0.1: search throughput and latency while images are added.
+
+    python benchmarks/bench_serve.py                       # 60,000 Fashion-MNIST training images,
+                                                           # the 48-bit model of `make demo`
+    python benchmarks/bench_serve.py --backend milvus      # the same against Milvus Lite
+    python benchmarks/bench_serve.py --quick               # smoke run: 2,000 images, 100 requests
+
+Steps: build the collection (``deephash collection create`` + ``add --dataset``) unless it exists;
+start ``deephash serve`` and time it until ``/health`` answers (start-up); then for search-by-upload
+and search-by-id at 1, 8 and 32 concurrent clients, send a fixed number of requests (loopback only,
+httpx, async) while another client adds one test image every 1/``--add-rate`` s; report queries/s,
+p50/p99 latency and failed requests. Afterwards every acknowledged addition must be in the
+collection and found by searching with its own image. Writes benchmarks/results/serve.json
+(serve-<backend>.json for other backends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str) -> None:
+    cmd = [sys.executable, "-m", "deephash.cli.main", *args]
+    print("$ deephash " + " ".join(args), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def query_images(run: Path, data_dir: str | None, n: int) -> list[bytes]:
+    """The first n images of the run's query split (test set: not in the collection), as PNG."""
+    from deephash.training import recipe
+    from deephash.training.config import TrainConfig
+
+    cfg = TrainConfig.from_dict({**__import__("yaml").safe_load((run / "config.yaml").read_text())})
+    if data_dir:
+        cfg.data_dir = data_dir
+    images = recipe.load_data(cfg).query.images
+    return [png(images[i % len(images)]) for i in range(n)]
+
+
+class Server:
+    def __init__(self, collection: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log.open("w")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deephash.cli.main", "serve", str(collection),
+             "--port", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited; see {log}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.02)
+        self.startup_s = time.perf_counter() - t0
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def load(
+    url: str,
+    mode: str,
+    clients: int,
+    requests: int,
+    uploads: list[bytes],
+    ids: list[int],
+    k: int,
+) -> dict[str, Any]:
+    """``requests`` searches split over ``clients`` concurrent connections."""
+    latencies: list[float] = []
+    failed = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
+
+        async def one_client(c: int) -> None:
+            nonlocal failed
+            for j in range(c, requests, clients):
+                t = time.perf_counter()
+                try:
+                    if mode == "upload":
+                        files = {"image": ("q.png", uploads[j % len(uploads)], "image/png")}
+                        r = await http.post(f"/search?k={k}", files=files)
+                    else:
+                        r = await http.post("/search", json={"id": ids[j % len(ids)], "k": k})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - t) * 1000.0)
+                failed += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client(c) for c in range(clients)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies)
+    return {
+        "mode": mode,
+        "clients": clients,
+        "requests": requests,
+        "failed": failed,
+        "seconds": round(wall, 3),
+        "queries_per_s": round(requests / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+async def adder(
+    url: str, images: list[bytes], rate: float, stop: asyncio.Event, acked: dict[int, bytes]
+) -> dict[str, int]:
+    """Send one addition every 1/rate seconds until ``stop`` (open loop: a slow answer does not
+    delay the next request; at most 64 in flight)."""
+    sent = failed = 0
+    in_flight = asyncio.Semaphore(64)
+    tasks: list[asyncio.Task[None]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+
+        async def one(data: bytes) -> None:
+            nonlocal failed
+            async with in_flight:
+                try:
+                    r = await http.post("/items", files={"image": ("add.png", data, "image/png")})
+                    if r.status_code == 201:
+                        acked[r.json()["ids"][0]] = data
+                    else:
+                        failed += 1
+                except httpx.HTTPError:
+                    failed += 1
+
+        t0 = time.perf_counter()
+        while not stop.is_set():
+            tasks.append(asyncio.create_task(one(images[sent % len(images)])))
+            sent += 1
+            delay = t0 + sent / rate - time.perf_counter()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        await asyncio.gather(*tasks)
+    return {"sent": sent, "failed": failed}
+
+
+async def scenario(
+    url: str, mode: str, clients: int, args: argparse.Namespace, uploads: list[bytes],
+    ids: list[int], acked: dict[int, bytes],
+) -> dict[str, Any]:  # fmt: skip
+    stop = asyncio.Event()
+    add_task = asyncio.create_task(adder(url, uploads[::-1], args.add_rate, stop, acked))
+    t0 = time.perf_counter()
+    result = await load(url, mode, clients, args.requests, uploads, ids, args.k)
+    stop.set()
+    adds = await add_task
+    adds["per_s"] = round(adds["sent"] / (time.perf_counter() - t0), 1)
+    return {**result, "adds": adds}
+
+
+def verify(url: str, acked: dict[int, bytes], expected_count: int) -> dict[str, Any]:
+    """Every acknowledged id is stored, and searching with its own image finds it at distance 0
+    (radius 0; where more than k items share the code, the answer is full of exact matches)."""
+    missing = [i for i in acked if httpx.get(f"{url}/items/{i}").status_code != 200]
+    not_found = 0
+    for item_id, data in list(acked.items()):
+        r = httpx.post(
+            f"{url}/search?k=1000&radius=0", files={"image": ("a.png", data, "image/png")}
+        ).json()["results"]
+        if item_id not in [h["id"] for h in r] and len(r) < 1000:
+            not_found += 1
+    count = httpx.get(f"{url}/health").json()["count"]
+    return {
+        "acknowledged": len(acked),
+        "missing": len(missing),
+        "not_found_by_image": not_found,
+        "count": count,
+        "count_expected": expected_count,
+        "ok": not missing and not not_found and count == expected_count,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--run", default=str(ROOT / "runs/demo/best-hash-48"), help="hashing run")
+    p.add_argument("--collection", help="collection folder (default: benchmarks/.serve-<backend>)")
+    p.add_argument("--backend", default="mih", choices=["mih", "flat", "milvus"])
+    p.add_argument("--uri", help="milvus URI (default: a Milvus Lite file in the collection)")
+    p.add_argument("--images", type=int, default=60_000, help="training images in the collection")
+    p.add_argument("--requests", type=int, default=2000, help="searches per scenario")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--add-rate", type=float, default=100.0, help="additions per second")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the collection")
+    p.add_argument("--quick", action="store_true", help="2,000 images, 100 requests")
+    p.add_argument("--out", help="result JSON (default benchmarks/results/serve[-backend].json)")
+    args = p.parse_args()
+    if args.quick:
+        args.images, args.requests = min(args.images, 2000), min(args.requests, 100)
+    run = Path(args.run)
+    if not (run / "config.yaml").is_file():
+        print(
+            f"{run} is not a run folder; train it with `make demo` or pass --run", file=sys.stderr
+        )
+        return 1
+    folder = Path(args.collection or ROOT / "benchmarks" / f".serve-{args.backend}")
+    build_s = None
+    if args.rebuild and folder.exists():
+        shutil.rmtree(folder)
+    if not folder.exists():
+        t0 = time.perf_counter()
+        extra = ["--uri", args.uri] if args.uri else []
+        cli(
+            "collection",
+            "create",
+            str(folder),
+            "--run",
+            str(run),
+            "--backend",
+            args.backend,
+            *extra,
+        )
+        data = ["--data-dir", args.data_dir] if args.data_dir else []
+        cli("collection", "add", str(folder), "--dataset", "fashion-mnist", "--split", "database",
+            "--limit", str(args.images), *data)  # fmt: skip
+        build_s = round(time.perf_counter() - t0, 2)
+    uploads = query_images(run, args.data_dir, 500)
+
+    server = Server(folder, folder.parent / f"{folder.name}.server.log")
+    print(f"start-up: {server.startup_s:.2f} s", flush=True)
+    acked: dict[int, bytes] = {}
+    results = []
+    try:
+        start_count = httpx.get(server.url + "/health").json()["count"]
+        ids = [int(i) for i in np.random.default_rng(0).integers(0, start_count, 1000)]
+        for mode in ("id", "upload"):
+            for clients in args.clients:
+                r = asyncio.run(scenario(server.url, mode, clients, args, uploads, ids, acked))
+                results.append(r)
+                print(
+                    f"{mode:>6} x{clients:<3} {r['queries_per_s']:>8.1f} q/s  p50 {r['p50_ms']:7.2f} "
+                    f"ms  p99 {r['p99_ms']:7.2f} ms  failed {r['failed']}  adds {r['adds']}",
+                    flush=True,
+                )
+        check = verify(server.url, acked, start_count + len(acked))
+        stats = httpx.get(server.url + "/stats").json()
+    finally:
+        server.stop()
+    print(f"additions: {check}")
+    out = {
+        "benchmark": "serve",
+        "run": str(run.resolve()),
+        "backend": args.backend,
+        "collection_items": start_count,
+        "collection_build_s": build_s,
+        "startup_s": round(server.startup_s, 3),
+        "k": args.k,
+        "add_rate_per_s": args.add_rate,
+        "scenarios": results,
+        "failed_requests": sum(r["failed"] + r["adds"]["failed"] for r in results),
+        "additions": check,
+        "server_stats": stats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+    suffix = "" if args.backend == "mih" else f"-{args.backend}"
+    out_file = Path(args.out or ROOT / "benchmarks" / "results" / f"serve{suffix}.json")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {out_file}")
+    return 0 if check["ok"] and out["failed_requests"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

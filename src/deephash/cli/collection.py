@@ -1,0 +1,225 @@
+"""``deephash collection create|add|remove|info``: the collection folder a server serves."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from deephash.cli._common import add_device_arg
+
+_CHUNK = 256  # images per log record (one fsync) while adding from the command line
+_CHUNK_BYTES = 64 * 1024 * 1024  # ... and at most about this many image bytes
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "collection",
+        help="create and edit a searchable image collection (served by `deephash serve`)",
+        description="A collection folder holds the codes of a hashing model in an index, the "
+        "item metadata, a copy of every image, and an fsynced log of changes.",
+    )
+    csub = p.add_subparsers(dest="collection_command", metavar="ACTION")
+
+    c = csub.add_parser("create", help="make an empty collection for a hashing run's model")
+    c.add_argument("dir", help="new collection folder")
+    c.add_argument("--run", required=True, help="a hashing run folder (trained with --bits)")
+    c.add_argument(
+        "--backend",
+        default="mih",
+        choices=["mih", "flat", "milvus"],
+        help="mih: multi-index hashing (default), flat: exhaustive scan, milvus: Milvus",
+    )
+    c.add_argument(
+        "--uri",
+        help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530",
+    )
+    c.set_defaults(func=run_create)
+
+    a = csub.add_parser(
+        "add",
+        help="add image files or folders (class sub-folders give labels)",
+        description="Add image files, or folders: a folder of class sub-folders "
+        "(root/<class>/*.png) labels each image with its folder's name, as the image-folder "
+        "reader does; images directly in a folder get --label. Every image is copied into the "
+        "collection.",
+    )
+    a.add_argument("dir", help="collection folder")
+    a.add_argument("images", nargs="*", metavar="IMAGES_OR_FOLDER")
+    a.add_argument("--label", help="label for images given as files or loose in a folder")
+    a.add_argument(
+        "--dataset",
+        help="add a dataset split instead (e.g. fashion-mnist; images stored as PNG, labels "
+        "from its class names)",
+    )
+    a.add_argument("--split", default="database", choices=["database", "query", "train"])
+    a.add_argument("--data-dir", help="folder holding the dataset")
+    a.add_argument("--limit", type=int, help="add only the first N images of the split")
+    a.add_argument("--json", action="store_true", help="print the new ids as JSON")
+    add_device_arg(a)
+    a.set_defaults(func=run_add)
+
+    r = csub.add_parser("remove", help="remove items by id")
+    r.add_argument("dir", help="collection folder")
+    r.add_argument("ids", nargs="+", type=int, metavar="ID")
+    r.set_defaults(func=run_remove)
+
+    i = csub.add_parser("info", help="print the collection's settings and counts (JSON)")
+    i.add_argument("dir", help="collection folder")
+    i.set_defaults(func=run_info)
+    p.set_defaults(func=lambda args: _no_action(p))
+
+
+def _no_action(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return 2
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from deephash.collection import Collection
+
+    with Collection.create(args.dir, args.run, backend=args.backend, uri=args.uri) as col:
+        print(
+            f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
+            f"backend {col.backend}; add images with `deephash collection add {args.dir} ...`"
+        )
+    return 0
+
+
+def gather_images(inputs: list[str], label: str | None) -> list[tuple[Path, str | None]]:
+    """(file, label) for every image named or found: files as given, class sub-folders of a
+    folder labelled by their names, images loose in a folder with ``label``."""
+    from deephash.data.image_folder import IMAGE_EXTENSIONS, list_image_folder
+
+    out: list[tuple[Path, str | None]] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_file():
+            out.append((path, label))
+        elif path.is_dir():
+            loose = sorted(
+                f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            out.extend((f, label) for f in loose)
+            has_classes = any(
+                d.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in d.iterdir())
+                for d in path.iterdir()
+            )
+            if has_classes:
+                files, labels, names = list_image_folder(path)
+                out.extend((f, names[int(c)]) for f, c in zip(files, labels))
+            elif not loose:
+                raise ValueError(f"{path} holds no .jpg/.jpeg/.png images")
+        else:
+            raise FileNotFoundError(f"{path} does not exist")
+    return out
+
+
+def dataset_images(
+    col: Any, name: str, split: str, data_dir: str | None, limit: int | None
+) -> tuple[int, Iterator[list[tuple[bytes, str | None, str]]]]:
+    """(count, chunks of (PNG bytes, label, "dataset:split:index")) of a dataset split, loaded
+    as the collection's run loads its data."""
+    from PIL import Image
+
+    from deephash.training import recipe
+    from deephash.training.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(col.model.config.to_dict())
+    if name != cfg.dataset:
+        cfg.protocol, cfg.dataset = name, name
+    if data_dir:
+        cfg.data_dir = data_dir
+    data = getattr(recipe.load_data(cfg), split)
+    names = list(data.class_names or [])
+    n = len(data.labels) if limit is None else min(limit, len(data.labels))
+
+    def chunks() -> Iterator[list[tuple[bytes, str | None, str]]]:
+        for start in range(0, n, _CHUNK):
+            out = []
+            for i in range(start, min(start + _CHUNK, n)):
+                buf = io.BytesIO()
+                Image.fromarray(data.images[i]).save(buf, "PNG")
+                c = int(data.labels[i])
+                out.append((buf.getvalue(), names[c] if names else str(c), f"{name}:{split}:{i}"))
+            yield out
+
+    return n, chunks()
+
+
+def file_chunks(
+    files: list[tuple[Path, str | None]],
+) -> Iterator[list[tuple[bytes, str | None, str]]]:
+    """Chunks of at most _CHUNK files and about _CHUNK_BYTES (one log record each)."""
+    chunk: list[tuple[bytes, str | None, str]] = []
+    size = 0
+    for f, lab in files:
+        data = f.read_bytes()
+        chunk.append((data, lab, str(f.resolve())))
+        size += len(data)
+        if len(chunk) == _CHUNK or size >= _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from deephash.collection import Collection
+
+    if bool(args.images) == bool(args.dataset):
+        raise ValueError("give image files or folders, or --dataset NAME (not both)")
+    files = gather_images(args.images, args.label) if args.images else []
+    ids: list[int] = []
+    with Collection.open(args.dir, device=args.device) as col:
+        if args.dataset:
+            total, chunks = dataset_images(col, args.dataset, args.split, args.data_dir, args.limit)
+        else:
+            total, chunks = len(files), file_chunks(files)
+        with tqdm(total=total, desc="adding", unit="img", disable=None) as bar:
+            for chunk in chunks:
+                try:
+                    ids += col.add_images(
+                        [b for b, _, _ in chunk],
+                        labels=[lab for _, lab, _ in chunk],
+                        paths=[p for _, _, p in chunk],
+                    )
+                except ValueError as exc:
+                    done = f" ({len(ids)} images before it were added)" if ids else ""
+                    raise ValueError(
+                        f"{exc}; nothing of its batch of {len(chunk)} was added{done}"
+                    ) from None
+                bar.update(len(chunk))
+        count = col.count
+    if args.json:
+        print(json.dumps({"ids": ids, "count": count}))
+    else:
+        span = f" (ids {ids[0]}..{ids[-1]})" if ids else ""
+        print(f"added {len(ids)} images{span}; {args.dir} holds {count} items")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from deephash.collection import Collection
+
+    with Collection.open(args.dir, load_model=False) as col:
+        try:
+            removed = col.remove(args.ids)
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]}; nothing was removed") from None
+        print(f"removed {removed} items; {args.dir} holds {col.count} items")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from deephash.collection import Collection
+
+    col = Collection.open(args.dir, read_only=True, load_model=False)
+    print(json.dumps(col.info(), indent=2))
+    return 0

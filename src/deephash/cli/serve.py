@@ -1,0 +1,59 @@
+"""``deephash serve COLLECTION_DIR``: the HTTP API and web page over a collection."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from deephash.cli._common import add_device_arg
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a collection over HTTP (API + web page)",
+        description="Load the collection's model and index once and answer searches, additions "
+        "and removals over HTTP (FastAPI + uvicorn; pip install 'deephash[serve]'). The page is "
+        "at /, the API schema at /docs. One server per collection folder.",
+    )
+    p.add_argument(
+        "collection", metavar="COLLECTION_DIR", help="folder made by `deephash collection create`"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        help="largest request body in MiB; larger requests get 413 (default 20)",
+    )
+    p.add_argument(
+        "--max-k", type=int, default=1000, help="largest k a search may ask (default 1000)"
+    )
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from deephash.serve import serve
+    except ImportError as exc:
+        raise RuntimeError(
+            f"deephash serve needs FastAPI and uvicorn ({exc}); pip install 'deephash[serve]'"
+        ) from None
+    if args.max_upload_mb <= 0 or args.max_k < 1:
+        raise ValueError("--max-upload-mb must be > 0 and --max-k >= 1")
+    try:
+        serve(
+            args.collection,
+            host=args.host,
+            port=args.port,
+            max_upload_mb=args.max_upload_mb,
+            max_k=args.max_k,
+            device=args.device,
+            log_level=args.log_level,
+        )
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raised it
+        pass
+    return 0

@@ -1,0 +1,58 @@
+"""Run the service: open (and lock) a collection, load the model once, serve with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from deephash.collection import Collection
+from deephash.serve.app import DEFAULT_MAX_K, DEFAULT_MAX_UPLOAD_MB, create_app
+
+__all__ = ["serve"]
+
+
+def serve(
+    directory: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_k: int = DEFAULT_MAX_K,
+    device: str = "auto",
+    log_level: str = "warning",
+) -> None:
+    """Serve the collection in ``directory`` until interrupted (SIGINT / SIGTERM), then close it
+    (compacting its log). A second server on the same folder fails at once with the holder's pid."""
+    import uvicorn
+
+    t0 = time.perf_counter()
+    collection = Collection.open(directory, device=device)
+    try:
+        # One pass through the model now, so the first request does not pay for it.
+        size = collection.image_size
+        collection.encode(np.zeros((1, size, size, 3), dtype=np.uint8))
+        loaded = time.perf_counter() - t0
+
+        def announce() -> None:
+            print(
+                f"deephash serve: {collection.count} items ({collection.bits} bits, "
+                f"{collection.backend}) ready in {loaded:.2f} s on http://{host}:{port}/ "
+                f"(API docs at /docs)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        app = create_app(
+            collection,
+            max_upload_mb=max_upload_mb,
+            max_k=max_k,
+            on_startup=announce,
+            on_shutdown=collection.close,  # compacts the log; runs before uvicorn re-raises SIGTERM
+        )
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.Server(config).run()
+    finally:
+        collection.close()

@@ -1,0 +1,151 @@
+// deephash image search page: no framework, no network access beyond this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { k: 12 };
+
+function setStatus(text, isError) {
+  const el = $("status");
+  el.textContent = text || "";
+  el.className = isError ? "error" : "";
+}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({ error: "bad_response", detail: response.statusText }));
+  if (!response.ok) {
+    throw new Error(body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : body.error);
+  }
+  return body;
+}
+
+async function refreshStats() {
+  try {
+    const s = await api("/stats");
+    $("count").textContent = s.count.toLocaleString();
+    $("bits").textContent = s.bits;
+    $("backend").textContent = s.backend;
+  } catch (e) {
+    setStatus("cannot reach the server: " + e.message, true);
+  }
+}
+
+function k() {
+  const v = parseInt($("k-input").value, 10);
+  return Number.isFinite(v) && v > 0 ? v : state.k;
+}
+
+function showQuery(src, caption) {
+  $("query-figure").hidden = false;
+  $("query-image").src = src;
+  $("query-caption").textContent = caption;
+}
+
+function renderResults(body) {
+  const grid = $("results");
+  grid.replaceChildren();
+  $("query-time").textContent = `(${body.results.length} in ${body.query_ms.toFixed(1)} ms)`;
+  for (const hit of body.results) {
+    const card = document.createElement("div");
+    card.className = "result";
+    card.dataset.id = hit.id;
+    card.title = hit.path || "";
+    const img = document.createElement("img");
+    img.src = hit.image_url;
+    img.alt = `item ${hit.id}`;
+    img.loading = "lazy";
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const dist = document.createElement("span");
+    dist.className = "distance";
+    dist.textContent = `d=${hit.distance}`;
+    meta.append(dist, ` · #${hit.id}`);
+    if (hit.label !== undefined) {
+      const label = document.createElement("div");
+      label.className = "label";
+      label.textContent = hit.label;
+      meta.append(label);
+    }
+    card.append(img, meta);
+    card.addEventListener("click", () => searchById(hit.id, hit.image_url, hit.label));
+    grid.append(card);
+  }
+}
+
+async function searchFile(file) {
+  setStatus("searching…");
+  showQuery(URL.createObjectURL(file), file.name);
+  const form = new FormData();
+  form.append("image", file, file.name);
+  try {
+    renderResults(await api(`/search?k=${k()}`, { method: "POST", body: form }));
+    setStatus("");
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+async function searchById(id, imageUrl, label) {
+  setStatus("searching…");
+  showQuery(imageUrl || `/items/${id}/image`, `item #${id}` + (label !== undefined ? ` · ${label}` : ""));
+  try {
+    renderResults(await api("/search", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ id: id, k: k() }),
+    }));
+    setStatus("");
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+async function randomItem() {
+  try {
+    const item = await api("/items/random");
+    await searchById(item.id, item.image_url, item.label);
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+async function addImages(event) {
+  event.preventDefault();
+  const files = $("add-files").files;
+  const status = $("add-status");
+  if (!files.length) return;
+  const form = new FormData();
+  for (const f of files) form.append("image", f, f.name);
+  const label = $("add-label").value.trim();
+  if (label) form.append("label", label);
+  status.className = "";
+  status.textContent = `adding ${files.length}…`;
+  try {
+    const body = await api("/items", { method: "POST", body: form });
+    status.textContent = `added ${body.ids.length}: ids ${body.ids.join(", ")}`;
+    $("add-form").reset();
+    refreshStats();
+  } catch (e) {
+    status.className = "error";
+    status.textContent = e.message;
+  }
+}
+
+function setupDrop() {
+  const zone = $("drop-zone");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) searchFile(e.dataTransfer.files[0]);
+  });
+}
+
+$("file-input").addEventListener("change", (e) => {
+  if (e.target.files.length) searchFile(e.target.files[0]);
+});
+$("random-button").addEventListener("click", randomItem);
+$("add-form").addEventListener("submit", addImages);
+setupDrop();
+refreshStats();
