@@ -16,7 +16,6 @@ from deephash.serve import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-REPO_DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
@@ -124,8 +123,7 @@ def test_upload_search_and_click_through(
     shot = tmp_path / "serve-page.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
-    if REPO_DOCS.is_dir():
-        shutil.copyfile(shot, REPO_DOCS / "serve-page.png")
+    print(f"screenshot: {shot}")
 
     # click the farthest result: the grid becomes that item's neighbours (it first, at distance 0)
     target, target_distance, _ = cards[-1]
