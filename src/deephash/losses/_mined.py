@@ -18,7 +18,7 @@ from deephash.losses.base import LossOutput, MetricLoss
 if TYPE_CHECKING:
     from deephash.miners import PairMiner, TripletMiner
 
-__all__ = ["MinedPairLoss", "MinedTripletLoss", "check_indices", "zero_loss"]
+__all__ = ["MinedPairLoss", "MinedTripletLoss", "check_indices", "check_pairs", "zero_loss"]
 
 
 def zero_loss(embeddings: torch.Tensor) -> LossOutput:
@@ -38,6 +38,25 @@ def check_indices(batch_size: int, names: tuple[str, ...], *idx: torch.Tensor) -
                 f"{name} has indices outside [0, {batch_size}): "
                 f"min {int(t.min())}, max {int(t.max())}"
             )
+
+
+def check_pairs(
+    embeddings: torch.Tensor,
+    a1: torch.Tensor,
+    p: torch.Tensor,
+    a2: torch.Tensor,
+    n: torch.Tensor,
+) -> None:
+    """Validate given pairs: embeddings (B, D), positive pairs (a1, p) and negative pairs (a2, n)
+    as int64 (P,) / (N,) batch indices of matching lengths."""
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be (B, D), got shape {tuple(embeddings.shape)}")
+    check_indices(embeddings.shape[0], ("a1", "p", "a2", "n"), a1, p, a2, n)
+    if a1.shape != p.shape or a2.shape != n.shape:
+        raise ValueError(
+            f"a1/p and a2/n must pair up, got lengths {a1.shape[0]}/{p.shape[0]} and "
+            f"{a2.shape[0]}/{n.shape[0]}"
+        )
 
 
 def _miner_kwargs(
@@ -173,14 +192,7 @@ class MinedPairLoss(MetricLoss):
     ) -> LossOutput:
         """The loss on given pairs: positive pairs (a1, p) int64 (P,), negative pairs (a2, n)
         int64 (N,), indices into embeddings float (B, D). The mean is over all P + N pairs."""
-        if embeddings.ndim != 2:
-            raise ValueError(f"embeddings must be (B, D), got shape {tuple(embeddings.shape)}")
-        check_indices(embeddings.shape[0], ("a1", "p", "a2", "n"), a1, p, a2, n)
-        if a1.shape != p.shape or a2.shape != n.shape:
-            raise ValueError(
-                f"a1/p and a2/n must pair up, got lengths {a1.shape[0]}/{p.shape[0]} and "
-                f"{a2.shape[0]}/{n.shape[0]}"
-            )
+        check_pairs(embeddings, a1, p, a2, n)
         if a1.numel() + a2.numel() == 0:
             return zero_loss(embeddings)
         dev = embeddings.device

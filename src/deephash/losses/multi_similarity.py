@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from deephash.losses._mined import check_indices, zero_loss
+from deephash.losses._mined import check_pairs, zero_loss
 from deephash.losses.base import LossOutput, MetricLoss, register_loss
 
 if TYPE_CHECKING:
@@ -89,14 +89,7 @@ class MultiSimilarityLoss(MetricLoss):
         """The loss on given pairs: positive pairs (a1, p) int64 (P,) and negative pairs (a2, n)
         int64 (N,), indices into embeddings float (B, D); a pair listed twice counts once.
         ``active_fraction`` is 1.0 (every pair adds a positive term)."""
-        if embeddings.ndim != 2:
-            raise ValueError(f"embeddings must be (B, D), got shape {tuple(embeddings.shape)}")
-        check_indices(embeddings.shape[0], ("a1", "p", "a2", "n"), a1, p, a2, n)
-        if a1.shape != p.shape or a2.shape != n.shape:
-            raise ValueError(
-                f"a1/p and a2/n must pair up, got lengths {a1.shape[0]}/{p.shape[0]} and "
-                f"{a2.shape[0]}/{n.shape[0]}"
-            )
+        check_pairs(embeddings, a1, p, a2, n)
         if a1.numel() + a2.numel() == 0:
             return zero_loss(embeddings)
         b = embeddings.shape[0]

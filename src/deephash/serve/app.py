@@ -122,6 +122,21 @@ def _int_param(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
+def _multipart_images(**fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body: multipart with one or more ``image`` files, plus ``fields``."""
+    image = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"image": image, **fields}}
+                }
+            },
+        }
+    }
+
+
 def create_app(
     collection: Collection,
     *,
@@ -386,24 +401,7 @@ def create_app(
     @app.post(
         "/search/batch",
         summary="Search by several uploaded images",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "image": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                }
-                            },
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_multipart_images(),
     )
     async def search_batch(request: Request) -> dict[str, Any]:
         """Multipart with several ``image`` parts; returns ``{"query_ms", "results": [[hit, ...],
@@ -424,25 +422,7 @@ def create_app(
         "/items",
         status_code=201,
         summary="Add images",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "image": {
-                                    "type": "array",
-                                    "items": {"type": "string", "format": "binary"},
-                                },
-                                "label": {"type": "array", "items": {"type": "string"}},
-                            },
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_multipart_images(label={"type": "array", "items": {"type": "string"}}),
     )
     async def add_items(request: Request) -> dict[str, Any]:
         """Multipart: one or more ``image`` parts and optional ``label`` fields (none, one for
