@@ -52,7 +52,8 @@ def plot_validation_vs_time(
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("validation mAP")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # runs without validation draw no line
+        ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
