@@ -212,3 +212,44 @@ def test_tune_refuses_settings_that_leak_test_classes_before_training(
     standard = TrainConfig.from_dict({**tiny_config_values, "epochs": 1})
     with pytest.raises(ValueError, match="needs class-disjoint validation folds"):
         run_tune(standard, {"lr": [0.001]}, tmp_path / "c", cross_validate=True)
+
+
+def test_compare_runs_every_recipe_under_each_protocol(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    unseen = _unseen_values({})
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "seeds": [0],
+                "protocols": {"standard": {}, "unseen": unseen},
+                "recipes": [
+                    {"name": "bh", **tiny_config_values, "epochs": 1, "loss": "batch-hard"},
+                    {"name": "ce", **tiny_config_values, "epochs": 1, "loss": "cross-entropy"},
+                ],
+            }
+        )
+    )
+    result = run_compare([study], tmp_path / "out")
+    assert [(r["recipe"], r["protocol"]) for r in result.rows] == [
+        ("bh", "standard"),
+        ("ce", "standard"),
+        ("bh", "unseen"),
+        ("ce", "unseen"),
+    ]
+    for r in result.rows:
+        metrics = json.loads(
+            (tmp_path / "out" / r["protocol"] / r["recipe"] / "seed0" / "metrics.json").read_text()
+        )
+        want = "fashion-mnist-unseen" if r["protocol"] == "unseen" else "fashion-mnist"
+        assert metrics["protocol"] == want
+        assert r["map_mean"] == metrics["map"] and r["map_at_r_mean"] == metrics["map_at_r"]
+    table = (tmp_path / "out" / "compare.md").read_text()
+    assert "| recipe | mAP@all standard | MAP@R standard | mAP@all unseen | MAP@R unseen |" in table
+    bh = [r for r in result.rows if r["recipe"] == "bh"]
+    assert f"| bh | {bh[0]['map_mean']:.4f} ± 0.0000 |" in table
+    assert (tmp_path / "out" / "map_by_protocol.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="'protocols' must map names"):
+        study.write_text(yaml.safe_dump({"protocols": [], "recipes": []}))
+        run_compare([study], tmp_path / "bad")

@@ -268,8 +268,10 @@ def load_study(
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     """Recipes from config files, or from one study file with a ``recipes:`` list.
 
-    A study file may also set ``seeds``, ``overrides`` (applied to every recipe) and ``reference``
-    (published numbers to print beside ours: a mapping or a file relative to the study file, see
+    A study file may also set ``seeds``, ``overrides`` (applied to every recipe), ``protocols``
+    (name -> overrides: every recipe runs once per protocol, e.g. ``{standard: {}, unseen:
+    {protocol: fashion-mnist-unseen, p: 3}}``) and ``reference`` (published numbers to print
+    beside ours: a mapping or a file relative to the study file, see
     :mod:`deephash.training.reference`). A recipe entry is a path (relative to the study file) or a
     mapping with ``name`` and config keys. Returns ``([(name, config mapping)], study options)``.
     """
@@ -315,7 +317,7 @@ def run_compare(
     """
     from deephash.training.baselines import BASELINE_KEYS
     from deephash.training.reference import load_reference
-    from deephash.viz import plot_map_vs_bits, plot_validation_vs_time
+    from deephash.viz import plot_map_vs_bits, plot_protocol_scatter, plot_validation_vs_time
 
     recipes, options = load_study(paths)
     ref_spec = reference if reference is not None else options.get("reference")
@@ -327,42 +329,56 @@ def run_compare(
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[list[float], list[float]]] = {}
-    for name, values in recipes:
-        per_seed: list[dict[str, Any]] = []
-        for seed in seeds:
-            run_dir = out / name / f"seed{seed}"
-            print(f"[compare] {name} seed {seed} -> {run_dir}")
-            if "method" in values:  # features / LSH / ITQ baselines: nothing to train
-                from deephash.training.baselines import run_baseline
+    protocols = _protocol_sets(options.get("protocols"))
+    for label, per_protocol in protocols.items():
+        base = out / label if label else out
+        for name, values in recipes:
+            row_name = f"{name} [{label}]" if label else name
+            per_seed: list[dict[str, Any]] = []
+            for seed in seeds:
+                run_dir = base / name / f"seed{seed}"
+                print(f"[compare] {row_name} seed {seed} -> {run_dir}")
+                if "method" in values:  # features / LSH / ITQ baselines: nothing to train
+                    from deephash.training.baselines import run_baseline
 
-                spec = {
-                    **values,
-                    **{k: v for k, v in common.items() if k in BASELINE_KEYS},
-                    "seed": seed,
-                }
-                if str(spec.get("weights", "")).startswith("@"):
-                    spec["weights"] = str(out / spec["weights"][1:] / f"seed{seed}")
-                if not (run_dir / "metrics.json").exists():
-                    run_baseline(spec, run_dir)
-                bits = spec.get("bits")
-            else:
-                cfg = load_config(None, **{**values, **common, "seed": seed})
-                _train_or_reuse(cfg, run_dir)
-                bits = cfg.bits
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            history = _read_history(run_dir)
-            per_seed.append({"metrics": metrics, "history": history, "bits": bits})
-            if seed == seeds[0] and history:
-                curves[name] = (
-                    [h["elapsed"] for h in history if "val_map" in h],
-                    [h["val_map"] for h in history if "val_map" in h],
-                )
-        rows.append(_summarize(name, per_seed, target))
-        rows[-1]["method"] = values.get("method")
-        if ref is not None:
-            rows[-1]["report_map"] = ref.value(name, "map")
-            rows[-1]["report_knn"] = ref.value(name, "knn")
+                    given = {**common, **per_protocol}
+                    spec = {
+                        **values,
+                        **{k: v for k, v in given.items() if k in BASELINE_KEYS},
+                        "seed": seed,
+                    }
+                    if str(spec.get("weights", "")).startswith("@"):
+                        spec["weights"] = str(base / spec["weights"][1:] / f"seed{seed}")
+                    if not (run_dir / "metrics.json").exists():
+                        run_baseline(spec, run_dir)
+                    bits = spec.get("bits")
+                else:
+                    cfg = load_config(None, **{**values, **common, **per_protocol, "seed": seed})
+                    _train_or_reuse(cfg, run_dir)
+                    bits = cfg.bits
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+                history = _read_history(run_dir)
+                per_seed.append({"metrics": metrics, "history": history, "bits": bits})
+                if seed == seeds[0] and history:
+                    curves[row_name] = (
+                        [h["elapsed"] for h in history if "val_map" in h],
+                        [h["val_map"] for h in history if "val_map" in h],
+                    )
+            rows.append(_summarize(row_name, per_seed, target))
+            rows[-1].update({"recipe": name, "protocol": label, "method": values.get("method")})
+            if ref is not None:
+                rows[-1]["report_map"] = ref.value(name, "map")
+                rows[-1]["report_knn"] = ref.value(name, "knn")
     table = _markdown(rows, target, ref)
+    if len(protocols) > 1:
+        table += "\n" + _protocol_table(rows, list(protocols))
+        first, second = list(protocols)[:2]
+        plot_protocol_scatter(
+            _protocol_points(rows, first, second),
+            out / "map_by_protocol.png",
+            xlabel=f"mAP@all, {first}",
+            ylabel=f"mAP@all, {second}",
+        )
     atomic_write_text(out / "compare.md", table)
     summary: dict[str, Any] = {"seeds": seeds, "target_map": target, "rows": rows}
     if ref is not None:
@@ -371,13 +387,61 @@ def run_compare(
     plot_validation_vs_time(curves, out / "val_map_vs_time.png")
     by_method: dict[str, dict[int, tuple[float, float]]] = {}
     for row in rows:
-        if row["bits"]:
-            method = row.get("method") or row["name"].rsplit("-", 1)[0]
+        if row["bits"] and row["protocol"] == next(iter(protocols)):
+            method = row.get("method") or row["recipe"].rsplit("-", 1)[0]
             by_method.setdefault(method, {})[row["bits"]] = (row["map_mean"], row["map_std"])
     if any(len(v) > 1 for v in by_method.values()):
         plot_map_vs_bits(by_method, out / "map_vs_bits.png")
     print(table)
     return CompareResult(table=table, rows=rows)
+
+
+def _protocol_sets(spec: Any) -> dict[str, dict[str, Any]]:
+    """The study's ``protocols`` (name -> overrides); ``{"": {}}`` (one unnamed set) if none."""
+    if spec is None:
+        return {"": {}}
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(
+            "a study's 'protocols' must map names to overrides, e.g. {standard: {}, unseen: "
+            "{protocol: fashion-mnist-unseen, p: 3}}"
+        )
+    sets: dict[str, dict[str, Any]] = {}
+    for label, overrides in spec.items():
+        if not isinstance(overrides, Mapping):
+            raise ValueError(f"protocols: {label!r} must map config keys to values (or be {{}})")
+        sets[str(label)] = dict(overrides)
+    return sets
+
+
+def _protocol_table(rows: list[dict[str, Any]], labels: list[str]) -> str:
+    """One line per recipe, its mAP@all and MAP@R under each protocol side by side."""
+    by_recipe: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_recipe.setdefault(r["recipe"], {})[r["protocol"]] = r
+    head = "| recipe |" + "".join(f" mAP@all {p} | MAP@R {p} |" for p in labels)
+    lines = [head, "|---|" + "---|---|" * len(labels)]
+    for recipe, per in by_recipe.items():
+        cells = []
+        for p in labels:
+            row = per.get(p)
+            if row is None:
+                cells.append(" – | – |")
+                continue
+            cells.append(f" {row['map_mean']:.4f} ± {row['map_std']:.4f} |")
+            mr = row["map_at_r_mean"]
+            cells.append(f" {mr:.4f} ± {row['map_at_r_std']:.4f} |" if mr is not None else " – |")
+        lines.append(f"| {recipe} |" + "".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_points(
+    rows: list[dict[str, Any]], first: str, second: str
+) -> dict[str, tuple[float, float]]:
+    """recipe -> (mAP under ``first``, mAP under ``second``) for recipes run under both."""
+    maps: dict[str, dict[str, float]] = {}
+    for r in rows:
+        maps.setdefault(r["recipe"], {})[r["protocol"]] = r["map_mean"]
+    return {k: (v[first], v[second]) for k, v in maps.items() if first in v and second in v}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -389,6 +453,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
     maps = [r["metrics"]["map"] for r in per_seed]
     knns = [r["metrics"]["knn_accuracy"] for r in per_seed]
+    maps_at_r = [r["metrics"]["map_at_r"] for r in per_seed if "map_at_r" in r["metrics"]]
     sec_per_epoch = [
         statistics.fmean(h["seconds"] for h in r["history"]) for r in per_seed if r["history"]
     ]
@@ -400,6 +465,7 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
                 reach.append(hit)
     m_mean, m_std = _mean_std(maps)
     k_mean, k_std = _mean_std(knns)
+    r_mean, r_std = _mean_std(maps_at_r) if len(maps_at_r) == len(per_seed) else (None, None)
     return {
         "name": name,
         "bits": per_seed[0]["bits"],
@@ -407,6 +473,8 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
         "map_std": m_std,
         "knn_mean": k_mean,
         "knn_std": k_std,
+        "map_at_r_mean": r_mean,
+        "map_at_r_std": r_std,
         "seconds_per_epoch": statistics.fmean(sec_per_epoch) if sec_per_epoch else float("nan"),
         "train_seconds": statistics.fmean(r["metrics"].get("train_seconds", 0.0) for r in per_seed),
         "time_to_target": statistics.fmean(reach) if reach else None,

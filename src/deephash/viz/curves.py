@@ -93,3 +93,26 @@ def plot_map_vs_bits(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def plot_protocol_scatter(
+    points: Mapping[str, tuple[float, float]],
+    path: str | os.PathLike[str],
+    *,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
+    """One labelled point per recipe: name -> (mAP under one protocol, mAP under another), e.g.
+    seen classes (x) against classes never seen in training (y), with the diagonal for reference."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    for name, (x, y) in points.items():
+        ax.scatter([x], [y], s=25)
+        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    # mAP lies in [0, 1]: the diagonal spans that range at least
+    values = [0.0, 1.0, *(v for xy in points.values() for v in xy)]
+    lo, hi = min(values), max(values)
+    ax.plot([lo, hi], [lo, hi], color="0.7", linewidth=0.8, linestyle="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
