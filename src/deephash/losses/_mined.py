@@ -18,7 +18,14 @@ from deephash.losses.base import LossOutput, MetricLoss
 if TYPE_CHECKING:
     from deephash.miners import PairMiner, TripletMiner
 
-__all__ = ["MinedPairLoss", "MinedTripletLoss", "check_indices", "check_pairs", "zero_loss"]
+__all__ = [
+    "MinedPairLoss",
+    "MinedTripletLoss",
+    "check_indices",
+    "check_pairs",
+    "pair_miner",
+    "zero_loss",
+]
 
 
 def zero_loss(embeddings: torch.Tensor) -> LossOutput:
@@ -57,6 +64,17 @@ def check_pairs(
             f"a1/p and a2/n must pair up, got lengths {a1.shape[0]}/{p.shape[0]} and "
             f"{a2.shape[0]}/{n.shape[0]}"
         )
+
+
+def pair_miner(miner: Any, **options: Any) -> Any:
+    """A pair miner from its name (created with ``options``) or the miner object itself."""
+    if isinstance(miner, str):
+        from deephash.miners import create_pair_miner
+
+        return create_pair_miner(miner, **options)
+    if callable(miner):
+        return miner
+    raise ValueError(f"miner must be a pair-miner name or object, got {type(miner).__name__}")
 
 
 def _miner_kwargs(
@@ -167,16 +185,7 @@ class MinedPairLoss(MetricLoss):
     def __init__(self, *, miner: PairMiner | str, metric: Metric, normalize: bool) -> None:
         super().__init__()
         self.distance = Distance(metric, normalize)
-        if isinstance(miner, str):
-            from deephash.miners import create_pair_miner
-
-            self.miner: Any = create_pair_miner(miner, metric=metric, normalize=normalize)
-        elif callable(miner):
-            self.miner = miner
-        else:
-            raise ValueError(
-                f"miner must be a pair-miner name or object, got {type(miner).__name__}"
-            )
+        self.miner: Any = pair_miner(miner, metric=metric, normalize=normalize)
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         a1, p, a2, n = self.miner(embeddings, labels)

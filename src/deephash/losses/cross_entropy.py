@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deephash.losses._proxies import check_class_batch, check_sizes
 from deephash.losses.base import LossOutput, MetricLoss, register_loss
 
 __all__ = ["CrossEntropyLoss"]
@@ -30,24 +31,12 @@ class CrossEntropyLoss(MetricLoss):
 
     def __init__(self, *, embedding_dim: int, num_classes: int) -> None:
         super().__init__()
-        if embedding_dim < 1 or num_classes < 2:
-            raise ValueError(
-                f"need embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}"
-            )
+        check_sizes(embedding_dim, num_classes)
         self.embedding_dim = int(embedding_dim)
         self.num_classes = int(num_classes)
         self.classifier = nn.Linear(self.embedding_dim, self.num_classes)
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
-        if embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(
-                f"embeddings have D={embeddings.shape[1]} but the classifier expects "
-                f"embedding_dim={self.embedding_dim}"
-            )
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}), got min {int(labels.min())}, "
-                f"max {int(labels.max())}; set num_classes to the number of training classes"
-            )
+        check_class_batch(embeddings, labels, self.embedding_dim, self.num_classes)
         logits = self.classifier(embeddings)
         return LossOutput(F.cross_entropy(logits, labels), int(labels.shape[0]), 1.0)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from deephash.losses._mined import check_pairs, zero_loss
+from deephash.losses._mined import check_pairs, pair_miner, zero_loss
 from deephash.losses.base import LossOutput, MetricLoss, register_loss
 
 if TYPE_CHECKING:
@@ -60,16 +60,7 @@ class MultiSimilarityLoss(MetricLoss):
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.base = float(base)
-        if isinstance(miner, str):
-            from deephash.miners import create_pair_miner
-
-            self.miner: Any = create_pair_miner(miner)
-        elif callable(miner):
-            self.miner = miner
-        else:
-            raise ValueError(
-                f"miner must be a pair-miner name or object, got {type(miner).__name__}"
-            )
+        self.miner: Any = pair_miner(miner)
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
         a1, p, a2, n = self.miner(embeddings, labels)

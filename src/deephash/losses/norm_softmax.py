@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deephash.losses._proxies import check_class_batch, check_sizes
 from deephash.losses.base import LossOutput, MetricLoss, register_loss
 
 __all__ = ["NormSoftmaxLoss"]
@@ -37,10 +38,7 @@ class NormSoftmaxLoss(MetricLoss):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        if embedding_dim < 1 or num_classes < 2:
-            raise ValueError(
-                f"need embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}"
-            )
+        check_sizes(embedding_dim, num_classes)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -52,16 +50,7 @@ class NormSoftmaxLoss(MetricLoss):
         self.proxies = nn.Parameter(torch.randn(self.num_classes, self.embedding_dim) * 0.01)
 
     def compute(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossOutput:
-        if embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(
-                f"embeddings have D={embeddings.shape[1]} but the proxies have "
-                f"embedding_dim={self.embedding_dim}"
-            )
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}), got [{int(labels.min())}, "
-                f"{int(labels.max())}]; set num_classes to the number of training classes"
-            )
+        check_class_batch(embeddings, labels, self.embedding_dim, self.num_classes)
         cos = F.normalize(embeddings, dim=1) @ F.normalize(self.proxies, dim=1).T
         logits = cos / self.temperature
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
