@@ -129,7 +129,16 @@ def test_upload_search_and_click_through(
     target, target_distance, _ = cards[-1]
     assert target_distance > 0
     browser.find_elements(By.CSS_SELECTOR, "#results .result")[-1].click()
-    after = wait_for(browser, lambda d: (c := loaded(d)) and c[0][1] == 0 and c)
+    before = [(i, d) for i, d, _ in cards]
+
+    def clicked_grid(d: Any) -> Any:
+        # the old grid may also start at distance 0: wait for the new one, not any loaded grid
+        c = loaded(d)
+        caption = d.find_element(By.ID, "query-caption").text
+        new = c and f"item #{target}" in caption and [(i, x) for i, x, _ in c] != before
+        return c if new and c[0][1] == 0 else False
+
+    after = wait_for(browser, clicked_grid)
     by_id = httpx.post(live_url + "/search", json={"id": target, "k": 12}).json()
     assert [(i, d) for i, d, _ in after] == [(h["id"], h["distance"]) for h in by_id["results"]]
     assert target in [i for i, d, _ in after if d == 0]
