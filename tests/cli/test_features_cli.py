@@ -105,6 +105,23 @@ def test_features_from_a_run_folder(
     with torch.no_grad():
         ref = run.net.features(run.preprocess(images)).numpy()
     np.testing.assert_allclose(np.load(out / "features.npz")["query"], ref, rtol=1e-4, atol=1e-5)
+    # --normalize: the same features, L2-normalised (cosine retrieval)
+    unit = tmp_path / "unit"
+    assert (
+        main(
+            [
+                *args[: args.index("--out")],
+                "--out",
+                str(unit),
+                *args[args.index("--out") + 2 :],
+                "--normalize",
+            ]
+        )
+        == 0
+    )
+    want = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.load(unit / "features.npz")["query"], want, rtol=1e-4, atol=1e-5)
+    assert json.loads((unit / "metrics.json").read_text())["normalized"] is True
 
 
 def test_missing_dataset_is_a_clear_error(

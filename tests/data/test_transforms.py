@@ -14,6 +14,7 @@ from deephash.data.transforms import (
     build_transform,
     channel_stats,
     resize_images,
+    resized_crop_jitter,
 )
 
 
@@ -137,3 +138,66 @@ def test_batch_augmentation_both_paths_colour(side: int) -> None:
         )
     same = batch_transform(imgs, [0.0] * 3, [1.0] * 3, augment=True, padding=0, flip=False)
     assert torch.allclose(same, imgs.permute(0, 3, 1, 2).float() / 255)
+
+
+def test_resized_crop_jitter_off_is_identity_and_checks_arguments() -> None:
+    x = torch.randn(3, 1, 8, 8)
+    assert resized_crop_jitter(x) is x
+    for bad in ({"min_scale": 0.0}, {"min_scale": 1.5}, {"jitter": 1.0}, {"jitter": -0.1}):
+        with pytest.raises(ValueError):
+            resized_crop_jitter(x, **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        resized_crop_jitter(x[0], min_scale=0.5)
+
+
+def test_resized_crops_stay_inside_the_image() -> None:
+    # A constant image stays constant under any crop that stays inside it; sampling outside would
+    # bring in the (different) fill value.
+    x = torch.full((64, 2, 12, 12), 0.7)
+    g = torch.Generator().manual_seed(0)
+    y = resized_crop_jitter(x, min_scale=0.2, fill=-5.0, generator=g)
+    torch.testing.assert_close(y, x)
+
+
+def test_resized_crop_of_a_ramp_is_an_affine_map_of_it() -> None:
+    # On a linear ramp (value = column index) an axis-aligned crop resampled bilinearly is again a
+    # linear ramp: a slope <= 1 (zoom in) and within the image's range.
+    cols = torch.arange(16, dtype=torch.float32).expand(16, 16)
+    x = cols.expand(32, 1, 16, 16).clone()
+    y = resized_crop_jitter(x, min_scale=0.3, generator=torch.Generator().manual_seed(1))
+    inner = y[:, 0, :, 2:-2]  # away from the bilinear border clamp
+    slopes = inner[:, :, 1:] - inner[:, :, :-1]
+    assert torch.allclose(slopes, slopes[:, :1, :1].expand_as(slopes), atol=1e-4)
+    assert bool((slopes[:, 0, 0] > 0).all()) and bool((slopes[:, 0, 0] <= 1 + 1e-5).all())
+    assert float(y.min()) >= -1e-5 and float(y.max()) <= 15 + 1e-5
+    assert not torch.allclose(y, x)  # zoomed in at least somewhere
+
+
+def test_jitter_is_contrast_about_the_mean_plus_a_shift() -> None:
+    x = torch.randn(50, 3, 6, 6)
+    j = 0.4
+    y = resized_crop_jitter(x, jitter=j, generator=torch.Generator().manual_seed(2))
+    mx, my = x.mean(dim=(1, 2, 3)), y.mean(dim=(1, 2, 3))
+    contrast = (y - my.view(-1, 1, 1, 1)).std(dim=(1, 2, 3)) / (x - mx.view(-1, 1, 1, 1)).std(
+        dim=(1, 2, 3)
+    )
+    shift = my - mx
+    assert bool((contrast >= 1 - j - 1e-5).all()) and bool((contrast <= 1 + j + 1e-5).all())
+    assert bool((shift.abs() <= j + 1e-5).all())
+    # and (y - my) is exactly a multiple of (x - mx), image by image
+    torch.testing.assert_close(
+        y - my.view(-1, 1, 1, 1), (x - mx.view(-1, 1, 1, 1)) * contrast.view(-1, 1, 1, 1)
+    )
+
+
+def test_batch_transform_applies_the_strong_augmentation_only_when_augmenting() -> None:
+    images = torch.randint(0, 256, (4, 10, 10), dtype=torch.uint8)
+    plain = BatchTransform((0.5,), (0.25,), augment=False, crop_scale=0.5, jitter=0.3)
+    torch.testing.assert_close(plain(images), batch_transform(images, (0.5,), (0.25,)))
+    strong = BatchTransform((0.5,), (0.25,), augment=True, padding=0, flip=False, crop_scale=1.0)
+    strong.jitter = 0.3
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    want = resized_crop_jitter(
+        batch_transform(images, (0.5,), (0.25,)), jitter=0.3, generator=g2, fill=-2.0
+    )
+    torch.testing.assert_close(strong(images, generator=g1), want)

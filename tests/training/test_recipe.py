@@ -85,3 +85,44 @@ def test_multi_similarity_with_its_miner_by_name(tiny_config_values: dict[str, A
     )
     built: Any = recipe.build_loss(cfg, recipe.load_data(cfg))
     assert isinstance(built.miner, MultiSimilarityMiner) and built.miner.epsilon == 0.2
+
+
+def test_strong_augmentation_and_projection_head_reach_data_and_network(
+    tiny_config_values: dict[str, Any],
+) -> None:
+    values = {
+        **tiny_config_values,
+        "augment_padding": 0,
+        "augment_scale": 0.6,
+        "augment_jitter": 0.4,
+        "retrieve_from": "backbone",
+    }
+    cfg = TrainConfig(**values)
+    data = recipe.load_data(cfg)
+    t = data.batch_transform(train=True)
+    assert (t.crop_scale, t.jitter) == (0.6, 0.4)
+    assert data.batch_transform(train=False).augment is False  # evaluation never augments
+    images = data.train.images[:16]
+    plain = data.preprocessor(augment=False)(images)
+    out = data.preprocessor(augment=True)(images, torch.Generator().manual_seed(0))
+    same = (out == plain).flatten(1).all(1) | (out == plain.flip(-1)).flatten(1).all(1)
+    assert not bool(same.any())  # every image is cropped / jittered beyond a flip
+    net = recipe.build_network(cfg, data.in_channels).eval()
+    assert net.out_dim == net.backbone.out_features
+    with torch.no_grad():
+        assert net(plain).shape == (16, net.backbone.out_features)
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"augment_scale": 0.0}, "augment_scale"),
+        ({"augment_scale": 1.5}, "augment_scale"),
+        ({"augment_jitter": 1.0}, "augment_jitter"),
+        ({"retrieve_from": "neck"}, "retrieve_from must be"),
+        ({"retrieve_from": "backbone", "bits": 16}, "itq baseline"),
+    ],
+)
+def test_strong_augmentation_and_retrieve_from_are_checked(values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**values).validate()

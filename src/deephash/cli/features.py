@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     p.add_argument("--precision-k", type=int, default=100)
     p.add_argument("--map-k", type=int, default=1000)
     p.add_argument("--tsne-samples", type=int, default=2000, help="0 disables the t-SNE plot")
+    p.add_argument(
+        "--normalize", action="store_true", help="L2-normalise the features (cosine retrieval)"
+    )
     p.add_argument("--no-progress", action="store_true")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         protocol_options=parse_sets(args.protocol_option),
+        normalize=args.normalize,
     )
     keys = [
         "map",

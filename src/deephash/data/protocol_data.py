@@ -40,6 +40,10 @@ class ProtocolData:
         default (image side / 8, e.g. 4 px for 32 px images), 0 turns cropping off (flips only).
     train_includes_validation: the ``train`` split also holds the validation images (a final fit
         after model selection).
+    crop_scale, jitter: the stronger batched augmentation of
+        :func:`~deephash.data.transforms.resized_crop_jitter` on top of crop and flip (random
+        resized crops down to ``crop_scale`` of the area; contrast / brightness jitter); None and 0
+        turn it off. Only the batched path (:meth:`batch_transform`, :meth:`preprocessor`) applies it.
 
     The splits ``train``, ``validation``, ``query``, ``database`` and ``val_database`` are
     :class:`ArrayDataset` s built on first use (contiguous splits are views of the pool).
@@ -53,6 +57,8 @@ class ProtocolData:
     augment: bool = True
     padding: int | None = None
     train_includes_validation: bool = False
+    crop_scale: float | None = None
+    jitter: float = 0.0
 
     def _split(self, indices: np.ndarray, train: bool) -> ArrayDataset:
         return self.pool.subset(indices).with_transform(self.transform(train))
@@ -111,6 +117,8 @@ class ProtocolData:
             augment=train and self.augment,
             flip=self.flip,
             padding=self._padding,
+            crop_scale=self.crop_scale,
+            jitter=self.jitter,
         )
 
     def preprocessor(self, *, augment: bool) -> Callable[..., torch.Tensor]:
@@ -146,6 +154,8 @@ def load_protocol_data(
     augment: bool = True,
     padding: int | None = None,
     train_includes_validation: bool = False,
+    crop_scale: float | None = None,
+    jitter: float = 0.0,
     **options: Any,
 ) -> ProtocolData:
     """Load a dataset and cut it by a protocol.
@@ -154,7 +164,7 @@ def load_protocol_data(
         (its seed and options are fixed; passing ``options`` then is an error).
     data_dir, download: where to look for the dataset first, and whether to fetch it if missing.
     image_size, resize_size: see :func:`deephash.data.datasets.load_dataset`.
-    augment, padding, train_includes_validation: see :class:`ProtocolData`.
+    augment, padding, train_includes_validation, crop_scale, jitter: see :class:`ProtocolData`.
     options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
     """
     path = Path(name_or_path)
@@ -205,4 +215,6 @@ def load_protocol_data(
         augment,
         padding=padding,
         train_includes_validation=train_includes_validation,
+        crop_scale=crop_scale,
+        jitter=jitter,
     )

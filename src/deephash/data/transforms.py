@@ -32,6 +32,7 @@ __all__ = [
     "build_transform",
     "channel_stats",
     "resize_images",
+    "resized_crop_jitter",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -243,8 +244,64 @@ def batch_to_tensor(
     )
 
 
+def resized_crop_jitter(
+    x: torch.Tensor,
+    *,
+    min_scale: float = 1.0,
+    jitter: float = 0.0,
+    fill: torch.Tensor | float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The stronger augmentation of self-supervised and unseen-class recipes, on a float batch.
+
+    x: float (B, C, H, W), already normalized. Each image gets its own random resized crop: an area
+    fraction drawn from [min_scale, 1] and an aspect ratio from [3/4, 4/3] (both log-uniform for the
+    ratio, uniform for the area, as SimCLR / Inception crops), placed uniformly inside the image and
+    resampled bilinearly to H×W; then, with ``jitter`` > 0, a contrast factor from [1 - jitter,
+    1 + jitter] about the image mean and a brightness shift from [-jitter, jitter] (normalized
+    units). ``fill``: the value of pixels sampled from outside the image, per channel (C,) or
+    scalar (the normalized black of :func:`batch_transform` 's padding). ``min_scale=1`` and
+    ``jitter=0`` return ``x`` unchanged. Returns float (B, C, H, W).
+    """
+    if not 0.0 < min_scale <= 1.0:
+        raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
+    if x.ndim != 4:
+        raise ValueError(f"resized_crop_jitter expects float (B, C, H, W), got {tuple(x.shape)}")
+    b, dev = x.shape[0], x.device
+    if not b or (min_scale == 1.0 and jitter == 0.0):
+        return x
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(b, device=dev, generator=generator) * (hi - lo) + lo
+
+    if min_scale < 1.0:
+        area = uniform(min_scale, 1.0)
+        ratio = torch.exp(uniform(float(np.log(3 / 4)), float(np.log(4 / 3))))
+        sx = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
+        sy = torch.sqrt(area / ratio).clamp(max=1.0)
+        # Offsets keep every sampled pixel centre inside the image's outer pixel centres (at
+        # normalised +-(1 - 1/W)), so no sample blends with the fill.
+        h, w = x.shape[-2:]
+        tx = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sx) * (1 - 1 / w)
+        ty = (torch.rand(b, device=dev, generator=generator) * 2 - 1) * (1 - sy) * (1 - 1 / h)
+        theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
+        theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = sx, sy, tx, ty
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        f = torch.as_tensor(fill, device=dev, dtype=x.dtype).reshape(1, -1, 1, 1)
+        x = F.grid_sample(x - f, grid, mode="bilinear", align_corners=False) + f
+    if jitter > 0.0:
+        contrast = uniform(1.0 - jitter, 1.0 + jitter).view(b, 1, 1, 1).to(x.dtype)
+        shift = uniform(-jitter, jitter).view(b, 1, 1, 1).to(x.dtype)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * contrast + mean + shift
+    return x
+
+
 class BatchTransform:
-    """Settings for :func:`batch_transform`, applied with ``transform(images_uint8, generator)``."""
+    """Settings for :func:`batch_transform` (then, when set, :func:`resized_crop_jitter`), applied
+    with ``transform(images_uint8, generator)``."""
 
     def __init__(
         self,
@@ -254,15 +311,18 @@ class BatchTransform:
         augment: bool = False,
         padding: int = 4,
         flip: bool = True,
+        crop_scale: float | None = None,
+        jitter: float = 0.0,
     ) -> None:
         _check_stats(mean, std)
         self.mean, self.std = tuple(mean), tuple(std)
         self.augment, self.padding, self.flip = augment, padding, flip
+        self.crop_scale, self.jitter = crop_scale, jitter
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return batch_transform(
+        x = batch_transform(
             images,
             self.mean,
             self.std,
@@ -271,11 +331,22 @@ class BatchTransform:
             flip=self.flip,
             generator=generator,
         )
+        if self.augment and (self.crop_scale is not None or self.jitter > 0):
+            m, s = _check_stats(self.mean, self.std)
+            x = resized_crop_jitter(
+                x,
+                min_scale=1.0 if self.crop_scale is None else self.crop_scale,
+                jitter=self.jitter,
+                fill=(-m / s).to(x.device),
+                generator=generator,
+            )
+        return x
 
     def __repr__(self) -> str:
         return (
             f"BatchTransform(mean={self.mean}, std={self.std}, augment={self.augment}, "
-            f"padding={self.padding}, flip={self.flip})"
+            f"padding={self.padding}, flip={self.flip}, crop_scale={self.crop_scale}, "
+            f"jitter={self.jitter})"
         )
 
 

@@ -31,12 +31,15 @@ def extract_baseline(
     device: str = "auto",
     progress: bool = True,
     protocol_options: dict[str, Any] | None = None,
+    normalize: bool = False,
 ) -> dict[str, Any]:
     """Extract query/database features with a backbone and write metrics.json, features.npz, tsne.png.
 
     Returns the metrics dict (keys: map, map_at_k, precision_at_k, map_at_r, r_precision,
     precision_at_1, knn_accuracy, num_queries, num_database, protocol, backbone, weights,
     feature_dim, seconds).
+
+    normalize: L2-normalise each feature vector (cosine retrieval; also what ITQ / LSH then fit).
     """
     import torch
 
@@ -80,6 +83,11 @@ def extract_baseline(
             desc="database features",
         )
     )
+    if normalize:
+        import numpy as np
+
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        db = q if loo else db / np.maximum(np.linalg.norm(db, axis=1, keepdims=True), 1e-12)
     metrics = retrieval_metrics(
         q,
         data.query.labels,
@@ -97,6 +105,7 @@ def extract_baseline(
             "backbone": backbone,
             "weights": weights or "random",
             "feature_dim": int(q.shape[1]),
+            "normalized": bool(normalize),
             "seed": seed,
             "seconds": round(time.perf_counter() - t0, 2),
         }

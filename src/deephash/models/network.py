@@ -13,16 +13,34 @@ class RetrievalNet(nn.Module):
 
     For metric learning the output is a float embedding (L2-normalised when the head says so); for
     hashing it is a relaxed code in (-1, 1) whose sign is the binary code.
+
+    retrieve_from: ``"head"`` (default) or ``"backbone"``: the head is then a projection head, as in
+    SimCLR: training (``model.train()``) returns the head's output for the loss, while evaluation
+    (``model.eval()``: validation, encoding, indexing, serving) returns the L2-normalised backbone
+    features (B, F), which keep more of what classes never seen in training need. ``out_dim`` is
+    then F.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, out_dim: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, out_dim: int, *, retrieve_from: str = "head"
+    ) -> None:
         super().__init__()
+        if retrieve_from not in ("head", "backbone"):
+            raise ValueError(f"retrieve_from must be head or backbone, got {retrieve_from!r}")
         self.backbone = backbone
         self.head = head
-        self.out_dim = out_dim
+        self.retrieve_from = retrieve_from
+        width = getattr(backbone, "out_features", None)  # nn.Module attributes are untyped
+        if retrieve_from == "backbone" and not isinstance(width, int):
+            raise ValueError("retrieve_from=backbone needs a backbone with an int out_features")
+        self.out_dim = width if retrieve_from == "backbone" and isinstance(width, int) else out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        features = self.backbone(x)
+        if self.retrieve_from == "backbone" and not self.training:
+            return nn.functional.normalize(features, p=2, dim=1)
+        out: torch.Tensor = self.head(features)
+        return out
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features before the head: (B, F)."""

@@ -3,7 +3,8 @@
 
 A baseline recipe is a mapping with ``method: features | lsh | itq`` plus ``dataset``,
 ``backbone``, ``weights`` (``imagenet``, a file, a run folder, or ``@NAME`` for the run folder of
-recipe NAME in the same study and seed) and, for hashing, ``bits``.
+recipe NAME in the same study and seed), ``normalize`` (L2-normalised features: cosine retrieval,
+and what LSH / ITQ fit) and, for hashing, ``bits``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ BASELINE_KEYS = {
     "seed",
     "device",
     "protocol_options",
-    "fit_on",
+    "normalize",
     "map_k",
     "precision_k",
     "knn_k",
@@ -40,8 +41,8 @@ BASELINE_KEYS = {
 def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Run a baseline recipe and write ``run_dir/metrics.json``; returns the metrics.
 
-    ``fit_on`` (lsh/itq): ``database`` (default, unsupervised on the retrieval set, as in the
-    literature) or ``train``.
+    LSH and ITQ fit on the database's features, without labels (unsupervised on the retrieval set,
+    as in the literature).
     """
     unknown = sorted(set(values) - BASELINE_KEYS)
     if unknown:
@@ -65,6 +66,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         tsne_samples=0,
         progress=False,
         protocol_options=values.get("protocol_options"),
+        normalize=bool(values.get("normalize", False)),
         map_k=int(values.get("map_k", 1000)),
         precision_k=int(values.get("precision_k", 100)),
         knn_k=int(values.get("knn_k", 10)),
@@ -91,7 +93,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                 knn_k=int(values.get("knn_k", 10)),
                 leave_one_out=bool(metrics.get("leave_one_out", False)),
             ),
-            **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights")},
+            **{k: metrics[k] for k in ("protocol", "dataset", "backbone", "weights", "normalized")},
             "method": method,
         }
         atomic_save_npz(

@@ -38,6 +38,10 @@ class TrainConfig:
     fit_validation: bool = False
     # random-crop padding in pixels: None for the dataset's default, 0 for flips only
     augment_padding: int | None = None
+    # stronger augmentation (unseen-class recipes): random resized crops down to this area fraction
+    # (None: off) and contrast / brightness jitter of this strength (0: off)
+    augment_scale: float | None = None
+    augment_jitter: float = 0.0
     # model
     backbone: str = "small-cnn"
     weights: str | None = None
@@ -46,6 +50,9 @@ class TrainConfig:
     normalize: bool = True  # L2-normalize float embeddings
     bits: int | None = None
     head: str | None = None  # hashing head kind: tanh (default), sign-ste, divide-encode
+    # what a float model retrieves with: "head" (the trained embedding) or "backbone" (the
+    # L2-normalised features before the head, which then only serves the loss, as a projection head)
+    retrieve_from: str = "head"
     # objective
     loss: str = "batch-hard"
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +139,19 @@ class TrainConfig:
         if self.augment_padding is not None and self.augment_padding < 0:
             raise ValueError(
                 f"augment_padding must be >= 0 pixels (0: no crops), got {self.augment_padding}"
+            )
+        if self.augment_scale is not None and not 0.0 < self.augment_scale <= 1.0:
+            raise ValueError(
+                f"augment_scale is the smallest crop area fraction, in (0, 1]; got {self.augment_scale}"
+            )
+        if not 0.0 <= self.augment_jitter < 1.0:
+            raise ValueError(f"augment_jitter must be in [0, 1), got {self.augment_jitter}")
+        if self.retrieve_from not in {"head", "backbone"}:
+            raise ValueError(f"retrieve_from must be head or backbone; got {self.retrieve_from!r}")
+        if self.retrieve_from == "backbone" and self.bits is not None:
+            raise ValueError(
+                "retrieve_from=backbone is for float embeddings; a hashing recipe retrieves with "
+                "its codes (for codes from backbone features, use an itq baseline on the run)"
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")

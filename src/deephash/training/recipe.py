@@ -42,6 +42,8 @@ def load_data(cfg: TrainConfig) -> ProtocolData:
         seed=cfg.seed,
         padding=cfg.augment_padding,
         train_includes_validation=cfg.fit_validation,
+        crop_scale=cfg.augment_scale,
+        jitter=cfg.augment_jitter,
         **cfg.protocol_options,
     )
 
@@ -125,7 +127,7 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
             "embedding", backbone.out_features, cfg.embedding_dim, normalize=cfg.normalize
         )
         out_dim = cfg.embedding_dim
-    return RetrievalNet(backbone, head, out_dim)
+    return RetrievalNet(backbone, head, out_dim, retrieve_from=cfg.retrieve_from)
 
 
 def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:

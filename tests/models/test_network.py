@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch import nn
+
+from deephash.models import create_backbone
+from deephash.models.heads import create_head
+from deephash.models.network import RetrievalNet
+
+
+def _net(retrieve_from: str) -> RetrievalNet:
+    torch.manual_seed(0)
+    backbone = create_backbone("small-cnn", in_channels=1, out_features=32)
+    head = create_head("embedding", 32, 8)
+    return RetrievalNet(backbone, head, 8, retrieve_from=retrieve_from)
+
+
+def test_projection_head_serves_the_loss_and_the_backbone_retrieves() -> None:
+    net = _net("backbone")
+    x = torch.randn(5, 1, 28, 28)
+    assert net.out_dim == 32
+    net.eval()
+    with torch.no_grad():
+        features = net.backbone(x)
+        out = net(x)
+    assert out.shape == (5, 32)
+    torch.testing.assert_close(out, features / features.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(5))
+    net.train()
+    trained = net(x)
+    assert trained.shape == (5, 8)  # the head's embedding, for the loss
+    trained.sum().backward()
+    assert net.head.fc.weight.grad is not None
+
+
+def test_default_retrieves_with_the_head() -> None:
+    net = _net("head").eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net.head(net.backbone(x)))
+    assert net.out_dim == 8
+
+
+def test_retrieve_from_is_checked() -> None:
+    with pytest.raises(ValueError, match="head or backbone"):
+        RetrievalNet(nn.Identity(), nn.Identity(), 4, retrieve_from="neck")
+    with pytest.raises(ValueError, match="out_features"):
+        RetrievalNet(nn.Identity(), nn.Identity(), 4, retrieve_from="backbone")
