@@ -12,6 +12,7 @@ from deephash.models.backbones import register_backbone
 BUILT_IN = [
     "cifar-resnet18",
     "cifar-resnet34",
+    "pixels",
     "resnet101",
     "resnet18",
     "resnet34",

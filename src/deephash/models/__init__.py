@@ -1,6 +1,6 @@
 """deephash.models: backbones by name (``create_backbone``), heads, and weight loading."""
 
-from deephash.models import resnet, small_cnn, vgg  # noqa: F401  (register the built-in backbones)
+from deephash.models import pixels, resnet, small_cnn, vgg  # noqa: F401  (register the built-in backbones)
 from deephash.models.backbones import (
     Backbone,
     create_backbone,
