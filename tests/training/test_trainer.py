@@ -327,3 +327,35 @@ def test_unseen_leave_one_out_run_evaluates_every_test_class_image_against_the_o
     assert m["map"] == want
     assert m["map"] != metrics.mean_average_precision(codes, labels, codes, labels)
     assert m["pr_curve"]["recall"][-1] == 1.0  # every other item lies within radius = bits
+
+
+def test_projection_head_run_retrieves_with_backbone_features(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    from deephash.training.runs import load_run
+
+    values = {
+        **tiny_config_values,
+        "loss": "multi-similarity",
+        "sampling": "random",
+        "retrieve_from": "backbone",
+        "augment_scale": 0.6,
+        "augment_jitter": 0.4,
+        "backbone_options": {"out_features": 48},
+    }
+    result = train(TrainConfig.from_dict(values), tmp_path / "run")
+    assert result.metrics["embedding_dim"] == 48  # the backbone's width, not the 16-d head
+    emb = np.load(tmp_path / "run" / "embeddings.npz")
+    assert emb["query"].shape[1] == 48
+    np.testing.assert_allclose(np.linalg.norm(emb["query"], axis=1), 1.0, rtol=1e-5)
+    # a reloaded run encodes the same way (what index, collection and serve use)
+    run = load_run(tmp_path / "run", device="cpu")
+    from deephash.data import load_protocol_data
+
+    images = load_protocol_data(
+        "fashion-mnist", data_dir=tiny_config_values["data_dir"], validation_size=50
+    ).query.images[:8]
+    with torch.no_grad():
+        features = run.net.backbone(run.preprocess(images))
+    want = (features / features.norm(dim=1, keepdim=True)).numpy()
+    np.testing.assert_allclose(run.encode(images), want, rtol=1e-4, atol=1e-6)

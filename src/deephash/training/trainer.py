@@ -397,7 +397,9 @@ def evaluate_network(
             "loss": cfg.loss,
             "miner": cfg.miner,
             "seed": cfg.seed,
-            "embedding_dim": cfg.bits or cfg.embedding_dim,
+            "embedding_dim": int(
+                q.shape[1]
+            ),  # what retrieval used (the backbone's width with retrieve_from=backbone)
         }
     )
     if run_dir is not None:
