@@ -359,3 +359,25 @@ def test_projection_head_run_retrieves_with_backbone_features(
         features = run.net.backbone(run.preprocess(images))
     want = (features / features.norm(dim=1, keepdim=True)).numpy()
     np.testing.assert_allclose(run.encode(images), want, rtol=1e-4, atol=1e-6)
+
+
+def test_l2sp_keeps_the_backbone_near_its_start(tmp_path: Path, tiny_config_values: dict) -> None:
+    from deephash.training import recipe
+    from deephash.training.runs import load_run
+
+    values = {**tiny_config_values, "weight_decay": 0.0, "lr": 0.01}
+    torch.manual_seed(0)
+    start = recipe.build_network(TrainConfig.from_dict(values), 1).backbone.state_dict()
+
+    def drift(run_dir: Path) -> float:
+        trained = load_run(run_dir, device="cpu", checkpoint="last").net.backbone.state_dict()
+        return sum(
+            float(((trained[k] - start[k]) ** 2).sum())
+            for k in start
+            if start[k].is_floating_point() and "running" not in k
+        )
+
+    free = train(TrainConfig.from_dict(values), tmp_path / "free")
+    held = train(TrainConfig.from_dict({**values, "l2sp": 1.0}), tmp_path / "held")
+    assert "l2sp_penalty" in held.history[-1] and "l2sp_penalty" not in free.history[-1]
+    assert drift(tmp_path / "held") < 0.5 * drift(tmp_path / "free")

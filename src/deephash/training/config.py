@@ -70,6 +70,9 @@ class TrainConfig:
     # the loss's own parameters (classifier, proxies): Proxy-Anchor's authors train them at 100x
     loss_lr_scale: float = 1.0
     weight_decay: float = 5e-4
+    # L2-SP: weight of sum ||theta - theta_start||^2 over the backbone (0: off); regularises towards
+    # the starting weights (random or pretrained) instead of towards zero
+    l2sp: float = 0.0
     momentum: float = 0.9
     lr_schedule: str = "cosine"  # cosine | step | constant
     warmup_epochs: float = 0.0
@@ -153,6 +156,8 @@ class TrainConfig:
                 "retrieve_from=backbone is for float embeddings; a hashing recipe retrieves with "
                 "its codes (for codes from backbone features, use an itq baseline on the run)"
             )
+        if self.l2sp < 0:
+            raise ValueError(f"l2sp is a penalty weight, >= 0 (0: off); got {self.l2sp}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.loss_lr_scale <= 0:

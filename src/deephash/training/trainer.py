@@ -45,6 +45,7 @@ from deephash.training.distributed import (
     cleanup,
     setup_distributed,
 )
+from deephash.training.l2sp import L2SP
 from deephash.training.schedules import create_schedules
 
 __all__ = ["CollapseWarning", "TrainResult", "train"]
@@ -112,6 +113,9 @@ def _train(
     torch.manual_seed(cfg.seed)
     data = recipe.load_data(cfg)
     model = recipe.build_network(cfg, data.in_channels).to(device)
+    # L2-SP's start point is the freshly built backbone (from the seed, or loaded weights); a
+    # resumed run rebuilds the same one before its checkpoint is loaded.
+    penalty = L2SP(model.get_submodule("backbone"), cfg.l2sp) if cfg.l2sp > 0 else None
     t_loss = time.perf_counter()
     # Building the loss is part of training for the two-step method (it infers target codes).
     loss_fn = recipe.build_loss(cfg, data).to(device)
@@ -166,7 +170,7 @@ def _train(
             setattr(loss_fn, name, float(sched(epoch)))
         recipe.start_epoch(loss_fn, cfg, epoch)
         model.train()
-        sum_loss, sum_active, n_batches, n_terms = 0.0, 0.0, 0, 0
+        sum_loss, sum_active, n_batches, n_terms, sum_l2sp = 0.0, 0.0, 0, 0, 0.0
         bar = tqdm(
             batches,
             total=steps_per_epoch,
@@ -183,6 +187,10 @@ def _train(
             labels = all_gather_with_grad(labels, info)
             result = recipe.compute_loss(loss_fn, out, labels, batch)
             loss = result.loss * info.world_size  # DDP averages gradients over ranks
+            if penalty is not None:  # the same on every rank: averaging keeps it as it is
+                reg = penalty()
+                loss = loss + reg
+                sum_l2sp += float(reg.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -209,6 +217,8 @@ def _train(
             "lr": optimizer.param_groups[0]["lr"],
             "batches": n_batches,
         }
+        if penalty is not None:
+            record["l2sp_penalty"] = sum_l2sp / max(1, n_batches)
         for name in schedules:
             record[name] = getattr(loss_fn, name)
         validate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
