@@ -6,17 +6,22 @@ from deephash.metrics import mean_average_precision
 from deephash.training.baselines import run_baseline
 
 
-def test_feature_and_itq_baselines_on_a_leave_one_out_protocol(
-    tmp_path: Path, tiny_fmnist: Path
-) -> None:
-    common = {
+def _unseen(tiny_fmnist: Path, **extra: object) -> dict[str, object]:
+    """Baseline values for small-cnn features on fashion-mnist-unseen, on the CPU, plus ``extra``."""
+    return {
         "dataset": "fashion-mnist",
         "data_dir": str(tiny_fmnist),
         "protocol": "fashion-mnist-unseen",
-        "protocol_options": {"retrieval": "leave-one-out"},
         "backbone": "small-cnn",
         "device": "cpu",
+        **extra,
     }
+
+
+def test_feature_and_itq_baselines_on_a_leave_one_out_protocol(
+    tmp_path: Path, tiny_fmnist: Path
+) -> None:
+    common = _unseen(tiny_fmnist, protocol_options={"retrieval": "leave-one-out"})
     feat = run_baseline({"method": "features", **common}, tmp_path / "feat")
     f = np.load(tmp_path / "feat" / "features.npz")
     np.testing.assert_array_equal(f["query"], f["database"])  # every test-class image, once
@@ -38,14 +43,7 @@ def test_normalized_features_are_unit_rows_and_itq_fits_them(
     from deephash.codes import pack_bits, sign
     from deephash.hashing import ITQ
 
-    common = {
-        "dataset": "fashion-mnist",
-        "data_dir": str(tiny_fmnist),
-        "protocol": "fashion-mnist-unseen",
-        "backbone": "small-cnn",
-        "device": "cpu",
-        "normalize": True,
-    }
+    common = _unseen(tiny_fmnist, normalize=True)
     feat = run_baseline({"method": "features", **common}, tmp_path / "feat")
     raw = run_baseline({"method": "features", **common, "normalize": False}, tmp_path / "raw")
     f, r = np.load(tmp_path / "feat" / "features.npz"), np.load(tmp_path / "raw" / "features.npz")

@@ -314,10 +314,11 @@ class BatchTransform:
         crop_scale: float | None = None,
         jitter: float = 0.0,
     ) -> None:
-        _check_stats(mean, std)
+        m, s = _check_stats(mean, std)
         self.mean, self.std = tuple(mean), tuple(std)
         self.augment, self.padding, self.flip = augment, padding, flip
         self.crop_scale, self.jitter = crop_scale, jitter
+        self._black = -m / s  # normalised 0 pixel: what resized crops fill with, like the padding
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
@@ -332,12 +333,11 @@ class BatchTransform:
             generator=generator,
         )
         if self.augment and (self.crop_scale is not None or self.jitter > 0):
-            m, s = _check_stats(self.mean, self.std)
             x = resized_crop_jitter(
                 x,
                 min_scale=1.0 if self.crop_scale is None else self.crop_scale,
                 jitter=self.jitter,
-                fill=(-m / s).to(x.device),
+                fill=self._black.to(x.device),
                 generator=generator,
             )
         return x

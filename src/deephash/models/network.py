@@ -30,10 +30,12 @@ class RetrievalNet(nn.Module):
         self.backbone = backbone
         self.head = head
         self.retrieve_from = retrieve_from
-        width = getattr(backbone, "out_features", None)  # nn.Module attributes are untyped
-        if retrieve_from == "backbone" and not isinstance(width, int):
-            raise ValueError("retrieve_from=backbone needs a backbone with an int out_features")
-        self.out_dim = width if retrieve_from == "backbone" and isinstance(width, int) else out_dim
+        if retrieve_from == "backbone":
+            width = getattr(backbone, "out_features", None)  # nn.Module attributes are untyped
+            if not isinstance(width, int):
+                raise ValueError("retrieve_from=backbone needs a backbone with an int out_features")
+            out_dim = width
+        self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.backbone(x)

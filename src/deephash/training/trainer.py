@@ -407,9 +407,8 @@ def evaluate_network(
             "loss": cfg.loss,
             "miner": cfg.miner,
             "seed": cfg.seed,
-            "embedding_dim": int(
-                q.shape[1]
-            ),  # what retrieval used (the backbone's width with retrieve_from=backbone)
+            # what retrieval used (the backbone's width with retrieve_from=backbone)
+            "embedding_dim": int(q.shape[1]),
         }
     )
     if run_dir is not None:
