@@ -12,6 +12,9 @@ from deephash.models.backbones import register_backbone
 BUILT_IN = [
     "cifar-resnet18",
     "cifar-resnet34",
+    "efficientnet-lite0",
+    "efficientnet-lite1",
+    "efficientnet-lite2",
     "pixels",
     "resnet101",
     "resnet18",
@@ -42,6 +45,7 @@ def test_registry_lists_every_built_in() -> None:
     assert list_backbones("resnet*") == ["resnet101", "resnet18", "resnet34", "resnet50"]
     assert list_backbones("vgg*_bn") == ["vgg16_bn", "vgg19_bn"]
     assert list_backbones(pretrained=True) == [
+        "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
         "resnet101", "resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
     ]  # fmt: skip
 

@@ -25,6 +25,13 @@ def register(sub: Any) -> None:
         "--weights",
         help="imagenet, a state-dict file, or a deephash run folder (default: random init)",
     )
+    p.add_argument(
+        "--backbone-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backbone option, repeatable (e.g. input_size=96 for efficientnet-lite*)",
+    )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=512)
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         protocol_options=parse_sets(args.protocol_option),
         normalize=args.normalize,
+        backbone_options=parse_sets(args.backbone_option),
     )
     keys = [
         "map",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def extract_baseline(
     progress: bool = True,
     protocol_options: dict[str, Any] | None = None,
     normalize: bool = False,
+    backbone_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract query/database features with a backbone and write metrics.json, features.npz, tsne.png.
 
@@ -40,11 +42,12 @@ def extract_baseline(
     feature_dim, seconds).
 
     normalize: L2-normalise each feature vector (cosine retrieval; also what ITQ / LSH then fit).
+    backbone_options: architecture options of the backbone (e.g. ``{"input_size": 96}``).
     """
     import torch
 
     from deephash.data import default_protocol, load_protocol_data
-    from deephash.models import create_backbone
+    from deephash.models import backbone_input_stats, create_backbone
     from deephash.models.weights import resolve_weights
 
     torch.manual_seed(seed)
@@ -57,7 +60,15 @@ def extract_baseline(
         seed=seed,
         **(protocol_options or {}),
     )
-    net = create_backbone(backbone, weights=resolve_weights(weights), in_channels=data.in_channels)
+    stats = backbone_input_stats(backbone, data.in_channels)
+    if stats is not None:  # the pretrained weights' normalisation, not the dataset's
+        data = dataclasses.replace(data, mean=stats[0], std=stats[1])
+    net = create_backbone(
+        backbone,
+        weights=resolve_weights(weights),
+        in_channels=data.in_channels,
+        **(backbone_options or {}),
+    )
     net = net.to(dev).eval()
     pre = data.preprocessor(augment=False)
     q = embed_images(

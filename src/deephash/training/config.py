@@ -53,6 +53,16 @@ class TrainConfig:
     # what a float model retrieves with: "head" (the trained embedding) or "backbone" (the
     # L2-normalised features before the head, which then only serves the loss, as a projection head)
     retrieve_from: str = "head"
+    # fine-tuning on a CPU: freeze the backbone's first N stages (None: train it all) and compute
+    # their outputs once per training image into a cache, plus cache_views augmented copies
+    # (needs a backbone with split(), efficientnet-lite*); freeze_bn: batch norm of the trainable
+    # part keeps its pretrained statistics (inference mode) instead of batch statistics
+    freeze_stages: int | None = None
+    cache_views: int = 0
+    freeze_bn: bool = False
+    # where the frozen stages' outputs of clean images persist, found again by the images' pixels
+    # (None: $DEEPHASH_CACHE_DIR/frozen, else ~/.cache/deephash/frozen)
+    cache_dir: str | None = None
     # objective
     loss: str = "batch-hard"
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +166,13 @@ class TrainConfig:
                 "retrieve_from=backbone is for float embeddings; a hashing recipe retrieves with "
                 "its codes (for codes from backbone features, use an itq baseline on the run)"
             )
+        if self.freeze_stages is not None and self.freeze_stages < 1:
+            raise ValueError(
+                f"freeze_stages is a number of backbone stages >= 1 (or null: none frozen); got "
+                f"{self.freeze_stages}"
+            )
+        if self.cache_views < 0:
+            raise ValueError(f"cache_views must be >= 0, got {self.cache_views}")
         if self.l2sp < 0:
             raise ValueError(f"l2sp is a penalty weight, >= 0 (0: off); got {self.l2sp}")
         if self.lr <= 0:

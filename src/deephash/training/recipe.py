@@ -8,6 +8,7 @@ optimiser is :mod:`deephash.training.optim`, the schedules :mod:`deephash.traini
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,11 @@ __all__ = [
 
 
 def load_data(cfg: TrainConfig) -> ProtocolData:
-    """Load the protocol's splits (uint8 images in memory)."""
-    return load_protocol_data(
+    """Load the protocol's splits (uint8 images in memory), normalised as the backbone needs
+    (its pretrained weights' statistics where it has them, else the dataset's)."""
+    from deephash.models import backbone_input_stats
+
+    data = load_protocol_data(
         default_protocol(cfg.protocol_name),
         data_dir=cfg.data_dir,
         download=cfg.download,
@@ -46,6 +50,8 @@ def load_data(cfg: TrainConfig) -> ProtocolData:
         jitter=cfg.augment_jitter,
         **cfg.protocol_options,
     )
+    stats = backbone_input_stats(cfg.backbone, data.in_channels)
+    return data if stats is None else dataclasses.replace(data, mean=stats[0], std=stats[1])
 
 
 def load_protocol(cfg: TrainConfig) -> tuple[Protocol, np.ndarray]:

@@ -13,6 +13,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ from deephash.training.distributed import (
     barrier,
     cleanup,
     setup_distributed,
+)
+from deephash.training.frozen_cache import (
+    CachedTop,
+    FrozenBottomCache,
+    FrozenMapStore,
+    default_cache_dir,
+    freeze_bottom,
+    set_bn_eval,
 )
 from deephash.training.l2sp import L2SP
 from deephash.training.schedules import create_schedules
@@ -113,6 +122,12 @@ def _train(
     torch.manual_seed(cfg.seed)
     data = recipe.load_data(cfg)
     model = recipe.build_network(cfg, data.in_channels).to(device)
+    # Frozen first stages (freeze_stages): their outputs are cached once, and training runs the
+    # trainable top and the head on the cache (deephash.training.frozen_cache).
+    bottom, train_net = None, model
+    if cfg.freeze_stages:
+        bottom, top = freeze_bottom(model, cfg.freeze_stages)
+        train_net = CachedTop(model, top)
     # L2-SP's start point is the freshly built backbone (from the seed, or loaded weights); a
     # resumed run rebuilds the same one before its checkpoint is loaded.
     penalty = L2SP(model.get_submodule("backbone"), cfg.l2sp) if cfg.l2sp > 0 else None
@@ -128,13 +143,29 @@ def _train(
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.lr_lambda(cfg, steps_per_epoch))
     preprocess_train = data.preprocessor(augment=cfg.augment)
     preprocess_eval = data.preprocessor(augment=False)
+    cache = None
+    if bottom is not None:
+        cache = FrozenBottomCache.build(
+            bottom,
+            data.train.images,
+            store=frozen_store(cfg, model, bottom, data),
+            clean=preprocess_eval,
+            augment=preprocess_train if cfg.augment else None,
+            views=cfg.cache_views if cfg.augment else 0,
+            seed=cfg.seed,
+            device=device,
+            progress=cfg.progress and info.is_main,
+        )
+        setup_seconds += cache.seconds
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    net: nn.Module = (
-        model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    )
+        if cache is not None:
+            train_net = nn.parallel.DistributedDataParallel(
+                train_net, device_ids=[device.index] if device.type == "cuda" else None
+            )
+    net = net_of(model)
 
     history: list[dict[str, Any]] = []
     start_epoch, best_val, elapsed = 0, -math.inf, setup_seconds
@@ -151,6 +182,7 @@ def _train(
         cfg.save(run_dir / "config.yaml")
 
     val_idx = recipe.validation_sample(cfg, data)
+    embed = image_embedder(cfg, net, data, device)
     deadline = cfg.time_limit_minutes * 60 if cfg.time_limit_minutes else math.inf
     # The time limit covers validation too: an epoch stops early enough to leave the last
     # validation pass's duration before the deadline, so train_seconds overshoots it by at most
@@ -170,6 +202,10 @@ def _train(
             setattr(loss_fn, name, float(sched(epoch)))
         recipe.start_epoch(loss_fn, cfg, epoch)
         model.train()
+        if cfg.freeze_bn:  # batch norm keeps the pretrained statistics (affine weights train)
+            set_bn_eval(net.get_submodule("backbone"))
+        if bottom is not None:
+            bottom.eval()
         sum_loss, sum_active, n_batches, n_terms, sum_l2sp = 0.0, 0.0, 0, 0, 0.0
         bar = tqdm(
             batches,
@@ -180,9 +216,15 @@ def _train(
             unit="batch",
         )
         for step, batch in enumerate(bar):
-            x = preprocess_train(data.train.images[batch.images], generator=aug_gen).to(device)
             labels = torch.as_tensor(data.train.labels[batch.images], device=device)
-            out = model(x)
+            if cache is not None:
+                maps = cache.batch(
+                    batch.images, generator=aug_gen if cfg.augment else None, device=device
+                )
+                out = train_net(maps)
+            else:
+                x = preprocess_train(data.train.images[batch.images], generator=aug_gen)
+                out = model(x.to(device))
             out = all_gather_with_grad(out, info)
             labels = all_gather_with_grad(labels, info)
             result = recipe.compute_loss(loss_fn, out, labels, batch)
@@ -217,6 +259,8 @@ def _train(
             "lr": optimizer.param_groups[0]["lr"],
             "batches": n_batches,
         }
+        if cache is not None and epoch == 0:
+            record["cache_seconds"] = round(cache.seconds, 3)
         if penalty is not None:
             record["l2sp_penalty"] = sum_l2sp / max(1, n_batches)
         for name in schedules:
@@ -224,7 +268,7 @@ def _train(
         validate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
         if info.is_main and validate_now and not cfg.fit_validation:
             t_val = time.perf_counter()
-            val = _validate(cfg, net, data, val_idx, preprocess_eval, device)
+            val = _validate(cfg, data, val_idx, embed)
             val_seconds = time.perf_counter() - t_val
             record.update(val)
             record["val_seconds"] = round(val_seconds, 3)
@@ -285,24 +329,77 @@ def _log_epoch(record: dict[str, Any], cfg: TrainConfig) -> None:
     )
 
 
+def net_of(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def frozen_store(
+    cfg: TrainConfig, net: nn.Module, bottom: nn.Module, data: ProtocolData
+) -> FrozenMapStore:
+    """The on-disk store of this run's frozen stages (``cache_dir``, else the default)."""
+    backbone = net.get_submodule("backbone")
+    key = FrozenMapStore.key_for(
+        bottom,
+        backbone=cfg.backbone,
+        stages=cfg.freeze_stages,
+        input_size=getattr(backbone, "min_input_size", None),
+        mean=tuple(float(v) for v in np.atleast_1d(data.mean)),
+        std=tuple(float(v) for v in np.atleast_1d(data.std)),
+    )
+    directory = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "frozen"
+    return FrozenMapStore(directory, key)
+
+
+def image_embedder(
+    cfg: TrainConfig, net: nn.Module, data: ProtocolData, device: torch.device
+) -> Callable[..., np.ndarray]:
+    """``embed(images, progress=False, desc="...")``: uint8 (N, H, W[, C]) -> float32 (N, D), the
+    network in eval mode. With frozen stages, their maps come from the run's store (computed once
+    per image), so that only the top runs."""
+    pre = data.preprocessor(augment=False)
+    if not cfg.freeze_stages:
+
+        def embed(
+            images: np.ndarray, progress: bool = False, desc: str = "embedding"
+        ) -> np.ndarray:
+            return embed_images(net, images, pre, device=device, progress=progress, desc=desc)
+
+        return embed
+    bottom, top = freeze_bottom(net, cfg.freeze_stages)
+    store = frozen_store(cfg, net, bottom, data)
+    cached = CachedTop(net, top)
+
+    def embed_cached(
+        images: np.ndarray, progress: bool = False, desc: str = "embedding"
+    ) -> np.ndarray:
+        maps = store.maps(
+            bottom, images, pre, device=device, progress=progress, desc=f"{desc} (frozen stages)"
+        )
+        return embed_images(
+            cached,
+            maps.numpy(),
+            lambda m: torch.from_numpy(m).float(),
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
+
+    return embed_cached
+
+
 def _validate(
     cfg: TrainConfig,
-    net: nn.Module,
     data: ProtocolData,
     val_idx: tuple[np.ndarray, np.ndarray],
-    preprocess: Any,
-    device: torch.device,
+    embed: Callable[..., np.ndarray],
 ) -> dict[str, Any]:
     q_idx, db_idx = val_idx
     # Class-disjoint validation: the queries are the first sampled held-out images and retrieve
     # the other sampled ones (leave-one-out), as the unseen-class test does.
     loo = data.protocol.class_disjoint_validation
-    db = embed_images(net, data.val_database.images[db_idx], preprocess, device=device)
-    q = (
-        db[: len(q_idx)]
-        if loo
-        else embed_images(net, data.validation.images[q_idx], preprocess, device=device)
-    )
+    db = embed(data.val_database.images[db_idx])
+    q = db[: len(q_idx)] if loo else embed(data.validation.images[q_idx])
     ql, dl = data.validation.labels[q_idx], data.val_database.labels[db_idx]
     from deephash import metrics
 
@@ -376,18 +473,10 @@ def evaluate_network(
 ) -> dict[str, Any]:
     """Embed query and database splits, compute the metrics; with ``run_dir``, also write plots and
     ``embeddings.npz`` (arrays query, query_labels, database, database_labels)."""
-    pre = data.preprocessor(augment=False)
+    embed = image_embedder(cfg, net, data, device)
     loo = data.protocol.leave_one_out  # query and database are the same images
-    q = embed_images(
-        net, data.query.images, pre, device=device, progress=cfg.progress, desc="query"
-    )
-    db = (
-        q
-        if loo
-        else embed_images(
-            net, data.database.images, pre, device=device, progress=cfg.progress, desc="database"
-        )
-    )
+    q = embed(data.query.images, progress=cfg.progress, desc="query")
+    db = q if loo else embed(data.database.images, progress=cfg.progress, desc="database")
     metrics = retrieval_metrics(
         q,
         data.query.labels,
