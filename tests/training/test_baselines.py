@@ -60,3 +60,43 @@ def test_normalized_features_are_unit_rows_and_itq_fits_them(
         f["database_labels"],
     )
     assert itq["map"] == ref and itq["normalized"] is True
+
+
+def test_itq_on_a_run_that_retrieves_with_its_backbone_reuses_its_embeddings(
+    tmp_path: Path, tiny_fmnist: Path, tiny_config_values: dict
+) -> None:
+    from deephash.training.config import TrainConfig
+    from deephash.training.trainer import train
+
+    cfg = {
+        **tiny_config_values,
+        "protocol": "fashion-mnist-unseen",
+        "retrieve_from": "backbone",
+        "p": 3,
+    }
+    cfg.pop("protocol_options")
+    train(TrainConfig.from_dict(cfg), tmp_path / "run")
+    common = _unseen(tiny_fmnist, weights=str(tmp_path / "run"), normalize=True)
+    feat = run_baseline({"method": "features", **common}, tmp_path / "feat")
+    assert feat["features_from"] == str(tmp_path / "run" / "embeddings.npz")
+    # the same numbers as extracting the run's backbone features again
+    from deephash.evaluation.features import extract_baseline
+
+    again = extract_baseline(
+        dataset="fashion-mnist",
+        protocol="fashion-mnist-unseen",
+        backbone="small-cnn",
+        weights=str(tmp_path / "run"),
+        out=tmp_path / "again",
+        data_dir=str(tiny_fmnist),
+        normalize=True,
+        tsne_samples=0,
+        progress=False,
+        device="cpu",
+    )
+    assert abs(again["map"] - feat["map"]) < 1e-3
+    e, a = np.load(tmp_path / "feat" / "features.npz"), np.load(tmp_path / "again" / "features.npz")
+    np.testing.assert_allclose(e["database"], a["database"], atol=1e-4)
+    # unnormalised features cannot come from normalised embeddings
+    raw = run_baseline({"method": "features", **common, "normalize": False}, tmp_path / "raw")
+    assert "features_from" not in raw

@@ -61,3 +61,12 @@ def test_shipped_configs_are_valid() -> None:
             TrainConfig.from_dict(values)  # raises on any unknown key or bad value
             checked += 1
     assert checked > 20
+
+
+def test_a_study_file_given_as_a_recipe_names_the_command_to_run(tmp_path: Path) -> None:
+    from deephash.training.config import load_config
+
+    study = tmp_path / "study.yaml"
+    study.write_text("seeds: [0]\nrecipes:\n- best-unseen-metric.yaml\n")
+    with pytest.raises(ValueError, match=r"study file.*deephash compare .*study.yaml --out DIR"):
+        load_config(study)

@@ -13,12 +13,10 @@ from deephash.data.transforms import batch_transform
 from deephash.models import create_backbone
 from deephash.models.heads import create_head
 from deephash.models.network import RetrievalNet
-from deephash.training import frozen_cache
 from deephash.training.config import TrainConfig
 from deephash.training.frozen_cache import (
     CachedTop,
     FrozenBottomCache,
-    FrozenMapStore,
     freeze_bottom,
     set_bn_eval,
 )
@@ -78,47 +76,6 @@ def test_cached_maps_equal_the_frozen_stages_and_the_top_gives_the_network_outpu
         full = net(_clean(images))
         assert torch.allclose(out, full, atol=2e-3)
         assert torch.allclose(cached_top(ref), full, atol=1e-5)
-
-
-def test_the_store_computes_each_image_once_and_finds_it_again_by_its_pixels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    net = _net().eval()
-    bottom, _ = freeze_bottom(net, 5)
-    calls: list[int] = []
-    run = frozen_cache._run_bottom
-
-    def counting(bottom: Any, images: Any, idx: np.ndarray, *args: Any) -> torch.Tensor:
-        calls.append(len(idx))
-        return run(bottom, images, idx, *args)
-
-    monkeypatch.setattr(frozen_cache, "_run_bottom", counting)
-    key = FrozenMapStore.key_for(bottom, input_size=64)
-    images = _images(10)
-    images[7] = images[2]  # a duplicate is computed once
-    store = FrozenMapStore(tmp_path, key)
-    cpu = torch.device("cpu")
-    got = store.maps(bottom, images, _clean, device=cpu, progress=False)
-    with torch.no_grad():
-        ref = bottom(_clean(images)).half()
-    assert torch.equal(got, ref) and calls == [9]
-    # another order, a subset and one new image, from a fresh store object (the file on disk)
-    more = np.concatenate([images[[5, 1]], _images(11)[10:]])
-    again = FrozenMapStore(tmp_path, key).maps(bottom, more, _clean, device=cpu, progress=False)
-    with torch.no_grad():
-        # (other batches: float32 kernels may round the last bits differently)
-        assert torch.allclose(again.float(), bottom(_clean(more)), atol=5e-3)
-        assert torch.equal(again[:2], got[[5, 1]])
-    assert calls == [9, 1]
-    # other weights or another input size: another store
-    assert FrozenMapStore.key_for(bottom, input_size=96) != key
-    with torch.no_grad():
-        bottom._conv_stem.weight.mul_(2)
-    assert FrozenMapStore.key_for(bottom, input_size=64) != key
-    # a damaged file is only a cache: it is rebuilt, never trusted
-    store.path.write_bytes(b"not a torch file")
-    FrozenMapStore(tmp_path, key).maps(bottom, images[:3], _clean, device=cpu, progress=False)
-    assert calls == [9, 1, 3]
 
 
 def test_a_batch_draws_one_view_per_image_uniformly() -> None:

@@ -253,3 +253,18 @@ def test_compare_runs_every_recipe_under_each_protocol(
     with pytest.raises(ValueError, match="'protocols' must map names"):
         study.write_text(yaml.safe_dump({"protocols": [], "recipes": []}))
         run_compare([study], tmp_path / "bad")
+
+
+def test_compare_only_runs_the_named_recipes(tmp_path: Path, tiny_config_values: dict) -> None:
+    data = {k: tiny_config_values[k] for k in ("dataset", "data_dir", "protocol_options")}
+    recipes = [
+        {"name": "feat", "method": "features", **data},
+        {"name": "pixels", "method": "features", "backbone": "pixels", **data},
+    ]
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"seeds": [0], "recipes": recipes}))
+    result = run_compare([study], tmp_path / "out", only=["pixels"])
+    assert [r["name"] for r in result.rows] == ["pixels"]
+    assert not (tmp_path / "out" / "feat").exists()
+    with pytest.raises(ValueError, match="names no recipe"):
+        run_compare([study], tmp_path / "out", only=["nope"])

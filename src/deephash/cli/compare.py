@@ -30,6 +30,12 @@ def register(sub: Any) -> None:
         help="YAML of published numbers (source, rows: {recipe: {map, knn}}) printed in 'report' "
         "columns beside ours; default: the study file's reference:",
     )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these recipes of the study (e.g. rows added to a study that already ran)",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_sets(args.set),
         target_map=args.target_map,
         reference=args.reference,
+        only=args.only,
     )
     return 0

@@ -42,6 +42,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--normalize", action="store_true", help="L2-normalise the features (cosine retrieval)"
     )
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="keep the features in the feature store ($DEEPHASH_CACHE_DIR, else ~/.cache/deephash) "
+        "so that later runs on the same images reuse them",
+    )
     p.add_argument("--no-progress", action="store_true")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         protocol_options=parse_sets(args.protocol_option),
         normalize=args.normalize,
         backbone_options=parse_sets(args.backbone_option),
+        cache=args.cache,
     )
     keys = [
         "map",

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
 from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
@@ -34,6 +36,7 @@ def extract_baseline(
     protocol_options: dict[str, Any] | None = None,
     normalize: bool = False,
     backbone_options: dict[str, Any] | None = None,
+    cache: bool = False,
 ) -> dict[str, Any]:
     """Extract query/database features with a backbone and write metrics.json, features.npz, tsne.png.
 
@@ -43,6 +46,10 @@ def extract_baseline(
 
     normalize: L2-normalise each feature vector (cosine retrieval; also what ITQ / LSH then fit).
     backbone_options: architecture options of the backbone (e.g. ``{"input_size": 96}``).
+    cache: keep the features in the content-addressed store under
+        ``$DEEPHASH_CACHE_DIR/features`` (default ``~/.cache/deephash/features``), keyed by the
+        backbone's exact weights and found again by the images' pixels, so another seed, protocol
+        or LSH / ITQ row over the same images does not extract them again.
     """
     import torch
 
@@ -71,32 +78,33 @@ def extract_baseline(
     )
     net = net.to(dev).eval()
     pre = data.preprocessor(augment=False)
-    q = embed_images(
-        net,
-        data.query.images,
-        pre,
-        device=dev,
-        batch_size=batch_size,
-        progress=progress,
-        desc="query features",
-    )
-    loo = data.protocol.leave_one_out  # query and database are the same images
-    db = (
-        q
-        if loo
-        else embed_images(
-            net,
-            data.database.images,
-            pre,
-            device=dev,
-            batch_size=batch_size,
-            progress=progress,
-            desc="database features",
-        )
-    )
-    if normalize:
-        import numpy as np
+    store = None
+    if cache:
+        from deephash.evaluation.feature_store import FeatureStore, default_cache_dir
 
+        key = FeatureStore.key_for(
+            net,
+            backbone=backbone,
+            options=sorted((backbone_options or {}).items()),
+            mean=tuple(float(v) for v in np.atleast_1d(data.mean)),
+            std=tuple(float(v) for v in np.atleast_1d(data.std)),
+        )
+        store = FeatureStore(default_cache_dir() / "features", key, dtype=torch.float32)
+
+    def embed(images: np.ndarray, desc: str) -> np.ndarray:
+        if store is not None:
+            out = store.maps(
+                net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
+            )
+            return out.numpy()
+        return embed_images(
+            net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
+        )
+
+    q = embed(data.query.images, "query features")
+    loo = data.protocol.leave_one_out  # query and database are the same images
+    db = q if loo else embed(data.database.images, "database features")
+    if normalize:
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         db = q if loo else db / np.maximum(np.linalg.norm(db, axis=1, keepdims=True), 1e-12)
     metrics = retrieval_metrics(

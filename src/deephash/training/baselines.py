@@ -4,7 +4,8 @@
 A baseline recipe is a mapping with ``method: features | lsh | itq`` plus ``dataset``,
 ``backbone``, ``weights`` (``imagenet``, a file, a run folder, or ``@NAME`` for the run folder of
 recipe NAME in the same study and seed), ``normalize`` (L2-normalised features: cosine retrieval,
-and what LSH / ITQ fit) and, for hashing, ``bits``.
+and what LSH / ITQ fit), ``cache`` (keep the features in the content-addressed feature store, see
+:func:`~deephash.evaluation.features.extract_baseline`) and, for hashing, ``bits``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
 
-__all__ = ["BASELINE_KEYS", "BASELINE_METHODS", "run_baseline"]
+__all__ = ["BASELINE_KEYS", "BASELINE_METHODS", "features_from_run", "run_baseline"]
 
 BASELINE_METHODS = ("features", "lsh", "itq")
 BASELINE_KEYS = {
@@ -33,10 +34,80 @@ BASELINE_KEYS = {
     "device",
     "protocol_options",
     "normalize",
+    "cache",
     "map_k",
     "precision_k",
     "knn_k",
 }
+
+
+def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] | None:
+    """The baseline's features taken from a trained run's ``embeddings.npz`` instead of extracted
+    again, when they are the same thing; else ``None``.
+
+    They are when ``weights`` is a run folder that retrieved with its L2-normalised backbone
+    features (``retrieve_from: backbone``), the baseline asks for normalised features of the same
+    backbone (same options) and the same protocol, seed and dataset. Writes ``run_dir/features.npz``
+    and returns the metrics :func:`~deephash.evaluation.features.extract_baseline` would.
+    """
+    import yaml
+
+    from deephash.evaluation.evaluator import retrieval_metrics
+
+    weights = values.get("weights")
+    if not weights or not bool(values.get("normalize", False)):
+        return None
+    src = Path(str(weights))
+    if not ((src / "embeddings.npz").is_file() and (src / "config.yaml").is_file()):
+        return None
+    cfg = yaml.safe_load((src / "config.yaml").read_text()) or {}
+    same = (
+        cfg.get("retrieve_from") == "backbone"
+        and cfg.get("backbone") == values.get("backbone", "small-cnn")
+        and (cfg.get("backbone_options") or {}) == (values.get("backbone_options") or {})
+        and cfg.get("dataset") == values.get("dataset", "fashion-mnist")
+        and (cfg.get("protocol") or cfg.get("dataset"))
+        == (values.get("protocol") or cfg.get("dataset"))
+        and (cfg.get("protocol_options") or {}) == (values.get("protocol_options") or {})
+        and int(cfg.get("seed", 0)) == int(values.get("seed", 0))
+    )
+    if not same:
+        return None
+    t0 = time.perf_counter()
+    e = np.load(src / "embeddings.npz")
+    q, db = e["query"], e["database"]
+    loo = q.shape == db.shape and np.array_equal(q, db)
+    metrics = retrieval_metrics(
+        q,
+        e["query_labels"],
+        db,
+        e["database_labels"],
+        map_k=int(values.get("map_k", 1000)),
+        precision_k=int(values.get("precision_k", 100)),
+        knn_k=int(values.get("knn_k", 10)),
+        leave_one_out=loo,
+    )
+    metrics.update(
+        {
+            "protocol": cfg.get("protocol") or cfg.get("dataset"),
+            "dataset": cfg.get("dataset"),
+            "backbone": cfg.get("backbone"),
+            "weights": str(weights),
+            "feature_dim": int(q.shape[1]),
+            "normalized": True,
+            "seed": int(values.get("seed", 0)),
+            "features_from": str(src / "embeddings.npz"),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
+    atomic_save_npz(
+        run_dir / "features.npz",
+        query=q,
+        query_labels=e["query_labels"],
+        database=db,
+        database_labels=e["database_labels"],
+    )
+    return metrics
 
 
 def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -55,7 +126,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = extract_baseline(
+    metrics = features_from_run(values, run_dir) or extract_baseline(
         dataset=values.get("dataset", "fashion-mnist"),
         protocol=values.get("protocol"),
         backbone=values.get("backbone", "small-cnn"),
@@ -69,6 +140,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         protocol_options=values.get("protocol_options"),
         normalize=bool(values.get("normalize", False)),
         backbone_options=values.get("backbone_options"),
+        cache=bool(values.get("cache", False)),
         map_k=int(values.get("map_k", 1000)),
         precision_k=int(values.get("precision_k", 100)),
         knn_k=int(values.get("knn_k", 10)),

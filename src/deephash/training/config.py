@@ -206,6 +206,11 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
             loaded = {}
         if not isinstance(loaded, dict):
             raise ValueError(f"config file {p} must hold a mapping of keys to values")
+        if "recipes" in loaded:
+            raise ValueError(
+                f"{p} is a study file (recipes run under seeds), not one recipe; run it with: "
+                f"deephash compare {p} --out DIR"
+            )
         values.update(loaded)
     for key, value in overrides.items():
         if value is None:

@@ -9,14 +9,12 @@ float16 (about 3.6 KB per image and view for EfficientNet-Lite0 cut after stage 
 epoch then runs only the trainable top and the head on cached maps, picking one view per image and
 step. The outputs equal the uncached network's up to float16 rounding of the cached maps.
 
-Clean views also persist on disk in a :class:`FrozenMapStore`, content-addressed: one file per
-frozen bottom (keyed by a digest of its weights, its input size and the input normalisation) holding
-the maps of every image it has seen, found again by a digest of the image's pixels. A second seed,
-another recipe with the same frozen stages, the validation images and the final evaluation's query
-and database all reuse what an earlier run computed, whatever the split, order or protocol. The
-store is written atomically (temporary file + rename), so an interrupted run never leaves a torn
-file; two runs writing at once can only lose each other's additions, which are recomputed later.
-Augmented views depend on the run's seed and stay in memory.
+Clean views also persist on disk in a :class:`~deephash.evaluation.feature_store.FeatureStore`,
+content-addressed: one file per frozen bottom (keyed by a digest of its weights, its input size and
+the input normalisation) holding the maps of every image it has seen, found again by a digest of the
+image's pixels. A second seed, another recipe with the same frozen stages, the validation images and
+the final evaluation's query and database all reuse what an earlier run computed, whatever the
+split, order or protocol. Augmented views depend on the run's seed and stay in memory.
 
 Encoding and serving run the whole network on images; validation and the final evaluation of a
 run with frozen stages take the clean maps from the store, which is the same computation.
@@ -24,27 +22,17 @@ run with frozen stages take the clean maps from the store, which is the same com
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = [
-    "CachedTop",
-    "FrozenBottomCache",
-    "FrozenMapStore",
-    "default_cache_dir",
-    "freeze_bottom",
-    "image_digests",
-    "set_bn_eval",
-]
+from deephash.evaluation.feature_store import FeatureStore
+
+__all__ = ["CachedTop", "FrozenBottomCache", "freeze_bottom", "set_bn_eval"]
 
 Preprocess = Callable[..., torch.Tensor]
 
@@ -96,125 +84,6 @@ class CachedTop(nn.Module):
         return out
 
 
-def default_cache_dir() -> Path:
-    """``$DEEPHASH_CACHE_DIR``, else ``~/.cache/deephash``; frozen maps go to its ``frozen/``."""
-    env = os.environ.get("DEEPHASH_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "deephash"
-
-
-def image_digests(images: np.ndarray) -> np.ndarray:
-    """A 16-byte BLAKE2b digest of each image's pixels (and shape): bytes ``|S16`` (N,)."""
-    flat = np.ascontiguousarray(images).reshape(len(images), -1)
-    shape = repr(tuple(images.shape[1:])).encode()
-    return np.array(
-        [hashlib.blake2b(row.tobytes() + shape, digest_size=16).digest() for row in flat],
-        dtype="S16",
-    )
-
-
-class FrozenMapStore:
-    """Clean-image outputs of one frozen bottom on disk, found again by the image's pixels.
-
-    directory: where the store files live (one ``<key>.pt`` per frozen bottom); key: from
-    :meth:`key_for`. :meth:`maps` returns the maps of any uint8 images, computing and saving only
-    those it has not seen.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str], key: str) -> None:
-        self.path = Path(directory) / f"{key}.pt"
-
-    @staticmethod
-    def key_for(bottom: nn.Module, **identity: Any) -> str:
-        """A digest of the bottom's weights and buffers and of ``identity`` (the architecture,
-        the cut, the input size, the normalisation): two bottoms share a store only when they
-        compute the same function."""
-        h = hashlib.sha256(repr(sorted(identity.items())).encode())
-        h.update(repr(bottom).encode())
-        for name, tensor in bottom.state_dict().items():
-            h.update(name.encode())
-            h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
-        return h.hexdigest()[:32]
-
-    def _load(self) -> tuple[np.ndarray, torch.Tensor | None]:
-        if not self.path.is_file():
-            return np.empty(0, dtype="S16"), None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-            return np.asarray(state["digests"].numpy()).view("S16").ravel(), state["maps"]
-        except Exception:  # an unreadable store is only a cache: start it again
-            return np.empty(0, dtype="S16"), None
-
-    def maps(
-        self,
-        bottom: nn.Module,
-        images: np.ndarray,
-        preprocess: Preprocess,
-        *,
-        device: torch.device,
-        batch_size: int = 500,
-        progress: bool = True,
-        desc: str = "caching frozen stages",
-    ) -> torch.Tensor:
-        """Maps of ``images`` (uint8 (N, H, W[, C])): float16 (N, c, h, w) on the CPU.
-
-        preprocess: the clean (non-augmenting) batch preprocessor of the run."""
-        digests = image_digests(images)
-        known, stored = self._load()
-        row = {d: i for i, d in enumerate(known.tolist())}
-        todo = [i for i, d in enumerate(digests.tolist()) if d not in row]
-        # identical images need computing once
-        first: dict[bytes, int] = {}
-        for i in todo:
-            first.setdefault(digests[i].tobytes(), i)
-        new_idx = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-        if len(new_idx):
-            fresh = _run_bottom(
-                bottom, images, new_idx, preprocess, device, batch_size, progress, desc
-            )
-            stored = fresh if stored is None else torch.cat([stored, fresh])
-            for j, i in enumerate(new_idx.tolist()):
-                row[digests[i].tobytes()] = len(known) + j
-            known = np.concatenate([known, digests[new_idx]])
-            self._save(known, stored)
-        assert stored is not None
-        rows = torch.as_tensor([row[d] for d in digests.tolist()], dtype=torch.int64)
-        return stored[rows]
-
-    def _save(self, digests: np.ndarray, maps: torch.Tensor) -> None:
-        from deephash.atomic_io import atomic_write
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = {
-            "digests": torch.from_numpy(digests.view(np.uint8).reshape(-1, 16).copy()),
-            "maps": maps,
-        }
-        atomic_write(self.path, lambda f: torch.save(state, f))
-
-
-def _run_bottom(
-    bottom: nn.Module,
-    images: np.ndarray,
-    idx: np.ndarray,
-    preprocess: Preprocess,
-    device: torch.device,
-    batch_size: int,
-    progress: bool,
-    desc: str,
-) -> torch.Tensor:
-    bottom.eval()  # frozen: always in inference mode
-    out: list[torch.Tensor] = []
-    bar = tqdm(
-        total=len(idx), desc=desc, unit="img", disable=None if progress else True, leave=False
-    )
-    with torch.no_grad():
-        for s in range(0, len(idx), batch_size):
-            x = preprocess(images[idx[s : s + batch_size]])
-            out.append(bottom(x.to(device)).to("cpu", torch.float16))
-            bar.update(len(out[-1]))
-    bar.close()
-    return torch.cat(out)
-
-
 class FrozenBottomCache:
     """Outputs of a frozen bottom for every training image: (views, N, c, h, w) float16 on CPU.
 
@@ -243,7 +112,7 @@ class FrozenBottomCache:
         device: torch.device,
         batch_size: int = 500,
         progress: bool = True,
-        store: FrozenMapStore | None = None,
+        store: FeatureStore | None = None,
     ) -> FrozenBottomCache:
         """Run ``bottom`` (in eval mode, no gradients; left in eval mode) over ``images`` once per
         view.

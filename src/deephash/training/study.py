@@ -306,6 +306,7 @@ def run_compare(
     overrides: dict[str, Any] | None = None,
     target_map: float | None = None,
     reference: str | Path | Mapping[str, Any] | None = None,
+    only: Sequence[str] | None = None,
 ) -> CompareResult:
     """Train every recipe with the same seeds and budget; write ``compare.md``, ``compare.json`` and
     ``val_map_vs_time.png`` (and ``map_vs_bits.png`` when recipes differ in bits) into ``out_dir``.
@@ -314,12 +315,19 @@ def run_compare(
     ``overrides`` (and the study's) reach the baseline recipes too, for the keys a baseline has
     (data_dir, protocol, protocol_options, weights, device, ...). ``reference`` (a mapping or a YAML file;
     else the study's ``reference:``) adds "report" columns with published numbers beside ours.
+    ``only``: run just these recipes of the study (by name), e.g. rows added to a study that ran.
     """
     from deephash.training.baselines import BASELINE_KEYS
     from deephash.training.reference import load_reference
     from deephash.viz import plot_map_vs_bits, plot_protocol_scatter, plot_validation_vs_time
 
     recipes, options = load_study(paths)
+    if only:
+        names = [n for n, _ in recipes]
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise ValueError(f"--only names no recipe of the study: {unknown}; recipes: {names}")
+        recipes = [(n, v) for n, v in recipes if n in set(only)]
     ref_spec = reference if reference is not None else options.get("reference")
     ref = load_reference(ref_spec) if ref_spec is not None else None
     seeds = list(seeds if seeds is not None else options.get("seeds", [0]))

@@ -34,6 +34,7 @@ from deephash.atomic_io import (
 from deephash.data import ProtocolData
 from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
+from deephash.evaluation.feature_store import FeatureStore, default_cache_dir
 from deephash.evaluation.hash_report import hash_report
 from deephash.losses.base import LossOutput
 from deephash.training import optim, recipe
@@ -49,8 +50,6 @@ from deephash.training.distributed import (
 from deephash.training.frozen_cache import (
     CachedTop,
     FrozenBottomCache,
-    FrozenMapStore,
-    default_cache_dir,
     freeze_bottom,
     set_bn_eval,
 )
@@ -336,10 +335,10 @@ def net_of(model: nn.Module) -> nn.Module:
 
 def frozen_store(
     cfg: TrainConfig, net: nn.Module, bottom: nn.Module, data: ProtocolData
-) -> FrozenMapStore:
+) -> FeatureStore:
     """The on-disk store of this run's frozen stages (``cache_dir``, else the default)."""
     backbone = net.get_submodule("backbone")
-    key = FrozenMapStore.key_for(
+    key = FeatureStore.key_for(
         bottom,
         backbone=cfg.backbone,
         stages=cfg.freeze_stages,
@@ -348,7 +347,7 @@ def frozen_store(
         std=tuple(float(v) for v in np.atleast_1d(data.std)),
     )
     directory = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "frozen"
-    return FrozenMapStore(directory, key)
+    return FeatureStore(directory, key)
 
 
 def image_embedder(
