@@ -2,9 +2,12 @@
 on seen classes (standard protocol) and classes never seen in training (fashion-mnist-unseen).
 
 ``deephash compare configs/study-protocols.yaml --out runs/protocols`` writes the same table when
-every seed's run folder is there. This script also takes seed 0 from its saved summary
-(``benchmarks/results/study_protocols_seed0.json``, the first pass, whose run folders are gone) and
-reports, per row, how many seeds it found, so a partly finished study still gives an honest table.
+every seed's run folder is there. For runs whose folders are gone this script takes the numbers of
+its own earlier output (``benchmarks/results/study_protocols.json``: rows that ran in an earlier
+session) and seed 0 from the first pass's summary (``benchmarks/results/study_protocols_seed0.json``),
+and reports, per row, how many seeds it found, so a partly finished study still gives an honest
+table. Rows added to the study later run alone: ``deephash compare configs/study-protocols.yaml
+--out runs/protocols --only NAME ...``.
 
 Usage: python benchmarks/study_protocols_table.py [--runs runs/protocols] [--seeds 0 1 2]
 Writes benchmarks/results/study_protocols.json (every seed's numbers) and docs/study-protocols.png.
@@ -44,6 +47,10 @@ def main() -> None:
     protocols = list(options.get("protocols") or {"": {}})
     saved = json.loads(Path(args.seed0).read_text()) if Path(args.seed0).is_file() else {"rows": []}
     first_pass = {(r["protocol"], r["recipe"]): r for r in saved["rows"]}
+    # every seed's numbers of an earlier table (rows whose run folders are gone: the study's first
+    # rows ran in an earlier session; rows added later run alone with compare --only)
+    before = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {"rows": []}
+    earlier = {r["recipe"]: r for r in before["rows"]}
     rows: list[dict[str, Any]] = []
     for name, _values in recipes:
         row: dict[str, Any] = {"recipe": name}
@@ -54,6 +61,8 @@ def main() -> None:
                 if path.is_file():
                     m = json.loads(path.read_text())
                     per_seed[seed] = {k: float(m[k]) for k in KEYS if m.get(k) is not None}
+                elif str(seed) in earlier.get(name, {}).get(protocol, {}).get("seeds", {}):
+                    per_seed[seed] = earlier[name][protocol]["seeds"][str(seed)]
                 elif seed == 0 and (protocol, name) in first_pass:
                     r = first_pass[(protocol, name)]
                     per_seed[0] = {k: float(r[v]) for k, v in KEYS.items() if r.get(v) is not None}

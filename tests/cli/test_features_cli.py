@@ -144,3 +144,55 @@ def test_missing_dataset_is_a_clear_error(
     )
     err = capsys.readouterr().err
     assert "--download" in err
+
+
+def test_imagenet_efficientnet_features_with_options_and_the_feature_store(
+    tiny_fmnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from deephash.data import load_protocol_data
+    from deephash.models import create_backbone
+    from deephash.models.efficientnet_lite import INPUT_MEAN, INPUT_STD
+
+    monkeypatch.setenv("DEEPHASH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "feat"
+    args = [
+        "features",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        str(tiny_fmnist),
+        "--backbone",
+        "efficientnet-lite0",
+        "--weights",
+        "imagenet",
+        "--backbone-option",
+        "num_classes=0",
+        "--backbone-option",
+        "input_size=32",
+        "--cache",
+        "--tsne-samples",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--protocol-option",
+        "validation_size=50",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    assert len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 1
+    f = np.load(out / "features.npz")
+    # the ImageNet network at 32 px on images scaled as its weights expect, computed by hand
+    data = load_protocol_data("fashion-mnist", data_dir=tiny_fmnist, validation_size=50)
+    x = torch.from_numpy(data.query.images[:8]).float()[:, None] / 255
+    net = create_backbone(
+        "efficientnet-lite0", weights="imagenet", in_channels=1, num_classes=0, input_size=32
+    ).eval()
+    with torch.no_grad():
+        want = net((x - INPUT_MEAN) / INPUT_STD).numpy()
+    np.testing.assert_allclose(f["query"][:8], want, rtol=1e-4, atol=1e-4)
+    # a second run over the same images reads the store: the same features
+    assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    g = np.load(tmp_path / "again" / "features.npz")
+    np.testing.assert_array_equal(f["database"], g["database"])

@@ -23,12 +23,8 @@ def _clean(x: np.ndarray) -> torch.Tensor:
     return batch_transform(torch.from_numpy(x), MEAN, STD, augment=False)
 
 
-def test_the_store_computes_each_image_once_and_finds_it_again_by_its_pixels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    torch.manual_seed(0)
-    net = create_backbone("efficientnet-lite0", in_channels=1, num_classes=0).eval()
-    bottom, _ = net.split(5)
+def _count_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many images each pass of the stored module computes."""
     calls: list[int] = []
     run = feature_store._run_bottom
 
@@ -37,6 +33,16 @@ def test_the_store_computes_each_image_once_and_finds_it_again_by_its_pixels(
         return run(bottom, images, idx, *args)
 
     monkeypatch.setattr(feature_store, "_run_bottom", counting)
+    return calls
+
+
+def test_the_store_computes_each_image_once_and_finds_it_again_by_its_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    net = create_backbone("efficientnet-lite0", in_channels=1, num_classes=0).eval()
+    bottom, _ = net.split(5)
+    calls = _count_runs(monkeypatch)
     key = FeatureStore.key_for(bottom, input_size=64)
     images = _images(10)
     images[7] = images[2]  # a duplicate is computed once
@@ -71,14 +77,7 @@ def test_the_cached_feature_baseline_extracts_once_and_matches_the_uncached_one(
     from deephash.evaluation.features import extract_baseline
 
     monkeypatch.setenv("DEEPHASH_CACHE_DIR", str(tmp_path / "cache"))
-    calls: list[int] = []
-    run = feature_store._run_bottom
-
-    def counting(bottom: Any, images: Any, idx: np.ndarray, *args: Any) -> torch.Tensor:
-        calls.append(len(idx))
-        return run(bottom, images, idx, *args)
-
-    monkeypatch.setattr(feature_store, "_run_bottom", counting)
+    calls = _count_runs(monkeypatch)
     common: dict[str, Any] = {
         "dataset": "fashion-mnist",
         "backbone": "small-cnn",

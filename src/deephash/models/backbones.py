@@ -42,6 +42,7 @@ __all__ = [
     "Backbone",
     "BackboneFactory",
     "backbone_input_stats",
+    "check_head_options",
     "create_backbone",
     "is_backbone",
     "list_backbones",
@@ -133,6 +134,14 @@ class Backbone(nn.Module):
 
     def _label(self) -> str:
         return f"backbone {self.arch!r}" if self.arch else type(self).__name__
+
+
+def check_head_options(num_classes: int, dropout: float | None = None) -> None:
+    """Raise ValueError for a negative classifier size or a dropout outside [0, 1)."""
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0 (0 drops the classifier), got {num_classes}")
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
 BackboneFactory = Callable[..., Backbone]

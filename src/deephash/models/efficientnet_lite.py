@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deephash.models.backbones import Backbone, register_backbone
+from deephash.models.backbones import Backbone, check_head_options, register_backbone
 
 __all__ = [
     "INPUT_MEAN",
@@ -210,14 +210,9 @@ class EfficientNetLite(Backbone):
         arch: str | None = None,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(
-                f"num_classes must be >= 0 (0 drops the classifier), got {num_classes}"
-            )
+        check_head_options(num_classes, dropout)
         if input_size < 1:
             raise ValueError(f"input_size must be a positive number of pixels, got {input_size}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.arch = arch
         self.in_channels = in_channels
         self.min_input_size = input_size

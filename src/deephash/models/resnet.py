@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deephash.models.backbones import Backbone, register_backbone
+from deephash.models.backbones import Backbone, check_head_options, register_backbone
 
 __all__ = [
     "BasicBlock",
@@ -112,10 +112,7 @@ class ResNet(Backbone):
         super().__init__()
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
-        if num_classes < 0:
-            raise ValueError(
-                f"num_classes must be >= 0 (0 drops the classifier), got {num_classes}"
-            )
+        check_head_options(num_classes)
         self.arch = arch
         self.in_channels = in_channels
         # ImageNet stem: 32× down-sampling, so layer4 sees 1×1 at 32 px; smaller inputs go up to 32.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deephash.models.backbones import Backbone, register_backbone
+from deephash.models.backbones import Backbone, check_head_options, register_backbone
 
 __all__ = ["VGG", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
@@ -50,12 +50,7 @@ class VGG(Backbone):
         arch: str | None = None,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(
-                f"num_classes must be >= 0 (0 drops the classifier), got {num_classes}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_head_options(num_classes, dropout)
         self.arch = arch
         self.in_channels = in_channels
         layers: list[nn.Module] = []

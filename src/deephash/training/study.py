@@ -68,7 +68,16 @@ def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 # Settings that do not change what a run computes, so they may differ when a run is reused.
-_RUNTIME_KEYS = {"progress", "num_threads", "device", "data_dir", "download", "final_eval", "name"}
+_RUNTIME_KEYS = {
+    "progress",
+    "num_threads",
+    "device",
+    "data_dir",
+    "download",
+    "final_eval",
+    "name",
+    "cache_dir",
+}
 
 
 def _check_same_recipe(cfg: TrainConfig, run_dir: Path) -> None:
