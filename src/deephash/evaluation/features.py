@@ -85,7 +85,9 @@ def extract_baseline(
         key = FeatureStore.key_for(
             net,
             backbone=backbone,
-            options=sorted((backbone_options or {}).items()),
+            # what decides the output besides the weights (the options that change the
+            # architecture show in the module itself, which the key covers)
+            input_size=getattr(net, "min_input_size", None),
             mean=tuple(float(v) for v in np.atleast_1d(data.mean)),
             std=tuple(float(v) for v in np.atleast_1d(data.std)),
         )
