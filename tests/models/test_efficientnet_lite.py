@@ -203,3 +203,11 @@ def test_small_images_are_upsampled_bilinearly(lite0: EfficientNetLite) -> None:
         want = lite0(resized)
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got[0], got[1], atol=1e-3)  # the features do depend on the pixels
+
+
+def test_batch_norm_follows_the_tensorflow_checkpoints(lite0: EfficientNetLite) -> None:
+    """eps 1e-3 and momentum 0.01 (TensorFlow's decay 0.99) in every batch-norm layer; the photo
+    labels alone do not see a wrong eps."""
+    bns = [m for m in lite0.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 49  # stem, 16 blocks (15 with an expansion: 3 each; the first: 2), head
+    assert all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
