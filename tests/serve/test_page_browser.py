@@ -1,6 +1,7 @@
 """The page in a real browser: headless Chromium (Debian's `chromium` + `chromium-driver`) driven
 by selenium against a live server on 127.0.0.1."""
 
+import contextlib
 import shutil
 import threading
 import time
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture()
-def live_url(collection_dir: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(collection_dir: Path, **options: Any) -> Iterator[str]:
+    """A uvicorn server of ``create_app(collection, **options)`` on a free loopback port."""
     import socket
 
     import uvicorn
@@ -35,7 +37,7 @@ def live_url(collection_dir: Path) -> Iterator[str]:
         port = s.getsockname()[1]
     col = Collection.open(collection_dir)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(col), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(col, **options), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -52,6 +54,12 @@ def live_url(collection_dir: Path) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         col.close()
+
+
+@pytest.fixture()
+def live_url(collection_dir: Path) -> Iterator[str]:
+    with _serve(collection_dir) as url:
+        yield url
 
 
 @pytest.fixture()
@@ -155,3 +163,38 @@ def test_upload_search_and_click_through(
     assert browser.find_element(By.ID, "add-status").text == "added 2: ids 60, 61"
     item = httpx.get(live_url + "/items/61").json()
     assert item["label"] == "added from the page" and item["path"] == png_files[82][0].name
+
+
+def test_the_page_asks_for_the_write_token_and_keeps_it_in_the_tab(
+    collection_dir: Path, browser: Any, png_files: list[tuple[Path, str]]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    token = "page-token-123"
+    with _serve(collection_dir, write_token=token) as url:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "60")
+
+        def add(i: int) -> None:
+            browser.find_element(By.ID, "add-files").send_keys(str(png_files[i][0]))
+            browser.find_element(By.CSS_SELECTOR, "#add-form button").click()
+
+        # a wrong token: the server refuses, the page says why, nothing is added
+        add(81)
+        wait_for(browser, expected_conditions.alert_is_present()).send_keys("wrong")
+        browser.switch_to.alert.accept()
+        wait_for(browser, lambda d: "write token" in d.find_element(By.ID, "add-status").text)
+        assert httpx.get(url + "/health").json()["count"] == 60
+        browser.execute_script("document.getElementById('add-form').reset()")  # choose again
+        # the right one: added, and kept in this tab's session storage for the next addition
+        add(81)
+        wait_for(browser, expected_conditions.alert_is_present()).send_keys(token)
+        browser.switch_to.alert.accept()
+        wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "61")
+        assert (
+            browser.execute_script("return sessionStorage.getItem('deephash-write-token')") == token
+        )
+        assert browser.execute_script("return localStorage.length") == 0
+        add(82)  # no prompt this time
+        wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "62")

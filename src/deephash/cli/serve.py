@@ -30,6 +30,17 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-k", type=int, default=1000, help="largest k a search may ask (default 1000)"
     )
+    p.add_argument(
+        "--token-file",
+        help="file whose first line is the write token: POST /items and DELETE /items/{id} then "
+        "need 'Authorization: Bearer <token>' (default: $DEEPHASH_TOKEN, else no token)",
+    )
+    p.add_argument(
+        "--allow-anonymous-writes",
+        action="store_true",
+        help="serve a non-loopback --host without a write token (anyone reaching it may add and "
+        "remove items)",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -42,8 +53,17 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f"deephash serve needs FastAPI and uvicorn ({exc}); pip install 'deephash[serve]'"
         ) from None
+    from deephash.serve.auth import is_loopback, load_token
+
     if args.max_upload_mb <= 0 or args.max_k < 1:
         raise ValueError("--max-upload-mb must be > 0 and --max-k >= 1")
+    token = load_token(args.token_file)
+    if token is None and not is_loopback(args.host) and not args.allow_anonymous_writes:
+        raise ValueError(
+            f"--host {args.host} is reachable from other machines and no write token is set, so "
+            "anyone could add and remove items; pass --token-file FILE (or set DEEPHASH_TOKEN), "
+            "or --allow-anonymous-writes"
+        )
     try:
         serve(
             args.collection,
@@ -53,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             max_k=args.max_k,
             device=args.device,
             log_level=args.log_level,
+            write_token=token,
         )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raised it
         pass

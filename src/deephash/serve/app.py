@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deephash.collection import Collection, Hit, ImageBombError, ImageDecodeError, NewItem
+from deephash.serve.auth import token_matches
 from deephash.serve.batcher import MicroBatcher
 from deephash.serve.latency import LatencyRecorder
 
@@ -145,8 +146,12 @@ def create_app(
     max_batch: int = 64,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    write_token: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``collection`` (opened by the caller, who also closes it).
+
+    write_token: when set, adding and removing items needs ``Authorization: Bearer <token>``
+    (401 JSON otherwise, before the body is read; see :mod:`deephash.serve.auth`).
 
     max_upload_mb: largest request body (413 above). max_k: largest k a search may ask for.
     max_batch: most images per model pass of the micro-batcher. on_startup / on_shutdown: called
@@ -184,7 +189,10 @@ def create_app(
     # ------------------------------------------------------------------ errors as JSON
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.detail)
+        response = _error(exc.status, exc.code, exc.detail)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="deephash"'
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -417,6 +425,17 @@ def create_app(
             "results": [[hit_json(h) for h in row] for row in hits],
         }
 
+    def require_writer(request: Request) -> None:
+        if write_token is not None and not token_matches(
+            request.headers.get("authorization"), write_token
+        ):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "adding and removing items needs the server's write token: send the header "
+                "'Authorization: Bearer <token>'",
+            )
+
     # ------------------------------------------------------------------ items
     @app.post(
         "/items",
@@ -427,6 +446,7 @@ def create_app(
     async def add_items(request: Request) -> dict[str, Any]:
         """Multipart: one or more ``image`` parts and optional ``label`` fields (none, one for
         all, or one per image). Answers ``{"ids": [...]}`` once the items are on disk."""
+        require_writer(request)
         form = await read_form(request)
         files = await images_of(form)
         labels = [str(v) for v in form.getlist("label")]
@@ -471,7 +491,8 @@ def create_app(
         return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
     @app.delete("/items/{item_id}", summary="Remove an item")
-    async def delete_item(item_id: int) -> dict[str, Any]:
+    async def delete_item(item_id: int, request: Request) -> dict[str, Any]:
+        require_writer(request)
         try:
             await asyncio.wrap_future(writer.submit(collection.remove, [item_id]))
         except KeyError as exc:

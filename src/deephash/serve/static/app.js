@@ -10,13 +10,37 @@ function setStatus(text, isError) {
   el.className = isError ? "error" : "";
 }
 
+// The write token (when the server has one) lives in this tab's session storage only: it is
+// asked for on the first 401 of an addition and sent as "Authorization: Bearer <token>".
+const TOKEN_KEY = "deephash-write-token";
+
 async function api(path, options) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({ error: "bad_response", detail: response.statusText }));
   if (!response.ok) {
-    throw new Error(body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : body.error);
+    const error = new Error(body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : body.error);
+    error.status = response.status;
+    throw error;
   }
   return body;
+}
+
+async function writeApi(path, options) {
+  const withToken = () => {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    return api(path, { ...options, headers });
+  };
+  try {
+    return await withToken();
+  } catch (e) {
+    if (e.status !== 401) throw e;
+    sessionStorage.removeItem(TOKEN_KEY);
+    const token = window.prompt("This server needs its write token to add images:");
+    if (!token) throw e;
+    sessionStorage.setItem(TOKEN_KEY, token.trim());
+    return await withToken();
+  }
 }
 
 async function refreshStats() {
@@ -121,7 +145,7 @@ async function addImages(event) {
   status.className = "";
   status.textContent = `adding ${files.length}…`;
   try {
-    const body = await api("/items", { method: "POST", body: form });
+    const body = await writeApi("/items", { method: "POST", body: form });
     status.textContent = `added ${body.ids.length}: ids ${body.ids.join(", ")}`;
     $("add-form").reset();
     refreshStats();
