@@ -126,3 +126,35 @@ def test_a_served_collection_with_a_token_file(
         server.stop()
     out = server.proc.stdout.read() if server.proc.stdout else ""
     assert TOKEN not in server.stderr() + out  # never logged
+
+
+def test_a_read_token_guards_searches_items_and_images(
+    collection_dir: Path, png_files: list[tuple[Path, str]]
+) -> None:
+    col = Collection.open(collection_dir)
+    read = "reader-token"
+    try:
+        app = create_app(col, max_upload_mb=1.0, max_k=100, write_token=TOKEN, read_token=read)
+        with TestClient(app) as c:
+            calls = [
+                lambda h: c.post("/search", json={"id": 1, "k": 3}, headers=h),
+                lambda h: c.post("/search?k=3", files=_png(png_files, 70), headers=h),
+                lambda h: c.post("/search/batch?k=3", files=_png(png_files, 70), headers=h),
+                lambda h: c.get("/items/1", headers=h),
+                lambda h: c.get("/items/random", headers=h),
+                lambda h: c.get("/items/1/image", headers=h),
+            ]
+            for call in calls:
+                for header in ({}, {"Authorization": "Bearer nope"}):
+                    r = call(header)
+                    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+                    assert read not in r.text and TOKEN not in r.text
+                assert call({"Authorization": f"Bearer {read}"}).status_code == 200
+                assert call({"Authorization": f"Bearer {TOKEN}"}).status_code == 200  # writer reads
+            # the read token does not write; the page, /health and /stats stay open
+            h = {"Authorization": f"Bearer {read}"}
+            assert c.post("/items", files=_png(png_files, 70), headers=h).status_code == 401
+            assert c.delete("/items/1", headers=h).status_code == 401
+            assert [c.get(p).status_code for p in ("/", "/health", "/stats")] == [200, 200, 200]
+    finally:
+        col.close()

@@ -192,9 +192,29 @@ def test_the_page_asks_for_the_write_token_and_keeps_it_in_the_tab(
         wait_for(browser, expected_conditions.alert_is_present()).send_keys(token)
         browser.switch_to.alert.accept()
         wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "61")
-        assert (
-            browser.execute_script("return sessionStorage.getItem('deephash-write-token')") == token
-        )
+        assert browser.execute_script("return sessionStorage.getItem('deephash-token')") == token
         assert browser.execute_script("return localStorage.length") == 0
         add(82)  # no prompt this time
         wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "62")
+
+
+def test_the_page_with_a_read_token_asks_once_and_shows_the_images(
+    collection_dir: Path, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    with _serve(collection_dir, read_token="reader") as url:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "count").text == "60")  # /stats is open
+        browser.find_element(By.ID, "random-button").click()
+        wait_for(browser, expected_conditions.alert_is_present()).send_keys("reader")
+        browser.switch_to.alert.accept()
+        cards = wait_for(
+            browser, lambda d: (g := grid(d)) and all(ok for _, _, ok in g) and len(g) == 12 and g
+        )
+        assert len(cards) == 12
+        loaded = browser.execute_script(
+            "const q = document.getElementById('query-image'); return q.complete && q.naturalWidth"
+        )
+        assert loaded > 0

@@ -36,6 +36,11 @@ def register(sub: Any) -> None:
         "need 'Authorization: Bearer <token>' (default: $DEEPHASH_TOKEN, else no token)",
     )
     p.add_argument(
+        "--read-token-file",
+        help="file whose first line is the read token: searches, items and images then need it "
+        "(or the write token); the page, /health and /stats stay open",
+    )
+    p.add_argument(
         "--allow-anonymous-writes",
         action="store_true",
         help="serve a non-loopback --host without a write token (anyone reaching it may add and "
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.max_k < 1:
         raise ValueError("--max-upload-mb must be > 0 and --max-k >= 1")
     token = load_token(args.token_file)
+    read_token = load_token(args.read_token_file) if args.read_token_file else None
     if token is None and not is_loopback(args.host) and not args.allow_anonymous_writes:
         raise ValueError(
             f"--host {args.host} is reachable from other machines and no write token is set, so "
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             log_level=args.log_level,
             write_token=token,
+            read_token=read_token,
         )
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raised it
         pass

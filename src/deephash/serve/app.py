@@ -147,11 +147,14 @@ def create_app(
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
     write_token: str | None = None,
+    read_token: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``collection`` (opened by the caller, who also closes it).
 
     write_token: when set, adding and removing items needs ``Authorization: Bearer <token>``
     (401 JSON otherwise, before the body is read; see :mod:`deephash.serve.auth`).
+    read_token: when set, searches, items and images need it (or the write token); the page,
+    ``/health`` and ``/stats`` stay open.
 
     max_upload_mb: largest request body (413 above). max_k: largest k a search may ask for.
     max_batch: most images per model pass of the micro-batcher. on_startup / on_shutdown: called
@@ -340,6 +343,7 @@ def create_app(
         ``{"code": "<hex>", "k": ...}``. Returns ``{"query_ms", "results": [{"id", "distance",
         "label"?, "path"?, "image_url"}]}``, nearest first (ties by the smaller id); with
         ``radius``, only items at Hamming distance <= radius."""
+        require_reader(request)
         t0 = time.perf_counter()
         k = parse_k(request.query_params.get("k", "10"))
         radius = parse_radius(request.query_params.get("radius"))
@@ -414,6 +418,7 @@ def create_app(
     async def search_batch(request: Request) -> dict[str, Any]:
         """Multipart with several ``image`` parts; returns ``{"query_ms", "results": [[hit, ...],
         ...]}``, one result list per image, in the order sent."""
+        require_reader(request)
         t0 = time.perf_counter()
         k = parse_k(request.query_params.get("k", "10"))
         radius = parse_radius(request.query_params.get("radius"))
@@ -435,6 +440,21 @@ def create_app(
                 "adding and removing items needs the server's write token: send the header "
                 "'Authorization: Bearer <token>'",
             )
+
+    def require_reader(request: Request) -> None:
+        if read_token is None:
+            return
+        header = request.headers.get("authorization")
+        if token_matches(header, read_token) or (
+            write_token is not None and token_matches(header, write_token)
+        ):
+            return
+        raise ApiError(
+            401,
+            "unauthorized",
+            "searches, items and images need the server's read token: send the header "
+            "'Authorization: Bearer <token>'",
+        )
 
     # ------------------------------------------------------------------ items
     @app.post(
@@ -469,7 +489,8 @@ def create_app(
         return {"ids": ids}
 
     @app.get("/items/random", summary="A random item")
-    async def random_item() -> dict[str, Any]:
+    async def random_item(request: Request) -> dict[str, Any]:
+        require_reader(request)
         try:
             item_id = collection.random_id()
         except KeyError:
@@ -477,11 +498,13 @@ def create_app(
         return item_json(item_id)
 
     @app.get("/items/{item_id}", summary="An item's metadata")
-    async def get_item(item_id: int) -> dict[str, Any]:
+    async def get_item(item_id: int, request: Request) -> dict[str, Any]:
+        require_reader(request)
         return item_json(item_id)
 
     @app.get("/items/{item_id}/image", summary="An item's stored image", response_model=None)
-    async def get_image(item_id: int) -> Response:
+    async def get_image(item_id: int, request: Request) -> Response:
+        require_reader(request)
         try:
             path = collection.image_file(item_id)
         except KeyError as exc:

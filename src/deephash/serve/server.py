@@ -24,12 +24,14 @@ def serve(
     device: str = "auto",
     log_level: str = "warning",
     write_token: str | None = None,
+    read_token: str | None = None,
 ) -> None:
     """Serve the collection in ``directory`` until interrupted (SIGINT / SIGTERM), then close it
     (compacting its log). A second server on the same folder fails at once with the holder's pid.
 
     write_token: adding and removing items needs ``Authorization: Bearer <token>`` (None: anyone
-    who reaches the server may write; the CLI refuses that for a non-loopback host unless told)."""
+    who reaches the server may write; the CLI refuses that for a non-loopback host unless told).
+    read_token: searches, items and images need it (or the write token)."""
     import uvicorn
 
     t0 = time.perf_counter()
@@ -56,6 +58,7 @@ def serve(
             on_startup=announce,
             on_shutdown=collection.close,  # compacts the log; runs before uvicorn re-raises SIGTERM
             write_token=write_token,
+            read_token=read_token,
         )
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
         uvicorn.Server(config).run()

@@ -10,12 +10,18 @@ function setStatus(text, isError) {
   el.className = isError ? "error" : "";
 }
 
-// The write token (when the server has one) lives in this tab's session storage only: it is
-// asked for on the first 401 of an addition and sent as "Authorization: Bearer <token>".
-const TOKEN_KEY = "deephash-write-token";
+// The server's token (when it has one) lives in this tab's session storage only: it is asked for
+// on the first 401 and sent as "Authorization: Bearer <token>" with every call and image.
+const TOKEN_KEY = "deephash-token";
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function call(path, options) {
+  const opts = options || {};
+  const response = await fetch(path, { ...opts, headers: { ...(opts.headers || {}), ...authHeaders() } });
   const body = await response.json().catch(() => ({ error: "bad_response", detail: response.statusText }));
   if (!response.ok) {
     const error = new Error(body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : body.error);
@@ -25,22 +31,28 @@ async function api(path, options) {
   return body;
 }
 
-async function writeApi(path, options) {
-  const withToken = () => {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = token ? { Authorization: `Bearer ${token}` } : {};
-    return api(path, { ...options, headers });
-  };
+async function api(path, options) {
   try {
-    return await withToken();
+    return await call(path, options);
   } catch (e) {
     if (e.status !== 401) throw e;
     sessionStorage.removeItem(TOKEN_KEY);
-    const token = window.prompt("This server needs its write token to add images:");
+    const token = window.prompt(`This server needs its token: ${e.message}`);
     if (!token) throw e;
     sessionStorage.setItem(TOKEN_KEY, token.trim());
-    return await withToken();
+    return await call(path, options);
   }
+}
+
+// <img src> cannot send a header: with a token, images are fetched and shown from a blob.
+async function loadImage(img, url) {
+  const headers = authHeaders();
+  if (!headers.Authorization || url.startsWith("blob:")) {
+    img.src = url;
+    return;
+  }
+  const response = await fetch(url, { headers });
+  if (response.ok) img.src = URL.createObjectURL(await response.blob());
 }
 
 async function refreshStats() {
@@ -61,7 +73,7 @@ function k() {
 
 function showQuery(src, caption) {
   $("query-figure").hidden = false;
-  $("query-image").src = src;
+  loadImage($("query-image"), src);
   $("query-caption").textContent = caption;
 }
 
@@ -75,7 +87,7 @@ function renderResults(body) {
     card.dataset.id = hit.id;
     card.title = hit.path || "";
     const img = document.createElement("img");
-    img.src = hit.image_url;
+    loadImage(img, hit.image_url);
     img.alt = `item ${hit.id}`;
     img.loading = "lazy";
     const meta = document.createElement("div");
@@ -145,7 +157,7 @@ async function addImages(event) {
   status.className = "";
   status.textContent = `adding ${files.length}…`;
   try {
-    const body = await writeApi("/items", { method: "POST", body: form });
+    const body = await api("/items", { method: "POST", body: form });
     status.textContent = `added ${body.ids.length}: ids ${body.ids.join(", ")}`;
     $("add-form").reset();
     refreshStats();
