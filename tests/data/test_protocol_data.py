@@ -80,3 +80,15 @@ def test_missing_dataset_is_clear(no_env: Path) -> None:
         load_protocol_data("kmnist", data_dir=no_env / "empty")
     with pytest.raises(ValueError, match="needs its root folder"):
         load_protocol_data("folder")
+
+
+def test_a_given_normalization_replaces_the_dataset_statistics(tiny_fmnist: Path) -> None:
+    """A pretrained backbone's (mean, std) reach every channel and the batches, by hand."""
+    own = load_protocol_data("fashion-mnist", data_dir=tiny_fmnist, validation_size=50)
+    given = load_protocol_data(
+        "fashion-mnist", data_dir=tiny_fmnist, validation_size=50, normalization=(0.5, 0.25)
+    )
+    assert given.mean == (0.5,) and given.std == (0.25,) and own.mean != given.mean
+    images = given.query.images[:4]
+    want = (torch.from_numpy(images).float()[:, None] / 255 - 0.5) / 0.25
+    assert torch.allclose(given.preprocessor(augment=False)(images), want, atol=1e-6)

@@ -156,6 +156,7 @@ def load_protocol_data(
     train_includes_validation: bool = False,
     crop_scale: float | None = None,
     jitter: float = 0.0,
+    normalization: tuple[float, float] | None = None,
     **options: Any,
 ) -> ProtocolData:
     """Load a dataset and cut it by a protocol.
@@ -165,6 +166,9 @@ def load_protocol_data(
     data_dir, download: where to look for the dataset first, and whether to fetch it if missing.
     image_size, resize_size: see :func:`deephash.data.datasets.load_dataset`.
     augment, padding, train_includes_validation, crop_scale, jitter: see :class:`ProtocolData`.
+    normalization: ``(mean, std)`` in [0, 1] pixel units for every channel, instead of the
+        dataset's own statistics (a pretrained backbone's, see
+        :func:`deephash.models.backbone_input_stats`); ``None``: the dataset's.
     options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
     """
     path = Path(name_or_path)
@@ -202,7 +206,12 @@ def load_protocol_data(
             spec.name, seed, labels=pooled.data.labels, is_test=pooled.is_test, **options
         )
     info = dataset_info(protocol.dataset)
-    if info.native_size is not None:
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    if normalization is not None:
+        channels = pooled.data.in_channels
+        mean, std = (normalization[0],) * channels, (normalization[1],) * channels
+    elif info.native_size is not None:
         mean, std = channel_stats(pooled.data.images[protocol.train])
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -65,11 +64,10 @@ def extract_baseline(
         data_dir=data_dir,
         download=download,
         seed=seed,
+        # a pretrained backbone's own normalisation where it has one, else the dataset's
+        normalization=backbone_input_stats(backbone),
         **(protocol_options or {}),
     )
-    stats = backbone_input_stats(backbone, data.in_channels)
-    if stats is not None:  # the pretrained weights' normalisation, not the dataset's
-        data = dataclasses.replace(data, mean=stats[0], std=stats[1])
     net = create_backbone(
         backbone,
         weights=resolve_weights(weights),

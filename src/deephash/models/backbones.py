@@ -177,19 +177,15 @@ def register_backbone(
     return deco
 
 
-def backbone_input_stats(
-    name: str, channels: int
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+def backbone_input_stats(name: str) -> tuple[float, float] | None:
     """The normalisation a backbone's inputs need, or ``None`` to use the dataset's statistics.
 
-    Returns per-channel ``(mean, std)`` tuples of length ``channels`` in [0, 1] pixel units (e.g.
+    Returns ``(mean, std)`` in [0, 1] pixel units, the same for every channel (e.g.
     EfficientNet-Lite's ImageNet weights expect ``(x - 0.498) / 0.502``). Training, feature
-    extraction and serving normalise with these instead of the dataset's mean and std.
+    extraction and serving normalise with these instead of the dataset's mean and std
+    (``load_protocol_data(..., normalization=...)``).
     """
-    stats = _INPUT_STATS.get(name)
-    if stats is None:
-        return None
-    return (stats[0],) * channels, (stats[1],) * channels
+    return _INPUT_STATS.get(name)
 
 
 def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]:

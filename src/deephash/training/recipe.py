@@ -8,7 +8,6 @@ optimiser is :mod:`deephash.training.optim`, the schedules :mod:`deephash.traini
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ def load_data(cfg: TrainConfig) -> ProtocolData:
     (its pretrained weights' statistics where it has them, else the dataset's)."""
     from deephash.models import backbone_input_stats
 
-    data = load_protocol_data(
+    return load_protocol_data(
         default_protocol(cfg.protocol_name),
         data_dir=cfg.data_dir,
         download=cfg.download,
@@ -48,10 +47,9 @@ def load_data(cfg: TrainConfig) -> ProtocolData:
         train_includes_validation=cfg.fit_validation,
         crop_scale=cfg.augment_scale,
         jitter=cfg.augment_jitter,
+        normalization=backbone_input_stats(cfg.backbone),
         **cfg.protocol_options,
     )
-    stats = backbone_input_stats(cfg.backbone, data.in_channels)
-    return data if stats is None else dataclasses.replace(data, mean=stats[0], std=stats[1])
 
 
 def load_protocol(cfg: TrainConfig) -> tuple[Protocol, np.ndarray]:
