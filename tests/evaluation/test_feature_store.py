@@ -62,6 +62,10 @@ def test_the_store_computes_each_image_once_and_finds_it_again_by_its_pixels(
     assert calls == [9, 1]
     # other weights or another input size: another store
     assert FeatureStore.key_for(bottom, input_size=96) != key
+    # numbers count by value: numpy or Python, tuple or array
+    assert FeatureStore.key_for(bottom, input_size=np.int64(64)) == key
+    mean = FeatureStore.key_for(bottom, input_size=64, mean=(0.5,))
+    assert FeatureStore.key_for(bottom, input_size=64, mean=np.array([0.5], np.float32)) == mean
     with torch.no_grad():
         bottom._conv_stem.weight.mul_(2)
     assert FeatureStore.key_for(bottom, input_size=64) != key

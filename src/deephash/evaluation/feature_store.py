@@ -63,8 +63,10 @@ class FeatureStore:
     def key_for(bottom: nn.Module, **identity: Any) -> str:
         """A digest of the module's weights and buffers and of ``identity`` (the architecture,
         the cut, the input size, the normalisation): two modules share a store only when they
-        compute the same function."""
-        h = hashlib.sha256(repr(sorted(identity.items())).encode())
+        compute the same function. Numbers and sequences of numbers count by value (a numpy
+        float and the Python float it equals give one key)."""
+        plain = {k: _plain(v) for k, v in identity.items()}
+        h = hashlib.sha256(repr(sorted(plain.items())).encode())
         h.update(repr(bottom).encode())
         for name, tensor in bottom.state_dict().items():
             h.update(name.encode())
@@ -128,6 +130,17 @@ class FeatureStore:
             "maps": maps,
         }
         atomic_write(self.path, lambda f: torch.save(state, f))
+
+
+def _plain(value: Any) -> Any:
+    """Numbers as Python floats / ints and sequences of numbers as tuples, for a stable repr."""
+    if isinstance(value, np.ndarray | list | tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
 def _run_bottom(

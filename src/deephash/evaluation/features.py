@@ -86,8 +86,8 @@ def extract_baseline(
             # what decides the output besides the weights (the options that change the
             # architecture show in the module itself, which the key covers)
             input_size=getattr(net, "min_input_size", None),
-            mean=tuple(float(v) for v in np.atleast_1d(data.mean)),
-            std=tuple(float(v) for v in np.atleast_1d(data.std)),
+            mean=data.mean,
+            std=data.std,
         )
         store = FeatureStore(default_cache_dir() / "features", key, dtype=torch.float32)
 

@@ -343,8 +343,8 @@ def frozen_store(
         backbone=cfg.backbone,
         stages=cfg.freeze_stages,
         input_size=getattr(backbone, "min_input_size", None),
-        mean=tuple(float(v) for v in np.atleast_1d(data.mean)),
-        std=tuple(float(v) for v in np.atleast_1d(data.std)),
+        mean=data.mean,
+        std=data.std,
     )
     directory = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "frozen"
     return FeatureStore(directory, key)
