@@ -10,6 +10,7 @@ and what LSH / ITQ fit), ``cache`` (keep the features in the content-addressed f
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
     if not weights or not bool(values.get("normalize", False)):
         return None
     src = Path(str(weights))
-    if not ((src / "embeddings.npz").is_file() and (src / "config.yaml").is_file()):
+    files = ("embeddings.npz", "config.yaml", "metrics.json")
+    if not all((src / f).is_file() for f in files):  # a finished run
         return None
     cfg = yaml.safe_load((src / "config.yaml").read_text()) or {}
     same = (
@@ -76,7 +78,7 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
     t0 = time.perf_counter()
     e = np.load(src / "embeddings.npz")
     q, db = e["query"], e["database"]
-    loo = q.shape == db.shape and np.array_equal(q, db)
+    loo = bool(json.loads((src / "metrics.json").read_text()).get("leave_one_out", False))
     metrics = retrieval_metrics(
         q,
         e["query_labels"],
