@@ -35,16 +35,16 @@ def chunk_min(q: Any, iq: int, x: Any, c0: int, c1: int) -> int:  # pragma: no c
     nw = x.shape[1]
     if nw == 1:
         a0 = q[iq, 0]
-        for j in range(c0, c1):
+        for j in range(np.uint64(c0), np.uint64(c1)):
             mn = min(mn, np.int64(popcount64(a0 ^ x[j, 0])))
     elif nw == 2:
         a0, a1 = q[iq, 0], q[iq, 1]
-        for j in range(c0, c1):
+        for j in range(np.uint64(c0), np.uint64(c1)):
             d = np.int64(popcount64(a0 ^ x[j, 0])) + np.int64(popcount64(a1 ^ x[j, 1]))
             mn = min(mn, d)
     elif nw == 4:
         a0, a1, a2, a3 = q[iq, 0], q[iq, 1], q[iq, 2], q[iq, 3]
-        for j in range(c0, c1):
+        for j in range(np.uint64(c0), np.uint64(c1)):
             d = (
                 np.int64(popcount64(a0 ^ x[j, 0]))
                 + np.int64(popcount64(a1 ^ x[j, 1]))
@@ -53,7 +53,7 @@ def chunk_min(q: Any, iq: int, x: Any, c0: int, c1: int) -> int:  # pragma: no c
             )
             mn = min(mn, d)
     else:
-        for j in range(c0, c1):
+        for j in range(np.uint64(c0), np.uint64(c1)):
             dj: Any = 0
             for w in range(nw):
                 dj += np.int64(popcount64(q[iq, w] ^ x[j, w]))
