@@ -16,7 +16,7 @@ import numpy as np
 
 from deephash._numba import njit, popcount64
 
-CHUNK = 128  # codes per chunk: long enough to amortise the check, short enough to rescan cheaply
+CHUNK = 256  # codes per chunk: long enough to amortise the check, short enough to rescan cheaply
 
 
 @njit(inline="always")
@@ -54,6 +54,59 @@ def chunk_min(q: Any, iq: int, x: Any, c0: int, c1: int) -> int:  # pragma: no c
             mn = min(mn, d)
     else:
         for j in range(np.uint64(c0), np.uint64(c1)):
+            dj: Any = 0
+            for w in range(nw):
+                dj += np.int64(popcount64(q[iq, w] ^ x[j, w]))
+            mn = min(mn, dj)
+    return mn
+
+
+@njit(inline="always")
+def chunk_min4(
+    q: Any, iq: int, x: Any, c0: int, c1: int
+) -> tuple[int, int, int, int]:  # pragma: no cover - jit
+    """:func:`chunk_min` of the queries iq .. iq + 3 in one pass over x[c0:c1] (each code is
+    loaded once for four queries)."""
+    nw = x.shape[1]
+    if nw == 1:
+        m0: Any = 1 << 30
+        m1: Any = 1 << 30
+        m2: Any = 1 << 30
+        m3: Any = 1 << 30
+        a0, a1, a2, a3 = q[iq, 0], q[iq + 1, 0], q[iq + 2, 0], q[iq + 3, 0]
+        for j in range(np.uint64(c0), np.uint64(c1)):
+            v = x[j, 0]
+            m0 = min(m0, np.int64(popcount64(a0 ^ v)))
+            m1 = min(m1, np.int64(popcount64(a1 ^ v)))
+            m2 = min(m2, np.int64(popcount64(a2 ^ v)))
+            m3 = min(m3, np.int64(popcount64(a3 ^ v)))
+        return m0, m1, m2, m3
+    return (
+        chunk_min(q, iq, x, c0, c1),
+        chunk_min(q, iq + 1, x, c0, c1),
+        chunk_min(q, iq + 2, x, c0, c1),
+        chunk_min(q, iq + 3, x, c0, c1),
+    )
+
+
+@njit(inline="always")
+def gather_min(q: Any, iq: int, x: Any, ps: Any, c0: int, c1: int) -> int:  # pragma: no cover - jit
+    """min over t in [c0, c1) of the distance between q[iq] and x[ps[t]]; ``1 << 30`` if empty."""
+    mn: Any = 1 << 30
+    nw = x.shape[1]
+    if nw == 1:
+        a0 = q[iq, 0]
+        for t in range(np.uint64(c0), np.uint64(c1)):
+            mn = min(mn, np.int64(popcount64(a0 ^ x[np.uint64(ps[t]), 0])))
+    elif nw == 2:
+        a0, a1 = q[iq, 0], q[iq, 1]
+        for t in range(np.uint64(c0), np.uint64(c1)):
+            j = np.uint64(ps[t])
+            d = np.int64(popcount64(a0 ^ x[j, 0])) + np.int64(popcount64(a1 ^ x[j, 1]))
+            mn = min(mn, d)
+    else:
+        for t in range(np.uint64(c0), np.uint64(c1)):
+            j = np.uint64(ps[t])
             dj: Any = 0
             for w in range(nw):
                 dj += np.int64(popcount64(q[iq, w] ^ x[j, w]))

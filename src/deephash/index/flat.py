@@ -23,11 +23,12 @@ from numba import prange
 
 from deephash._numba import njit
 from deephash.codes import to_words
-from deephash.index._kernels import CHUNK, chunk_min, dist
+from deephash.index._kernels import CHUNK, chunk_min, chunk_min4, dist
 from deephash.index.base import BinaryIndex
 
 __all__ = ["HammingIndex"]
 
+_SUB = 32  # codes per sub-chunk when a chunk is rescanned
 _DB_BYTES = 1 << 17  # database bytes per cache block (128 KiB: stays in L2 across the queries)
 
 
@@ -100,6 +101,58 @@ def _scan(
                     t = _insert(d, j, qi, k, counts, bd, bp, state)
 
 
+@njit
+def _rescan(
+    q: Any,
+    iq: int,
+    x: Any,
+    c0: int,
+    c1: int,
+    qi: int,
+    k: int,
+    counts: Any,
+    bd: Any,
+    bp: Any,
+    state: Any,
+) -> None:  # pragma: no cover - jit
+    t = state[qi, 2]
+    for s0 in range(c0, c1, _SUB):
+        s1 = min(s0 + _SUB, c1)
+        if chunk_min(q, iq, x, s0, s1) < t:
+            for j in range(s0, s1):
+                d = dist(q, iq, x, j)
+                if d < t:
+                    t = _insert(d, j, qi, k, counts, bd, bp, state)
+
+
+@njit
+def _scan4(
+    q: Any,
+    iq: int,
+    x: Any,
+    j0: int,
+    j1: int,
+    qi: int,
+    k: int,
+    counts: Any,
+    bd: Any,
+    bp: Any,
+    state: Any,
+) -> None:  # pragma: no cover - jit
+    # queries iq .. iq + 3 (rows qi .. qi + 3 of the state) over x[j0:j1]
+    for c0 in range(j0, j1, CHUNK):
+        c1 = min(c0 + CHUNK, j1)
+        m0, m1, m2, m3 = chunk_min4(q, iq, x, c0, c1)
+        if m0 < state[qi, 2]:
+            _rescan(q, iq, x, c0, c1, qi, k, counts, bd, bp, state)
+        if m1 < state[qi + 1, 2]:
+            _rescan(q, iq + 1, x, c0, c1, qi + 1, k, counts, bd, bp, state)
+        if m2 < state[qi + 2, 2]:
+            _rescan(q, iq + 2, x, c0, c1, qi + 2, k, counts, bd, bp, state)
+        if m3 < state[qi + 3, 2]:
+            _rescan(q, iq + 3, x, c0, c1, qi + 3, k, counts, bd, bp, state)
+
+
 @njit(parallel=True)
 def _knn(
     q: Any, x: Any, k: int, bits: int, qblock: int, out_d: Any, out_p: Any
@@ -119,7 +172,9 @@ def _knn(
         state[:, 2] = bits + 1
         for j0 in range(0, n, dblock):
             j1 = min(j0 + dblock, n)
-            for qi in range(nb):
+            for qi in range(0, nb - 3, 4):
+                _scan4(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
+            for qi in range(nb - nb % 4, nb):
                 _scan(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
         for qi in range(nb):
             s = _compact(qi, counts, bd, bp, state[qi, 0])
