@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from deephash.index import HammingIndex, MultiIndexHashing, create_index, list_indexes
+from deephash.index import (
+    HammingIndex,
+    MultiIndexHashing,
+    create_index,
+    list_indexes,
+    load_index,
+)
 
 
 @pytest.mark.parametrize("cls", [HammingIndex, MultiIndexHashing])
@@ -107,3 +113,50 @@ def test_remove_ids_then_search_equals_brute_force_on_the_rest(refs, name) -> No
     np.testing.assert_array_equal(i, bi)
     with pytest.raises(ValueError, match="1-D"):
         index.remove_ids(np.zeros((2, 2), dtype=np.int64))
+
+
+@pytest.mark.parametrize("cls", [HammingIndex, MultiIndexHashing])
+def test_consecutive_ids_are_not_stored_and_every_path_agrees_with_explicit_ids(
+    refs, cls, tmp_path
+) -> None:
+    """Consecutive ids (the default) are kept as a first id only; adds, removals, metadata, search,
+    range search and files behave exactly as with the ids written out."""
+    rng = np.random.default_rng(21)
+    x = refs["clustered"](rng, 300, 64)
+    q = refs["clustered"](rng, 9, 64)
+    index = cls(64)
+    index.add(x[:100], ids=np.arange(50, 150), metadata={"n": np.arange(100)})
+    index.add(x[100:], metadata={"n": np.arange(100, 300)})  # default ids continue at 150
+    assert index._ids is None  # nothing stored per code
+    ids = np.arange(50, 350)
+    np.testing.assert_array_equal(index.ids, ids)
+    for k in (1, 10):
+        d, i = index.search(q, k)
+        bd, bi = refs["knn"](q, x, ids, k)
+        np.testing.assert_array_equal(d, bd)
+        np.testing.assert_array_equal(i, bi)
+    lims, d, i = index.range_search(q, 12)
+    bl, bd, bi = refs["range"](q, x, ids, 12)
+    np.testing.assert_array_equal(lims, bl)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_array_equal(index.metadata_for([349, 50])["n"], [299, 0])
+    with pytest.raises(ValueError, match="not in the index"):
+        index.metadata_for([350])
+    # removing from the end keeps them consecutive; from the middle writes them out
+    assert index.remove_ids([349, 348, 10_000]) == 2
+    assert index._ids is None and index.ntotal == 298
+    assert index.remove_ids([60]) == 1
+    assert index._ids is not None
+    keep = (ids != 60) & (ids < 348)
+    np.testing.assert_array_equal(index.ids, ids[keep])
+    d, i = index.search(q, 10)
+    bd, bi = refs["knn"](q, x[keep], ids[keep], 10)
+    np.testing.assert_array_equal(i, bi)
+    # a file written with consecutive ids loads back to the same (compact) index
+    index2 = cls(64)
+    index2.add(x, ids=ids)
+    index2.save(tmp_path / "a.dhi")
+    back = load_index(tmp_path / "a.dhi")
+    assert back._ids is None
+    np.testing.assert_array_equal(back.ids, ids)
+    np.testing.assert_array_equal(back.search(q, 5)[1], index2.search(q, 5)[1])

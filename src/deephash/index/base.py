@@ -42,14 +42,50 @@ class BinaryIndex:
         self.bits = int(bits)
         self.nbytes = code_bytes(self.bits)
         self.codes_ = np.zeros((0, self.nbytes), dtype=np.uint8)
-        self.ids_ = np.zeros(0, dtype=np.int64)
+        # ids: an explicit int64 array, or (the common case of consecutive ids) just the first id
+        # (``_ids is None``), so that an index of n codes with ids start..start+n-1 stores no ids.
+        self._ids: np.ndarray | None = None
+        self._id_start = 0
         self.metadata_: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ state
     @property
     def ntotal(self) -> int:
         """Number of codes in the index."""
-        return int(self.ids_.shape[0])
+        return int(self.codes_.shape[0])
+
+    @property
+    def ids_(self) -> np.ndarray:
+        """int64 (ntotal,): the stored ids, ascending (built on the fly when they are consecutive)."""
+        if self._ids is None:
+            return np.arange(self._id_start, self._id_start + self.ntotal, dtype=np.int64)
+        return self._ids
+
+    @ids_.setter
+    def ids_(self, ids: np.ndarray) -> None:
+        # ids are ascending and distinct, so they are consecutive iff last - first == n - 1
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.shape[0] == 0 or int(ids[-1]) - int(ids[0]) == ids.shape[0] - 1:
+            self._ids, self._id_start = None, int(ids[0]) if ids.shape[0] else 0
+        else:
+            self._ids = ids
+
+    def _ids_at(self, positions: np.ndarray) -> np.ndarray:
+        """int64, the shape of ``positions``: the ids stored at these positions."""
+        if self._ids is None:
+            return np.asarray(positions, dtype=np.int64) + self._id_start
+        return self._ids[positions]
+
+    def _positions_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For int64 ids (k,): their positions (k,) and whether each is stored (k,) bool."""
+        n = self.ntotal
+        if self._ids is None:
+            pos = ids - self._id_start
+            ok = (pos >= 0) & (pos < n)
+            return np.where(ok, pos, 0), ok
+        pos = np.searchsorted(self._ids, ids)
+        ok = (pos < n) & (self._ids[np.minimum(pos, max(n - 1, 0))] == ids) if n else pos < 0
+        return np.minimum(pos, max(n - 1, 0)), ok
 
     @property
     def ids(self) -> np.ndarray:
@@ -69,7 +105,7 @@ class BinaryIndex:
     def reset(self) -> None:
         """Remove every code, id and metadata entry (settings are kept)."""
         self.codes_ = np.zeros((0, self.nbytes), dtype=np.uint8)
-        self.ids_ = np.zeros(0, dtype=np.int64)
+        self._ids, self._id_start = None, 0
         self.metadata_ = None
         self._on_change(appended_from=None)
 
@@ -163,7 +199,7 @@ class BinaryIndex:
         """
         codes = self._check_codes(codes, "codes")
         n = codes.shape[0]
-        start = int(self.ids_[-1]) + 1 if self.ntotal else 0
+        start = int(self._ids_at(np.int64(self.ntotal - 1))) + 1 if self.ntotal else 0
         new_ids = self._check_ids(ids, n, start)
         new_meta = self._check_metadata(metadata, n)
         if n == 0:
@@ -171,7 +207,15 @@ class BinaryIndex:
         appended_from: int | None = self.ntotal
         in_order = bool(np.all(np.diff(new_ids) > 0)) and (self.ntotal == 0 or new_ids[0] >= start)
         codes_all = np.concatenate([self.codes_, codes])
-        ids_all = np.concatenate([self.ids_, new_ids])
+        consecutive = (
+            in_order
+            and int(new_ids[-1]) - int(new_ids[0]) == n - 1
+            and (self.ntotal == 0 or int(new_ids[0]) == start)
+        )
+        ids_all: np.ndarray | None = None  # None: still consecutive, nothing to store
+        first_id = int(new_ids[0]) if self.ntotal == 0 else self._id_start
+        if self._ids is not None or not consecutive:
+            ids_all = np.concatenate([self.ids_, new_ids])
         meta_all = (
             None
             if new_meta is None
@@ -181,6 +225,7 @@ class BinaryIndex:
             }
         )
         if not in_order:
+            assert ids_all is not None
             order = np.argsort(ids_all, kind="stable")
             ids_all = ids_all[order]
             dup = ids_all[1:] == ids_all[:-1]
@@ -192,17 +237,25 @@ class BinaryIndex:
             if meta_all is not None:
                 meta_all = {k: v[order] for k, v in meta_all.items()}
             appended_from = None
-        self.codes_, self.ids_, self.metadata_ = codes_all, ids_all, meta_all
+        self.codes_, self.metadata_ = codes_all, meta_all
+        if ids_all is None:
+            self._ids, self._id_start = None, first_id
+        else:
+            self.ids_ = ids_all
         self._on_change(appended_from=appended_from)
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove the codes (and metadata) with these ids; ids not in the index are ignored, as in
         faiss. ids: int (m,). Returns the number of codes removed."""
-        gone = np.isin(self.ids_, self._check_remove_ids(ids))
+        pos, ok = self._positions_of(self._check_remove_ids(ids))
+        gone = np.zeros(self.ntotal, dtype=bool)
+        gone[pos[ok]] = True
         removed = int(gone.sum())
         if removed:
             keep = ~gone
-            self.codes_, self.ids_ = self.codes_[keep], self.ids_[keep]
+            ids_kept = self.ids_[keep]
+            self.codes_ = self.codes_[keep]
+            self.ids_ = ids_kept
             if self.metadata_ is not None:
                 self.metadata_ = {k: v[keep] for k, v in self.metadata_.items()}
             self._on_change(appended_from=None)
@@ -256,8 +309,7 @@ class BinaryIndex:
         if self.metadata_ is None:
             raise ValueError("this index has no metadata (pass metadata= to add)")
         q = np.asarray(ids, dtype=np.int64)
-        pos = np.searchsorted(self.ids_, q.ravel())
-        ok = (pos < self.ntotal) & (self.ids_[np.minimum(pos, self.ntotal - 1)] == q.ravel())
+        pos, ok = self._positions_of(q.ravel())
         if not np.all(ok):
             raise ValueError(f"id {int(q.ravel()[~ok][0])} is not in the index")
         return {k: v[pos].reshape(q.shape) for k, v in self.metadata_.items()}
@@ -279,7 +331,7 @@ class BinaryIndex:
             d, p = self._search(q, kk)
             valid = p >= 0
             dist[:, :kk] = np.where(valid, d, -1)
-            ids[:, :kk] = np.where(valid, self.ids_[np.where(valid, p, 0)], -1)
+            ids[:, :kk] = np.where(valid, self._ids_at(np.where(valid, p, 0)), -1)
         return dist, ids
 
     def range_search(
@@ -300,7 +352,7 @@ class BinaryIndex:
                 np.zeros(0, np.int64),
             )
         lims, d, p = self._range_search(q, r)
-        return lims.astype(np.int64), d.astype(np.int32), self.ids_[p]
+        return lims.astype(np.int64), d.astype(np.int32), self._ids_at(p)
 
     # ------------------------------------------------------------------ backend hooks
     def _on_change(self, appended_from: int | None) -> None:
@@ -369,7 +421,8 @@ class BinaryIndex:
             )
         if ids.dtype != np.int64 or codes.dtype != np.uint8 or np.any(np.diff(ids) <= 0):
             raise ValueError(f"{path!r} is not a valid deephash index file: bad ids or codes")
-        self.ids_, self.codes_ = ids, codes
+        self.codes_ = codes
+        self.ids_ = ids
         if c.metadata_keys:
             meta: dict[str, np.ndarray] = {}
             for key in c.metadata_keys:
