@@ -199,7 +199,7 @@ class BinaryIndex:
         """
         codes = self._check_codes(codes, "codes")
         n = codes.shape[0]
-        start = int(self._ids_at(np.int64(self.ntotal - 1))) + 1 if self.ntotal else 0
+        start = int(self._ids_at(np.array([self.ntotal - 1]))[0]) + 1 if self.ntotal else 0
         new_ids = self._check_ids(ids, n, start)
         new_meta = self._check_metadata(metadata, n)
         if n == 0:
