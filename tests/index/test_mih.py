@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from deephash.codes import to_words
 from deephash.index import MultiIndexHashing, default_num_tables, mih
 
 BITS = [8, 12, 32, 48, 64, 100, 128, 256]
@@ -105,4 +106,31 @@ def test_mixed_probe_and_scan_queries_are_merged_in_order(refs, monkeypatch) -> 
     bl, bd, bi = refs["range"](q, x, np.arange(len(x)), 9)
     np.testing.assert_array_equal(lims, bl)
     np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+
+
+def test_positions_past_two_to_the_sixteen_are_exact(refs) -> None:
+    """Table positions are stored as a low uint16 and a high part: codes beyond position 65,535
+    must be found at their own position by the probing kernel (checked against brute force)."""
+    rng = np.random.default_rng(3)
+    x = refs["random"](rng, 70_000, 64)
+    q = x[[3, 65_535, 65_536, 69_999]].copy()
+    q[:, 0] ^= 1  # one bit away from their source
+    index = MultiIndexHashing(64, num_tables=4)
+    index.add(x)
+    ids = np.arange(len(x))
+    d, i = index.search(q, 1)
+    np.testing.assert_array_equal(i[:, 0], [3, 65_535, 65_536, 69_999])
+    # the probing kernel itself answered (no query fell back to the exhaustive scan)
+    gave_up = np.zeros(len(q), dtype=bool)
+    pd, pp = np.empty((len(q), 1), np.int32), np.empty((len(q), 1), np.int64)
+    index._run(to_words(q), 1, 0, 0, pd, pp, np.zeros(1, np.int64), gave_up)
+    assert not gave_up.any()
+    np.testing.assert_array_equal(pp, i)
+    bd, bi = refs["knn"](q, x, ids, 1)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+    lims, d, i = index.range_search(q, 4)
+    bl, bd, bi = refs["range"](q, x, ids, 4)
+    np.testing.assert_array_equal(lims, bl)
     np.testing.assert_array_equal(i, bi)

@@ -90,23 +90,21 @@ def chunk_min4(
 
 
 @njit(inline="always")
-def gather_min(q: Any, iq: int, x: Any, ps: Any, c0: int, c1: int) -> int:  # pragma: no cover - jit
-    """min over t in [c0, c1) of the distance between q[iq] and x[ps[t]]; ``1 << 30`` if empty."""
+def gather_min(
+    q: Any, iq: int, x: Any, lo: Any, hi: Any, c0: int, c1: int
+) -> int:  # pragma: no cover - jit
+    """min over t in [c0, c1) of the distance between q[iq] and x[p_t], p_t = lo[t] + hi[t] * 2^16
+    (positions stored as a low uint16 and a high part); ``1 << 30`` if empty."""
     mn: Any = 1 << 30
     nw = x.shape[1]
     if nw == 1:
         a0 = q[iq, 0]
         for t in range(np.uint64(c0), np.uint64(c1)):
-            mn = min(mn, np.int64(popcount64(a0 ^ x[np.uint64(ps[t]), 0])))
-    elif nw == 2:
-        a0, a1 = q[iq, 0], q[iq, 1]
-        for t in range(np.uint64(c0), np.uint64(c1)):
-            j = np.uint64(ps[t])
-            d = np.int64(popcount64(a0 ^ x[j, 0])) + np.int64(popcount64(a1 ^ x[j, 1]))
-            mn = min(mn, d)
+            j = np.uint64(lo[t]) | (np.uint64(hi[t]) << np.uint64(16))
+            mn = min(mn, np.int64(popcount64(a0 ^ x[j, 0])))
     else:
         for t in range(np.uint64(c0), np.uint64(c1)):
-            j = np.uint64(ps[t])
+            j = np.uint64(lo[t]) | (np.uint64(hi[t]) << np.uint64(16))
             dj: Any = 0
             for w in range(nw):
                 dj += np.int64(popcount64(q[iq, w] ^ x[j, w]))

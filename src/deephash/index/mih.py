@@ -3,10 +3,14 @@ Hashing", CVPR 2012; "Fast Exact Search in Hamming Space with Multi-Index Hashin
 
 A ``bits``-bit code is cut into ``m`` disjoint substrings of ``s = bits / m`` bits (lengths differ
 by at most one); substring ``i`` indexes a direct table: an offsets array of size ``2^s_i + 1``
-over the codes sorted by substring value (a counting sort), so a bucket lookup is two loads. Each
-table keeps its own copy of the full codes (and their positions) in bucket order, so verifying a
-bucket reads one contiguous run of memory with the vectorised chunk minimum of
-:mod:`deephash.index._kernels`, instead of one random access per candidate.
+over the positions of the codes sorted by substring value (a counting sort), so a bucket lookup is
+two loads. A table holds positions only, 3 bytes each up to 2^24 codes (a low uint16 and a high
+uint8; 4 bytes beyond), not copies of the codes: at 10M x 64-bit codes the index grows by about
+20 bytes per code (the 8-byte code, 4 x 3 bytes of positions, the offsets), where per-table copies
+took 56. Verifying a bucket reads each candidate's code by position (the vectorised gather minimum
+of :mod:`deephash.index._kernels`), a random access that costs about as much as scanning a few
+dozen codes; the cost model below counts it, and queries for which probing would cost more than a
+scan are scanned instead.
 
 Pigeonhole (paper, Prop. 1): if ``||h - g|| <= r`` then some substring has ``||h_i - g_i|| <=
 floor(r / m)``. k-NN search grows the substring radius ``r' = 0, 1, 2, ...``; for each ``r'`` it
@@ -40,28 +44,32 @@ from numba import prange
 
 from deephash._numba import njit, popcount64
 from deephash.codes import to_words
-from deephash.index._kernels import CHUNK, chunk_min, dist
+from deephash.index._kernels import CHUNK, dist, gather_min
 from deephash.index.base import BinaryIndex
 from deephash.index.flat import knn_words, range_search_words
 
 __all__ = ["MultiIndexHashing", "default_num_tables"]
 
 MAX_SUBSTRING_BITS = 24  # a direct table of 2^24 offsets is 64 MiB; beyond that m grows
-# Cost model in "codes scanned": probing a bucket (two offset loads, likely cache misses) costs
-# about as much as scanning _BUCKET_COST codes; a query gives up once its probing cost exceeds
-# _BUDGET * n, because the exhaustive scan costs about n.
-_BUCKET_COST = 24
-_BUDGET = 0.4
-_PILOT = 64  # queries tried first; if most give up, the rest are scanned directly
+# Cost model in "codes scanned" (the exhaustive scan's unit of work): opening a bucket (two offset
+# loads, likely cache misses) costs about _BUCKET_COST codes scanned, and verifying one candidate
+# (a random access to its code, by position) about _CANDIDATE_COST (measured on 10M x 64-bit codes:
+# 2-3 ns per candidate against 0.08 ns per code scanned). A query gives up once its probing cost
+# exceeds _BUDGET * n, because the exhaustive scan costs about n.
+_BUCKET_COST = 64
+_CANDIDATE_COST = 48
+_BUDGET = 1.0
+_PILOT = 16  # queries tried first; if most give up, the rest are scanned directly
 
 
 def default_num_tables(bits: int, n: int) -> int:
     """Number of substrings m, so that substrings have about ``log2(n) - 6`` bits (at least 4).
 
-    The paper's ``m = bits / log2(n)`` makes buckets hold O(1) codes, right when every candidate
-    costs a random access. Here a bucket is a contiguous run of codes, and opening one costs
-    about as much as scanning a few dozen of them, so buckets of ~2^6 codes are cheaper overall
-    (measured on 1M and 10M codes of 64-256 bits, random and clustered). At least
+    The paper's ``m = bits / log2(n)`` makes buckets hold O(1) codes. Opening a bucket costs about
+    as much as scanning a few dozen codes, so buckets of ~2^6 codes are cheaper overall (measured
+    on 1M and 10M codes of 64-256 bits, random and clustered; rechecked on 10M x 64-bit codes with
+    position-only tables: m = 3 halves the clustered search time but random queries, whose larger
+    offset tables and candidates miss the caches, take 7x longer than with m = 4). At least
     ``ceil(bits / 24)`` so no table is larger than 2^24 entries, at most ``bits``.
     """
     m = round(bits / max(math.log2(max(n, 2)) - 6.0, 4.0))
@@ -80,10 +88,9 @@ def _substring(x: Any, row: int, start: int, length: int) -> Any:  # pragma: no 
 
 @njit(parallel=True)
 def _build_tables(
-    x: Any, starts: Any, lens: Any, bases: Any, offsets: Any, positions: Any, tcodes: Any
+    x: Any, starts: Any, lens: Any, bases: Any, offsets: Any, pos_lo: Any, pos_hi: Any
 ) -> None:  # pragma: no cover - jit
     n = x.shape[0]
-    nw = x.shape[1]
     for i in prange(starts.shape[0]):
         size = 1 << lens[i]
         base = bases[i]
@@ -100,9 +107,8 @@ def _build_tables(
         for j in range(n):  # ascending j: buckets list positions in increasing order
             v = vals[j]
             t = cnt[v]
-            positions[i, t] = j
-            for w in range(nw):
-                tcodes[i, t, w] = x[j, w]
+            pos_lo[i, t] = j & 0xFFFF
+            pos_hi[i, t] = j >> 16
             cnt[v] = t + 1
 
 
@@ -168,6 +174,7 @@ def _scan_bucket(
     iq: int,
     xs: Any,
     ps: Any,
+    ph: Any,
     b0: int,
     b1: int,
     smask: Any,
@@ -191,19 +198,20 @@ def _scan_bucket(
     for c0 in range(b0, b1, CHUNK):
         c1 = min(c0 + CHUNK, b1)
         lim = (hd[0] if hsize == k else 1 << 30) if mode == 0 else radius - 1
-        if chunk_min(q, iq, xs, c0, c1) > lim:
+        if gather_min(q, iq, xs, ps, ph, c0, c1) > lim:
             continue
-        for j in range(c0, c1):
+        for t in range(c0, c1):
+            j = np.int64(ps[t]) | (np.int64(ph[t]) << 16)
             d = dist(q, iq, xs, j)
             if mode == 0:
-                if hsize == k and (d > hd[0] or (d == hd[0] and ps[j] > hp[0])):
+                if hsize == k and (d > hd[0] or (d == hd[0] and j > hp[0])):
                     continue
                 if _first_reached_here(q, iq, xs, j, smask, i, r):
-                    hsize = _heap_push(hd, hp, hsize, d, ps[j])
+                    hsize = _heap_push(hd, hp, hsize, d, j)
             elif d < radius and _first_reached_here(q, iq, xs, j, smask, i, r):
                 if mode == 2:
                     seg_d[nout] = d
-                    seg_p[nout] = ps[j]
+                    seg_p[nout] = j
                 nout += 1
     return hsize, nout
 
@@ -218,8 +226,9 @@ def _mih_query(
     lens: Any,
     bases: Any,
     offsets: Any,
-    positions: Any,
-    tcodes: Any,
+    pos_lo: Any,
+    pos_hi: Any,
+    words: Any,
     smask: Any,
     budget: int,
     nchunks: int,
@@ -235,7 +244,7 @@ def _mih_query(
     skips the queries that gave up in mode 1.
     """
     nq = q.shape[0]
-    n = tcodes.shape[1]
+    n = words.shape[0]
     m = starts.shape[0]
     maxlen = 0
     for i in range(m):
@@ -264,8 +273,9 @@ def _mih_query(
             for r in range(rmax + 1):
                 for i in range(m):
                     if r <= lens[i]:
-                        xs = tcodes[i]
-                        ps = positions[i]
+                        xs = words
+                        ps = pos_lo[i]
+                        ph = pos_hi[i]
                         base = bases[i]
                         limit = 1 << lens[i]
                         mask = (1 << r) - 1
@@ -273,13 +283,13 @@ def _mih_query(
                             v = qsubs[i] ^ mask
                             b0 = offsets[base + v]
                             b1 = offsets[base + v + 1]
-                            cost += _BUCKET_COST + b1 - b0
+                            cost += _BUCKET_COST + _CANDIDATE_COST * (b1 - b0)
                             if cost > budget:
                                 over = True
                                 break
                             if b1 > b0:
                                 hsize, nout = _scan_bucket(
-                                    q, iq, xs, ps, b0, b1, smask, i, r, mode, radius, hd, hp,
+                                    q, iq, xs, ps, ph, b0, b1, smask, i, r, mode, radius, hd, hp,
                                     hsize, seg_d, seg_p, nout,
                                 )  # fmt: skip
                             if mask == 0:
@@ -324,10 +334,11 @@ class MultiIndexHashing(BinaryIndex):
 
     bits: code length. num_tables: number of substrings m; ``None`` picks
     :func:`default_num_tables` (``bits / log2(n)``) from the database size at (re)build time.
-    Tables are built lazily on the first search after ``add``. Memory per code: the code, plus in
-    each of the ``m`` tables a copy of the code (padded to 64-bit words) and its 4-byte position,
-    plus ``m`` offset tables of ``2^(bits/m)`` int32 entries. Queries whose neighbours are too far
-    for probing to pay off are answered by an exhaustive scan, so results are always exact.
+    Tables are built lazily on the first search after ``add``. Memory per code: the code (padded
+    to 64-bit words when ``bits`` is not a multiple of 64), plus in each of the ``m`` tables its
+    position (3 bytes up to 2^24 codes, 4 beyond), plus ``m`` offset tables of ``2^(bits/m)``
+    int32 entries (ids cost nothing while they are consecutive). Queries whose neighbours are too
+    far for probing to pay off are answered by an exhaustive scan, so results are always exact.
     Threads: numba's (``numba.set_num_threads``).
     """
 
@@ -370,16 +381,19 @@ class MultiIndexHashing(BinaryIndex):
             pos_dtype = np.int32 if self.ntotal < 2**31 else np.int64
             words = to_words(self.codes_)
             offsets = np.empty(int(sizes.sum()), dtype=pos_dtype)
-            positions = np.empty((m, self.ntotal), dtype=pos_dtype)
-            tcodes = np.empty((m, self.ntotal, words.shape[1]), dtype=np.uint64)
-            _build_tables(words, starts, lens, bases, offsets, positions, tcodes)
+            # positions split in a low uint16 and a high part: 3 bytes per entry up to 2^24 codes
+            pos_lo = np.empty((m, self.ntotal), dtype=np.uint16)
+            pos_hi = np.empty(
+                (m, self.ntotal), dtype=np.uint8 if self.ntotal <= 1 << 24 else pos_dtype
+            )
+            _build_tables(words, starts, lens, bases, offsets, pos_lo, pos_hi)
             # smask[i]: the bits of substring i, as words
             bit = np.arange(words.shape[1] * 64)
             smask = np.zeros((m, words.shape[1]), dtype=np.uint64)
             for i in range(m):
                 sel = (bit >= starts[i]) & (bit < starts[i] + lens[i])
                 smask[i] = np.packbits(sel, bitorder="little").view("<u8")
-            self._tables = (words, starts, lens, bases, offsets, positions, tcodes, smask)
+            self._tables = (words, starts, lens, bases, offsets, pos_lo, pos_hi, smask)
         return self._tables
 
     def _run(
@@ -394,10 +408,10 @@ class MultiIndexHashing(BinaryIndex):
         gave_up: np.ndarray,
     ) -> None:
         """Run the probing kernel (modes as in ``_mih_query``); sets ``gave_up`` per query."""
-        _, starts, lens, bases, offsets, positions, tcodes, smask = self._build()
+        words, starts, lens, bases, offsets, pos_lo, pos_hi, smask = self._build()
         nchunks = int(max(1, min(qw.shape[0], 4 * numba.get_num_threads())))
         budget = int(_BUDGET * self.ntotal) + 64 * _BUCKET_COST
-        _mih_query(qw, k, radius, mode, starts, lens, bases, offsets, positions, tcodes, smask,
+        _mih_query(qw, k, radius, mode, starts, lens, bases, offsets, pos_lo, pos_hi, words, smask,
                    budget, nchunks, out_d, out_p, lims, gave_up)  # fmt: skip
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
