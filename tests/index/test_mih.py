@@ -87,7 +87,7 @@ def test_probing_and_scan_fallback_both_exact(refs, monkeypatch, budget: float, 
 
 def test_mixed_probe_and_scan_queries_are_merged_in_order(refs, monkeypatch) -> None:
     # A budget that some queries (near duplicates) meet and others (random) exceed.
-    monkeypatch.setattr(mih, "_BUDGET", 0.05)
+    monkeypatch.setattr(mih, "_BUDGET", 5.0)
     rng = np.random.default_rng(3)
     x = refs["clustered"](rng, 3000, 64)
     q = np.concatenate([x[:20] ^ np.uint8(1), refs["random"](rng, 20, 64)])[rng.permutation(40)]
