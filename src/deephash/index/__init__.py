@@ -12,6 +12,7 @@ from deephash.index.faiss_adapter import FaissBinaryIndex
 from deephash.index.flat import HammingIndex
 from deephash.index.mih import MultiIndexHashing, default_num_tables
 from deephash.index.milvus import MilvusBinaryIndex
+from deephash.index.simd import kernel_target
 
 __all__ = [
     "BinaryIndex",
@@ -21,6 +22,7 @@ __all__ = [
     "MultiIndexHashing",
     "create_index",
     "default_num_tables",
+    "kernel_target",
     "list_indexes",
     "load_index",
 ]
