@@ -200,21 +200,28 @@ class BinaryIndex:
         codes = self._check_codes(codes, "codes")
         n = codes.shape[0]
         start = int(self._ids_at(np.array([self.ntotal - 1]))[0]) + 1 if self.ntotal else 0
-        new_ids = self._check_ids(ids, n, start)
+        # default ids after consecutive ones stay consecutive: no array is built or stored
+        lazy = ids is None and self._ids is None
+        new_ids = None if lazy else self._check_ids(ids, n, start)
         new_meta = self._check_metadata(metadata, n)
         if n == 0:
             return
         appended_from: int | None = self.ntotal
-        in_order = bool(np.all(np.diff(new_ids) > 0)) and (self.ntotal == 0 or new_ids[0] >= start)
-        codes_all = np.concatenate([self.codes_, codes])
-        consecutive = (
+        in_order = new_ids is None or (
+            bool(np.all(np.diff(new_ids) > 0)) and (self.ntotal == 0 or new_ids[0] >= start)
+        )
+        consecutive = new_ids is None or (
             in_order
             and int(new_ids[-1]) - int(new_ids[0]) == n - 1
             and (self.ntotal == 0 or int(new_ids[0]) == start)
         )
+        codes_all = np.concatenate([self.codes_, codes])
         ids_all: np.ndarray | None = None  # None: still consecutive, nothing to store
-        first_id = int(new_ids[0]) if self.ntotal == 0 else self._id_start
+        first_id = self._id_start
+        if self.ntotal == 0:
+            first_id = start if new_ids is None else int(new_ids[0])
         if self._ids is not None or not consecutive:
+            assert new_ids is not None
             ids_all = np.concatenate([self.ids_, new_ids])
         meta_all = (
             None

@@ -94,18 +94,15 @@ def _build_tables(
     for i in prange(starts.shape[0]):
         size = 1 << lens[i]
         base = bases[i]
-        vals = np.empty(n, dtype=np.int64)
         cnt = np.zeros(size + 1, dtype=np.int64)
         for j in range(n):
-            v = _substring(x, j, starts[i], lens[i])
-            vals[j] = v
-            cnt[v + 1] += 1
+            cnt[_substring(x, j, starts[i], lens[i]) + 1] += 1
         for v in range(size):
             cnt[v + 1] += cnt[v]
         for v in range(size + 1):
             offsets[base + v] = cnt[v]
         for j in range(n):  # ascending j: buckets list positions in increasing order
-            v = vals[j]
+            v = _substring(x, j, starts[i], lens[i])  # recomputed: no n-sized temporary
             t = cnt[v]
             pos_lo[i, t] = j & 0xFFFF
             pos_hi[i, t] = j >> 16
