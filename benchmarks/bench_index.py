@@ -3,11 +3,11 @@ k, threads).
 
     python benchmarks/bench_index.py              # 1M (64/128/256 bits) and 10M x 64-bit codes
     python benchmarks/bench_index.py --quick      # smoke run: 100k and 1M codes
-    python benchmarks/bench_index.py --scale 100000000 --nq-faiss 100   # add the 100M x 64-bit rows
+    python benchmarks/bench_index.py --widths --sizes 100000000 --nq-faiss 100   # 100M x 64-bit
     python benchmarks/bench_index.py --emulate avx2   # the AVX2 kernels on an AVX-512 machine
 
 Cases: (1) flat and mih vs faiss flat on 1M codes of 64, 128 and 256 bits; (2) 10M x 64-bit codes
-(and ``--scale N``); each random and clustered ("learned-like": 50 centres, a few flipped bits
+(``--sizes``); each random and clustered ("learned-like": 50 centres, a few flipped bits
 each, queries drawn the same way). Distances must match faiss exactly; ids are compared exactly
 (faiss scans in position order = id order, so ties agree). For the large cases, the resident
 memory growth of building each index (add + first search, the caller's array excluded) is measured
@@ -238,7 +238,12 @@ def main() -> None:
     parser.add_argument("--nq-faiss", type=int, default=1000, help="queries for faiss (scaled)")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=numba.get_num_threads())
-    parser.add_argument("--scale", type=int, nargs="*", default=[], help="extra 64-bit sizes")
+    parser.add_argument(
+        "--widths", type=int, nargs="*", default=[64, 128, 256], help="code widths on 1M codes"
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", help="64-bit database sizes with memory (default 10M)"
+    )
     parser.add_argument("--emulate", choices=["avx2"], help="build the kernels for AVX2")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "index.json"))
     parser.add_argument("--memory-child", nargs=4, metavar=("BACKEND", "KIND", "N", "BITS"))
@@ -268,10 +273,10 @@ def main() -> None:
         f"kernels: {target}; popcount limit {limit / 1e9:.2f} G codes/s on {args.threads} threads"
     )
     cases: list[tuple[str, str, int, int, list[str], bool]] = []
-    for bits in (64, 128, 256):
+    for bits in args.widths:
         for kind in ("random", "clustered"):
             cases.append((f"flat_{bits}", kind, small, bits, ["flat", "mih"], False))
-    for n in [large, *args.scale]:
+    for n in [large] if args.sizes is None else args.sizes:
         for kind in ("random", "clustered"):
             cases.append(("scale", kind, n, 64, ["flat", "mih"], True))
     results = []
