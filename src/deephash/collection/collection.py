@@ -22,7 +22,7 @@ over the new snapshot, gives the same items. On open, a torn last record is cut 
 files that no live item references are deleted.
 
 Concurrency. Writers (add, remove, compact) are serialised by a mutex. A writer builds a new
-immutable :class:`_View` (ids, codes, the index structures) and publishes it with one reference
+immutable :class:`View` (ids, codes, the index structures) and publishes it with one reference
 assignment; a search takes the current view once and works on it, so it sees the state before or
 after a change, never a half-applied one, and never waits for a writer. To keep a change O(its
 size), a view searches a main index plus a small flat index of the additions since it was built,
@@ -45,7 +45,6 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +60,12 @@ from deephash.collection.images import (
     decode_image_bytes,
     to_model_input,
 )
+from deephash.collection.items import Hit, Item, NewItem, item_from_json
 from deephash.collection.lock import FolderLock
 from deephash.collection.log import AppendLog, read_log, write_new_log
-from deephash.index import BinaryIndex, create_index, load_index
+from deephash.collection.replay import ReplayState, replay_record
+from deephash.collection.view import View, search_view
+from deephash.index import create_index, load_index
 
 __all__ = ["BACKENDS", "Collection", "Hit", "Item", "NewItem"]
 
@@ -76,95 +78,6 @@ IMAGES_DIR = "images"
 LOCK_FILE = "lock"
 BACKENDS = ("mih", "flat", "milvus")
 _META_KEYS = ("label", "path", "image", "added")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One item's metadata. ``image`` is the stored file's name under ``images/`` (None if the
-    item has no stored image); ``path`` the original file path or upload name; ``added`` Unix
-    seconds."""
-
-    id: int
-    label: str | None
-    path: str | None
-    image: str | None
-    added: float
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id}
-        if self.label is not None:
-            out["label"] = self.label
-        if self.path is not None:
-            out["path"] = self.path
-        out["added"] = self.added
-        return out
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: the item and its Hamming distance to the query."""
-
-    id: int
-    distance: int
-    item: Item
-
-
-@dataclass
-class NewItem:
-    """An item to add: its packed code uint8 (ceil(bits / 8),), optionally the image file's bytes
-    (stored as ``images/<id><suffix>``), a label and the original path or name."""
-
-    code: np.ndarray
-    image_bytes: bytes | None = None
-    suffix: str = ".png"
-    label: str | None = None
-    path: str | None = None
-
-
-@dataclass(frozen=True)
-class _View:
-    """An immutable state of the collection.
-
-    ids (ascending) and codes are the live items. ``items`` maps ids to metadata; it is shared
-    between views and only grows between compactions (an id's entry is written before a view
-    holding the id is published), so membership is ``ids``, never ``items``. Search runs over
-    ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
-    ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
-    ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
-    ``main`` is the engine itself and there is no delta.
-    """
-
-    ids: np.ndarray
-    codes: np.ndarray
-    items: dict[int, Item]
-    next_id: int
-    main: BinaryIndex | None = None
-    delta: BinaryIndex | None = None
-    removed: frozenset[int] = frozenset()
-
-    def contains(self, item_id: int) -> bool:
-        pos = int(np.searchsorted(self.ids, item_id))
-        return pos < len(self.ids) and int(self.ids[pos]) == item_id
-
-
-@dataclass
-class _Replay:
-    """Items keyed by id while a snapshot and a log are read."""
-
-    codes: dict[int, bytes] = field(default_factory=dict)
-    items: dict[int, Item] = field(default_factory=dict)
-    images: dict[int, bytes] = field(default_factory=dict)  # image bytes carried by the log
-    next_id: int = 0
-
-
-def _item_from(d: dict[str, Any]) -> Item:
-    return Item(
-        id=int(d["id"]),
-        label=d.get("label") or None,
-        path=d.get("path") or None,
-        image=d.get("image") or None,
-        added=float(d.get("added", 0.0)),
-    )
 
 
 class Collection:
@@ -200,7 +113,7 @@ class Collection:
         self._log: AppendLog | None = None
         self._log_records = 0
         self._unsynced_images: list[str] = []
-        self._view: _View
+        self._view: View
         self._closed = False
 
     # ------------------------------------------------------------------ create / open
@@ -329,18 +242,18 @@ class Collection:
                 f"{self.directory / SNAPSHOT_FILE} holds {snapshot.bits}-bit codes but "
                 f"{COLLECTION_FILE} says {self.bits}; the collection folder is inconsistent"
             )
-        state = _Replay()
+        state = ReplayState()
         meta = snapshot.metadata
         for row, item_id in enumerate(snapshot.ids.tolist()):
             state.codes[item_id] = snapshot.codes[row].tobytes()
-            state.items[item_id] = _item_from(
+            state.items[item_id] = item_from_json(
                 {"id": item_id, **{k: meta[k][row].item() for k in _META_KEYS if k in meta}}
             )
         if snapshot.ntotal:
             state.next_id = int(snapshot.ids[-1]) + 1
         log = read_log(self.directory / LOG_FILE)
         for record in log.records:
-            self._replay(state, record)
+            replay_record(state, record, self.nbytes, self.directory / LOG_FILE)
         if log.torn_bytes and not self.read_only:
             warnings.warn(
                 f"{self.directory / LOG_FILE}: dropped {log.torn_bytes} bytes of a record that "
@@ -357,33 +270,8 @@ class Collection:
         ids = np.array(sorted(state.codes), dtype=np.int64)
         codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
         codes = codes.reshape(len(ids), self.nbytes).copy()
-        view = _View(ids, codes, state.items, state.next_id)
+        view = View(ids, codes, state.items, state.next_id)
         self._view = self._sync_external(view) if self.external else self._rebuilt(view)
-
-    def _replay(self, state: _Replay, record: dict[str, Any]) -> None:
-        op = record["op"]
-        if op == "begin":
-            state.next_id = max(state.next_id, int(record["next_id"]))
-        elif op == "add":
-            for d in record["items"]:
-                item_id = int(d["id"])
-                state.next_id = max(state.next_id, item_id + 1)
-                if item_id in state.codes:
-                    continue  # already folded into the snapshot (crash inside compact)
-                code = bytes.fromhex(d["code"])
-                if len(code) != self.nbytes:
-                    raise ValueError(f"{self.directory / LOG_FILE}: item {item_id} has a bad code")
-                state.codes[item_id] = code
-                state.items[item_id] = _item_from(d)
-                if "image_data" in d:
-                    state.images[item_id] = base64.b64decode(d["image_data"])
-        elif op == "remove":
-            for item_id in record["ids"]:
-                state.codes.pop(int(item_id), None)
-                state.items.pop(int(item_id), None)
-                state.images.pop(int(item_id), None)
-        else:
-            raise ValueError(f"{self.directory / LOG_FILE}: unknown operation {op!r}")
 
     def _write_image(self, name: str, data: bytes) -> None:
         """Write an image file (not fsynced: its bytes are in the log until the next compaction,
@@ -392,7 +280,7 @@ class Collection:
             f.write(data)
         self._unsynced_images.append(name)
 
-    def _remove_orphans(self, state: _Replay) -> None:
+    def _remove_orphans(self, state: ReplayState) -> None:
         folder = self.directory / IMAGES_DIR
         folder.mkdir(exist_ok=True)
         known = {item.image for item in state.items.values() if item.image}
@@ -591,11 +479,11 @@ class Collection:
                 with self._rw.write():
                     if view.main is not None:
                         view.main.add(codes, new_ids)
-                    self._view = _View(all_ids, all_codes, view.items, ids[-1] + 1, view.main)
+                    self._view = View(all_ids, all_codes, view.items, ids[-1] + 1, view.main)
             else:
                 old = view.delta
                 self._publish_local(
-                    _View(
+                    View(
                         all_ids, all_codes, view.items, ids[-1] + 1, view.main, None, view.removed
                     ),
                     new_ids if old is None else np.concatenate([old.ids, new_ids]),
@@ -626,7 +514,7 @@ class Collection:
                 with self._rw.write():
                     if view.main is not None:
                         view.main.remove_ids(gone)
-                    self._view = _View(live_ids, live_codes, view.items, view.next_id, view.main)
+                    self._view = View(live_ids, live_codes, view.items, view.next_id, view.main)
             else:
                 delta_ids = np.zeros(0, np.int64) if view.delta is None else view.delta.ids
                 delta_codes = (
@@ -635,7 +523,7 @@ class Collection:
                 in_delta = np.isin(delta_ids, gone)
                 from_main = set(wanted) - set(delta_ids[in_delta].tolist())
                 self._publish_local(
-                    _View(
+                    View(
                         live_ids,
                         live_codes,
                         view.items,
@@ -655,7 +543,7 @@ class Collection:
             self._maybe_compact()
         return len(wanted)
 
-    def _publish_local(self, view: _View, delta_ids: np.ndarray, delta_codes: np.ndarray) -> None:
+    def _publish_local(self, view: View, delta_ids: np.ndarray, delta_codes: np.ndarray) -> None:
         """Publish ``view`` with a delta index over ``delta_ids``; rebuild ``main`` instead when
         the changes since it was built exceed 1/16 of the collection (at least ``rebuild_min``)."""
         changes = len(delta_ids) + len(view.removed)
@@ -667,21 +555,21 @@ class Collection:
             delta = create_index("flat", self.bits)
             delta.add(delta_codes, delta_ids)
         # one reference assignment publishes the whole change
-        self._view = _View(
+        self._view = View(
             view.ids, view.codes, view.items, view.next_id, view.main, delta, view.removed
         )
 
-    def _rebuilt(self, view: _View) -> _View:
+    def _rebuilt(self, view: View) -> View:
         """The view with a fresh local ``main`` index over every item, ready to search."""
         if not len(view.ids):
-            return _View(view.ids, view.codes, view.items, view.next_id)
+            return View(view.ids, view.codes, view.items, view.next_id)
         index = create_index(self.backend, self.bits)
         index.add(view.codes, view.ids)
         with self._kernel_lock:
             index.search(view.codes[:1], 1)  # builds lazy structures (MIH tables) now
-        return _View(view.ids, view.codes, view.items, view.next_id, index)
+        return View(view.ids, view.codes, view.items, view.next_id, index)
 
-    def _sync_external(self, view: _View) -> _View:
+    def _sync_external(self, view: View) -> View:
         """Connect to the external engine and make it hold exactly the collection's items.
 
         The engine may differ from the folder after a crash (an insert logged but not yet sent, a
@@ -710,7 +598,7 @@ class Collection:
         ids, codes = view.ids[missing], view.codes[missing]
         for start in range(0, len(ids), 10_000):
             index.add(codes[start : start + 10_000], ids[start : start + 10_000])
-        return _View(view.ids, view.codes, view.items, view.next_id, index)
+        return View(view.ids, view.codes, view.items, view.next_id, index)
 
     def _maybe_compact(self) -> None:
         assert self._log is not None
@@ -751,7 +639,7 @@ class Collection:
         self._log_records = 0
         # drop the metadata of removed items (readers of older views keep the old mapping)
         live = {i: view.items[i] for i in view.ids.tolist()}
-        self._view = _View(
+        self._view = View(
             view.ids, view.codes, live, view.next_id, view.main, view.delta, view.removed
         )
 
@@ -783,42 +671,11 @@ class Collection:
         return self._search_view(self._view, q, k, radius)
 
     def _search_view(
-        self, view: _View, q: np.ndarray, k: int, radius: int | None
+        self, view: View, q: np.ndarray, k: int, radius: int | None
     ) -> list[list[Hit]]:
-        if not len(view.ids) or not len(q):
-            return [[] for _ in range(len(q))]
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        if self.external:
-            if view.main is not None:
-                parts.append(view.main.search(q, min(k, len(view.ids))))
-        else:
-            with self._kernel_lock:
-                if view.main is not None and view.main.ntotal:
-                    # removed ids may take places in main's answer: ask for that many more
-                    parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
-                if view.delta is not None:
-                    parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
-        if not parts:
-            return [[] for _ in range(len(q))]
-        dist = np.concatenate([d for d, _ in parts], axis=1)
-        ids = np.concatenate([i for _, i in parts], axis=1)
-        removed = np.fromiter(view.removed, np.int64, len(view.removed))
-        out = []
-        for d_row, i_row in zip(dist, ids):
-            ok = i_row >= 0
-            if radius is not None:
-                ok &= d_row <= radius
-            if len(removed):
-                ok &= ~np.isin(i_row, removed)
-            d_row, i_row = d_row[ok], i_row[ok]
-            order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
-            out.append(
-                [
-                    Hit(int(i), int(d), view.items[int(i)])
-                    for d, i in zip(d_row[order], i_row[order])
-                ]
-            )
-        return out
+        return search_view(
+            view, q, k, radius, external=self.external, kernel_lock=self._kernel_lock
+        )
 
     def search_by_id(self, item_id: int, k: int, radius: int | None = None) -> list[Hit]:
         """Search with a stored item's code; ``KeyError`` for an unknown id."""
