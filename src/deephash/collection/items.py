@@ -35,23 +35,28 @@ class Item:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: the item and its Hamming distance to the query."""
+    """A search result: the item, its Hamming distance to the query and, when the collection
+    re-ranks, its re-rank score (cosine similarity of the descriptors, 1 for the same image; see
+    :mod:`deephash.index.rerank`), else None."""
 
     id: int
     distance: int
     item: Item
+    score: float | None = None
 
 
 @dataclass
 class NewItem:
     """An item to add: its packed code uint8 (ceil(bits / 8),), optionally the image file's bytes
-    (stored as ``images/<id><suffix>``), a label and the original path or name."""
+    (stored as ``images/<id><suffix>``), a label and the original path or name; ``descriptor``
+    float (D,) is required by a re-ranking collection and refused by one without descriptors."""
 
     code: np.ndarray
     image_bytes: bytes | None = None
     suffix: str = ".png"
     label: str | None = None
     path: str | None = None
+    descriptor: np.ndarray | None = None
 
 
 def item_from_json(d: dict[str, Any]) -> Item:
