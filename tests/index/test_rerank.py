@@ -36,9 +36,7 @@ def test_two_stage_equals_brute_force_over_the_candidates(backend: str) -> None:
     for kp in (10, 50, 300, 1000):
         for k in (1, 7, 30):
             for radius in (None, 3):
-                res = index.search(
-                    codes[queries], desc[queries], k, candidates=kp, radius=radius
-                )
+                res = index.search(codes[queries], desc[queries], k, candidates=kp, radius=radius)
                 for row, j in enumerate(queries):
                     want_ids, want_ham, want_score = brute_force(
                         codes[j], desc[j], codes, desc, ids, k, max(k, kp), radius

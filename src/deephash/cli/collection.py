@@ -38,6 +38,21 @@ def register(sub: Any) -> None:
         "--uri",
         help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530",
     )
+    c.add_argument(
+        "--rerank",
+        default="auto",
+        metavar="KIND",
+        help="descriptor stored with every item to re-rank Hamming candidates by, so a search "
+        "finds the item itself first: one of "
+        f"{', '.join(_descriptor_kinds())}; 'none': Hamming ranking only; 'auto' (default): "
+        "the recommended kind for the run's backbone (stages for small-cnn and VGG)",
+    )
+    c.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="Hamming candidates re-ranked per search (k'; default 2048)",
+    )
     c.set_defaults(func=run_create)
 
     a = csub.add_parser(
@@ -79,13 +94,42 @@ def _no_action(p: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _descriptor_kinds() -> list[str]:
+    from deephash.models.descriptors import list_descriptors
+
+    return list_descriptors()
+
+
 def run_create(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
+    from deephash.collection.collection import DEFAULT_CANDIDATES, recommended_descriptor
 
-    with Collection.create(args.dir, args.run, backend=args.backend, uri=args.uri) as col:
+    rerank = args.rerank
+    if rerank == "auto":
+        rerank = recommended_descriptor(args.run)
+    elif rerank == "none":
+        rerank = None
+    if rerank is None and args.candidates is not None:
+        raise ValueError("--candidates is for a re-ranking collection; drop it or --rerank none")
+    candidates = DEFAULT_CANDIDATES if args.candidates is None else args.candidates
+    with Collection.create(
+        args.dir,
+        args.run,
+        backend=args.backend,
+        uri=args.uri,
+        rerank=rerank,
+        candidates=candidates,
+    ) as col:
+        ranking = (
+            f"re-ranking {col.candidates} Hamming candidates by {col.descriptor} descriptors "
+            f"({col.descriptor_dim} float16, {2 * col.descriptor_dim} bytes per item)"
+            if col.reranks
+            else "ranking by Hamming distance only"
+        )
         print(
             f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
-            f"backend {col.backend}; add images with `deephash collection add {args.dir} ...`"
+            f"backend {col.backend}, {ranking}; add images with "
+            f"`deephash collection add {args.dir} ...`"
         )
     return 0
 

@@ -99,6 +99,16 @@ DEFAULT_CANDIDATES = (
 _META_KEYS = ("label", "path", "image", "added")
 
 
+def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
+    """The re-rank descriptor recommended for a run's network: ``RECOMMENDED_DESCRIPTOR`` where
+    the backbone has convolution stages, else ``backbone``."""
+    from deephash.models.descriptors import RECOMMENDED_DESCRIPTOR, supports
+    from deephash.training.runs import load_run
+
+    loaded = load_run(Path(run_dir), device="cpu")
+    return RECOMMENDED_DESCRIPTOR if supports(loaded.net, RECOMMENDED_DESCRIPTOR) else "backbone"
+
+
 def _descriptor_width(run: Path, kind: str) -> int:
     """The width of descriptor ``kind`` for the network of run folder ``run``."""
     from deephash.models.descriptors import descriptor_dim

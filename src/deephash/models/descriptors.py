@@ -33,7 +33,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["DESCRIPTORS", "compute_descriptors", "descriptor_dim", "list_descriptors"]
+__all__ = [
+    "DESCRIPTORS",
+    "RECOMMENDED_DESCRIPTOR",
+    "compute_descriptors",
+    "descriptor_dim",
+    "list_descriptors",
+    "supports",
+]
+
+# chosen on transformed copies of validation images (benchmarks/copy_descriptor_scan.py)
+RECOMMENDED_DESCRIPTOR = "stages"
 
 
 def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -115,6 +125,13 @@ def compute_descriptors(
         raise ValueError(f"unknown descriptor {kind!r}; choose one of {list_descriptors()}")
     desc, out = DESCRIPTORS[kind](net, x)
     return _unit(desc), out.float()
+
+
+def supports(net: nn.Module, kind: str) -> bool:
+    """Whether ``net`` can give descriptor ``kind`` (the stage kinds need convolution stages)."""
+    if kind in ("head", "backbone"):
+        return True
+    return isinstance(getattr(getattr(net, "backbone", None), "features", None), nn.Sequential)
 
 
 def descriptor_dim(net: nn.Module, kind: str, input_shape: tuple[int, int, int]) -> int:
