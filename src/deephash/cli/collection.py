@@ -1,4 +1,5 @@
-"""``deephash collection create|add|remove|info``: the collection folder a server serves."""
+"""``deephash collection create|add|remove|duplicates|info``: the collection folder a server
+serves."""
 
 from __future__ import annotations
 
@@ -82,6 +83,26 @@ def register(sub: Any) -> None:
     r.add_argument("dir", help="collection folder")
     r.add_argument("ids", nargs="+", type=int, metavar="ID")
     r.set_defaults(func=run_remove)
+
+    d = csub.add_parser(
+        "duplicates",
+        help="list groups of near-identical stored images",
+        description="Each item searches with its own code and descriptor; neighbours within "
+        "--radius whose re-rank score is at least --min-score are near duplicates, joined into "
+        "groups. A collection without descriptors groups by --radius alone.",
+    )
+    d.add_argument("dir", help="collection folder")
+    d.add_argument(
+        "--radius", type=int, default=None, help="largest Hamming distance of duplicates (8)"
+    )
+    d.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.95)",
+    )
+    d.add_argument("--json", action="store_true", help="print {groups, pairs} as JSON")
+    d.set_defaults(func=run_duplicates)
 
     i = csub.add_parser("info", help="print the collection's settings and counts (JSON)")
     i.add_argument("dir", help="collection folder")
@@ -258,6 +279,35 @@ def run_remove(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]}; nothing was removed") from None
         print(f"removed {removed} items; {args.dir} holds {col.count} items")
+    return 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from deephash.collection import Collection
+    from deephash.collection.duplicates import DEFAULT_DUPLICATE_RADIUS, find_duplicates
+
+    radius = DEFAULT_DUPLICATE_RADIUS if args.radius is None else args.radius
+    # read-only (a running server keeps its lock) except for an external engine, which a reader
+    # does not connect to
+    settings = Path(args.dir) / "collection.json"
+    external = settings.is_file() and json.loads(settings.read_text()).get("backend") == "milvus"
+    col = Collection.open(args.dir, read_only=not external, load_model=False)
+    try:
+        found = find_duplicates(col, radius=radius, min_score=args.min_score)
+    finally:
+        if external:
+            col.close()
+    if args.json:
+        print(json.dumps({"groups": found.groups, "pairs": len(found.pairs)}))
+        return 0
+    for n, group in enumerate(found.groups, 1):
+        print(f"group {n} ({len(group)} items):")
+        for item_id in group:
+            item = col.get(item_id)
+            label = f" [{item.label}]" if item.label else ""
+            print(f"  {item_id}{label} {item.path or ''}".rstrip())
+    total = sum(len(g) for g in found.groups)
+    print(f"{len(found.groups)} groups of near duplicates ({total} items) among {col.count}")
     return 0
 
 
