@@ -28,7 +28,7 @@ def planted(tiny_hash_run: Path, tiny_png_folder: Path, tmp_path: Path) -> Path:
     paths, _, _ = list_image_folder(tiny_png_folder)
     folder = tmp_path / "col"
     images = [np.asarray(Image.open(p).convert("L")) for p in paths[:40]]
-    with Collection.create(folder, tiny_hash_run, rerank="stages") as col:
+    with Collection.create(folder, tiny_hash_run, rerank="early-stages") as col:
         col.add_images([p.read_bytes() for p in paths[:40]])
         bright = apply_copy_transform("brightness-1.15", images[9][None])[0]
         extra = tmp_path / "bright.png"

@@ -14,7 +14,7 @@ from deephash.data.image_folder import list_image_folder
 from deephash.models.descriptors import compute_descriptors
 from deephash.training.runs import load_run
 
-KIND = "stages"
+KIND = "early-stages"
 
 
 def crash(col: Collection) -> None:

@@ -37,6 +37,11 @@ def test_stages_by_hand(net: RetrievalNet) -> None:
     desc, _ = compute_descriptors(net, x, "stages")
     assert desc.shape == (3, 9 * (32 + 64 + 128))
     torch.testing.assert_close(desc, want)
+    early = torch.cat(parts[:2], 1)
+    early = early / early.norm(dim=1, keepdim=True)
+    desc, _ = compute_descriptors(net, x, "early-stages")
+    assert desc.shape == (3, 9 * (32 + 64))
+    torch.testing.assert_close(desc, early)
 
 
 def test_errors(net: RetrievalNet) -> None:

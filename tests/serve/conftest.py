@@ -61,7 +61,7 @@ def rerank_collection_dir(
     tmp_path: Path, tiny_hash_run: Path, png_files: list[tuple[Path, str]]
 ) -> Path:
     """As ``collection_dir``, storing ``stages`` descriptors (two-stage search)."""
-    return make_collection(tmp_path / "rcol", tiny_hash_run, png_files[:60], rerank="stages")
+    return make_collection(tmp_path / "rcol", tiny_hash_run, png_files[:60], rerank="early-stages")
 
 
 @pytest.fixture()

@@ -234,7 +234,7 @@ def test_a_re_ranking_collection_over_http(
     try:
         with TestClient(create_app(col, max_upload_mb=1.0, max_k=100)) as client:
             stats = client.get("/stats").json()
-            assert stats["rerank"]["descriptor"] == "stages"
+            assert stats["rerank"]["descriptor"] == "early-stages"
             for item_id in (3, 41):
                 body = client.post("/search", json={"id": item_id, "k": 8}).json()
                 want = col.search_by_id(item_id, 8)

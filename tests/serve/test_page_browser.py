@@ -175,7 +175,9 @@ def test_a_re_ranking_collection_shows_distance_and_score(
     query, _ = png_files[17]  # stored as id 17
     with _serve(rerank_collection_dir) as url:
         browser.get(url + "/")
-        wait_for(browser, lambda d: "re-ranked by stages" in d.find_element(By.ID, "ranking").text)
+        wait_for(
+            browser, lambda d: "re-ranked by early-stages" in d.find_element(By.ID, "ranking").text
+        )
         browser.find_element(By.ID, "file-input").send_keys(str(query))
 
         def loaded(d: Any) -> Any:

@@ -17,7 +17,7 @@ from deephash.models.descriptors import compute_descriptors
 from deephash.training.runs import load_run
 
 
-@pytest.mark.parametrize("rerank", [None, "stages"])
+@pytest.mark.parametrize("rerank", [None, "early-stages"])
 def test_kill_9_mid_stream_loses_no_acknowledged_item(
     rerank: str | None,
     tmp_path: Path,

@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
         help="descriptor stored with every item to re-rank Hamming candidates by, so a search "
         "finds the item itself first: one of "
         f"{', '.join(_descriptor_kinds())}; 'none': Hamming ranking only; 'auto' (default): "
-        "the recommended kind for the run's backbone (stages for small-cnn and VGG)",
+        "the recommended kind for the run's backbone (early-stages for small-cnn and VGG, else backbone)",
     )
     c.add_argument(
         "--candidates",

@@ -21,6 +21,12 @@ Kinds (``list_descriptors()``), from the same forward pass as the code:
     and strokes that tell instances apart, the 3×3 pooling absorbs a shift of a pixel or two.
 ``stages-2x2``
     As ``stages`` on a 2×2 grid (B, 4·ΣC) (896 for small-cnn).
+``early-stages``
+    As ``stages`` with the first two stages only (B, 9·(C1 + C2)) (864 for small-cnn): the
+    recommended kind. Chosen on transformed copies of validation images
+    (``benchmarks/copy_descriptor_scan.py``, docs/RESULTS.md): the last stage (like the fully
+    connected features) is trained to map a class onto one point, so it adds class information
+    the codes already carry and loses shift robustness; the early stages keep the instance.
 
 ``conv`` and the ``stages`` kinds need a backbone whose ``features`` is an ``nn.Sequential`` of
 stages (small-cnn, VGG); the others work with every backbone.
@@ -43,7 +49,7 @@ __all__ = [
 ]
 
 # chosen on transformed copies of validation images (benchmarks/copy_descriptor_scan.py)
-RECOMMENDED_DESCRIPTOR = "stages"
+RECOMMENDED_DESCRIPTOR = "early-stages"
 
 
 def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -90,10 +96,12 @@ def _conv(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return _grid(maps[-1], 3), out
 
 
-def _stages(side: int) -> Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def _stages(
+    side: int, first: int | None = None
+) -> Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     def run(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         maps, out = _stage_maps(net, x)
-        return torch.cat([_unit(_grid(m, side)) for m in maps], dim=1), out
+        return torch.cat([_unit(_grid(m, side)) for m in maps[:first]], dim=1), out
 
     return run
 
@@ -104,6 +112,7 @@ DESCRIPTORS: dict[str, Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, t
     "conv": _conv,
     "stages": _stages(3),
     "stages-2x2": _stages(2),
+    "early-stages": _stages(3, first=2),
 }
 
 
