@@ -112,7 +112,7 @@ def main() -> int:
     p.add_argument("--split", default="query", choices=["query", "validation", "database"])
     p.add_argument("--sources", type=int, default=0, help="queried items (0: all)")
     p.add_argument("--descriptor", default="early-stages")
-    p.add_argument("--candidates", type=int, default=2048)
+    p.add_argument("--candidates", type=int, default=4096)
     p.add_argument("--backend", default="mih", choices=["mih", "flat"])
     p.add_argument("--transforms", nargs="+", default=list_copy_transforms())
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)

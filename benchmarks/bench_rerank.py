@@ -81,7 +81,7 @@ def main() -> int:
     p.add_argument("--run", default=str(ROOT / "runs/best-hash-48"), help="hashing run")
     p.add_argument("--descriptor", default="early-stages")
     p.add_argument("--backend", default="mih", choices=["mih", "flat"])
-    p.add_argument("--candidates", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    p.add_argument("--candidates", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("-k", type=int, default=10)
@@ -111,7 +111,7 @@ def main() -> int:
     }
     try:
         t0 = time.time()
-        col = build_collection(tmp / "col", Path(args.run), db, args.descriptor, 2048, args.backend)
+        col = build_collection(tmp / "col", Path(args.run), db, args.descriptor, 4096, args.backend)
         out["build_s"] = round(time.time() - t0, 1)
         out["descriptor_dim"] = col.descriptor_dim
         codes, desc = col.encode_with_descriptors(as_rgb(queries))

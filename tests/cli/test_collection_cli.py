@@ -105,9 +105,9 @@ def test_create_rerank_choices(
 ) -> None:
     # the default stores the recommended descriptor; info reports it with its bytes per item
     assert main(["collection", "create", str(tmp_path / "a"), "--run", str(tiny_hash_run)]) == 0
-    assert "re-ranking 2048 Hamming candidates by early-stages" in capsys.readouterr().out
+    assert "re-ranking 4096 Hamming candidates by early-stages" in capsys.readouterr().out
     rerank = info(tmp_path / "a", capsys)["rerank"]
-    assert rerank["descriptor"] == "early-stages" and rerank["candidates"] == 2048
+    assert rerank["descriptor"] == "early-stages" and rerank["candidates"] == 4096
     assert rerank["bytes_per_item"] == 2 * rerank["dim"] == 2 * 9 * (32 + 64)
     argv = ["collection", "create", str(tmp_path / "b"), "--run", str(tiny_hash_run)]
     assert main([*argv, "--rerank", "backbone", "--candidates", "100"]) == 0

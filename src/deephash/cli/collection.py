@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
         "--candidates",
         type=int,
         default=None,
-        help="Hamming candidates re-ranked per search (k'; default 2048)",
+        help="Hamming candidates re-ranked per search (k'; default 4096)",
     )
     c.set_defaults(func=run_create)
 

@@ -94,7 +94,7 @@ IMAGES_DIR = "images"
 LOCK_FILE = "lock"
 BACKENDS = ("mih", "flat", "milvus")
 DEFAULT_CANDIDATES = (
-    2048  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
+    4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
 )
 _META_KEYS = ("label", "path", "image", "added")
 

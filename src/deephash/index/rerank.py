@@ -108,7 +108,23 @@ def rerank(
     valid = rows >= 0
     ham = np.where(valid, candidate_distances, np.iinfo(np.int32).max).astype(np.int64)
     cid = np.where(valid, candidate_ids, np.iinfo(np.int64).max)
-    order = np.lexsort((cid, ham, sq), axis=-1)[:, :k]  # last key first: sq, then ham, then id
+    if kp > 4 * k:
+        # only the k smallest distances and whatever ties the k-th need the full sort
+        kth = np.partition(sq, k - 1, axis=1)[:, k - 1 : k]
+        keep = np.argsort(sq > kth, axis=1, kind="stable")  # those <= kth first, in order
+        width_keep = int((sq <= kth).sum(1).max())
+        sub = keep[:, :width_keep]
+        sub_order = np.lexsort(
+            (
+                np.take_along_axis(cid, sub, 1),
+                np.take_along_axis(ham, sub, 1),
+                np.take_along_axis(sq, sub, 1),
+            ),
+            axis=-1,
+        )[:, :k]
+        order = np.take_along_axis(sub, sub_order, 1)
+    else:
+        order = np.lexsort((cid, ham, sq), axis=-1)[:, :k]  # last key first: sq, ham, id
     width = order.shape[1]
     take_valid = np.take_along_axis(valid, order, 1)
     sq_k = np.take_along_axis(sq, order, 1)
