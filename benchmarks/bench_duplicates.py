@@ -90,8 +90,9 @@ def main() -> int:
         "--min-score",
         type=float,
         nargs="+",
-        default=[0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995],
+        default=[0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997],
     )
+    p.add_argument("--neighbours", type=int, nargs="+", default=[1, 20])
     p.add_argument("--descriptor", default="early-stages")
     p.add_argument("--out", help="JSON (default benchmarks/results/duplicates[-SPLIT].json)")
     args = p.parse_args()
@@ -137,20 +138,23 @@ def main() -> int:
         t0 = time.time()
         col = build_collection(tmp / "col", Path(args.run), images, args.descriptor, 4096, "mih")
         ours = {}
-        for t in args.min_score:
-            found = find_duplicates(col, radius=args.radius, min_score=t)
+        for nb, t in [(nb, t) for nb in args.neighbours for t in args.min_score]:
+            found = find_duplicates(col, radius=args.radius, min_score=t, neighbours=nb)
             g = Groups(len(images))
             for a, b in found.pairs:
                 g.join(a, b)
-            ours[str(t)] = pair_scores(g.labels(), truth_labels)
+            key = f"neighbours={nb} min_score={t}"
+            ours[key] = pair_scores(g.labels(), truth_labels)
             found_copies = [g.root(int(s)) == g.root(n + j) for j, s in enumerate(sources)]
-            ours[str(t)]["recall_by_transform"] = {
+            ours[key]["recall_by_transform"] = {
                 k: float(np.mean([f for f, kk in zip(found_copies, kinds) if kk == k]))
                 for k in names
             }
-            r = ours[str(t)]
+            r = ours[key]
             print(
-                f"ours min_score {t}: P {r['precision']:.4f} R {r['recall']:.4f} ({time.time() - t0:.0f}s)"
+                f"ours {key}: P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} "
+                f"({time.time() - t0:.0f}s)",
+                flush=True,
             )
         col.close()
         out["ours"] = ours

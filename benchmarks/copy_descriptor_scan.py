@@ -47,9 +47,24 @@ def raw_parts(run, images: np.ndarray, batch: int = 1000) -> dict[str, np.ndarra
             for side in (1, 2, 3, 4):
                 if side <= m.shape[-1]:
                     got[f"s{i + 1}g{side}"] = _grid(m, side)
+            if i < 2:
+                for sigma in (1.0, 2.0):
+                    got[f"s{i + 1}g3b{sigma:g}"] = _grid(blur(m, sigma / (i + 1)), 3)
         for k, v in got.items():
             parts.setdefault(k, []).append(v.float().cpu().numpy())
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def blur(fmap: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Depthwise Gaussian blur of a map (B, C, H, W), sigma in map pixels, edges replicated."""
+    radius = max(1, round(2 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    c = fmap.shape[1]
+    x = nn.functional.pad(fmap.float(), (radius,) * 4, mode="replicate")
+    x = nn.functional.conv2d(x, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return nn.functional.conv2d(x, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -74,6 +89,8 @@ def candidates(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ),
         "s1+s2 4x4": unit(np.concatenate([u["s1g4"], u["s2g4"]], 1)),
         "s1+s2 3x3 + s3 3x3/2": unit(np.concatenate([u["s1g3"], u["s2g3"], 0.5 * u["s3g3"]], 1)),
+        "s1+s2 3x3 blur1": unit(np.concatenate([u["s1g3b1"], u["s2g3b1"]], 1)),
+        "s1+s2 3x3 blur2": unit(np.concatenate([u["s1g3b2"], u["s2g3b2"]], 1)),
         "s2 2x2": u["s2g2"],
         "s1+s2 2x2": unit(np.concatenate([u["s1g2"], u["s2g2"]], 1)),
         "s1 2x2 + s2 3x3": unit(np.concatenate([u["s1g2"], u["s2g3"]], 1)),

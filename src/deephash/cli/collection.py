@@ -87,9 +87,9 @@ def register(sub: Any) -> None:
     d = csub.add_parser(
         "duplicates",
         help="list groups of near-identical stored images",
-        description="Each item searches with its own code and descriptor; neighbours within "
-        "--radius whose re-rank score is at least --min-score are near duplicates, joined into "
-        "groups. A collection without descriptors groups by --radius alone.",
+        description="Each item searches with its own code and descriptor; its nearest other item "
+        "within --radius whose re-rank score is at least --min-score is a near duplicate; pairs "
+        "are joined into groups. A collection without descriptors groups by --radius alone.",
     )
     d.add_argument("dir", help="collection folder")
     d.add_argument(
@@ -99,7 +99,13 @@ def register(sub: Any) -> None:
         "--min-score",
         type=float,
         default=None,
-        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.95)",
+        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.99)",
+    )
+    d.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        help="nearest other items each item may pair with (1: its nearest only, the default)",
     )
     d.add_argument("--json", action="store_true", help="print {groups, pairs} as JSON")
     d.set_defaults(func=run_duplicates)
@@ -284,7 +290,11 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def run_duplicates(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
-    from deephash.collection.duplicates import DEFAULT_DUPLICATE_RADIUS, find_duplicates
+    from deephash.collection.duplicates import (
+        DEFAULT_DUPLICATE_RADIUS,
+        DEFAULT_NEIGHBOURS,
+        find_duplicates,
+    )
 
     radius = DEFAULT_DUPLICATE_RADIUS if args.radius is None else args.radius
     # read-only (a running server keeps its lock) except for an external engine, which a reader
@@ -293,7 +303,12 @@ def run_duplicates(args: argparse.Namespace) -> int:
     external = settings.is_file() and json.loads(settings.read_text()).get("backend") == "milvus"
     col = Collection.open(args.dir, read_only=not external, load_model=False)
     try:
-        found = find_duplicates(col, radius=radius, min_score=args.min_score)
+        found = find_duplicates(
+            col,
+            radius=radius,
+            min_score=args.min_score,
+            neighbours=DEFAULT_NEIGHBOURS if args.neighbours is None else args.neighbours,
+        )
     finally:
         if external:
             col.close()

@@ -1,8 +1,9 @@
 """Near-duplicate groups of a collection: items that are copies of one another.
 
-Each item searches the collection with its own stored code (and descriptor): a neighbour is a near
-duplicate when its code is within Hamming ``radius`` and, in a collection that stores
-descriptors, its re-rank score (cosine similarity of the descriptors) is at least ``min_score``.
+Each item searches the collection with its own stored code (and descriptor): its nearest other
+item (``neighbours`` of them) is a near duplicate when its code is within Hamming ``radius`` and,
+in a collection that stores descriptors, its re-rank score (cosine similarity of the descriptors)
+is at least ``min_score``.
 Without descriptors only the radius decides (a hashing model maps a whole class onto one code, so
 expect whole classes at radius 0 there). Pairs are joined transitively into groups (union-find).
 """
@@ -18,14 +19,17 @@ from deephash.collection.collection import Collection
 __all__ = [
     "DEFAULT_DUPLICATE_RADIUS",
     "DEFAULT_MIN_SCORE",
+    "DEFAULT_NEIGHBOURS",
     "DuplicateGroups",
     "find_duplicates",
     "group_pairs",
 ]
 
 DEFAULT_DUPLICATE_RADIUS = 8
-# chosen on planted copies of validation images (benchmarks/bench_duplicates.py --split validation)
-DEFAULT_MIN_SCORE = 0.95
+# chosen on planted copies of validation images (benchmarks/bench_duplicates.py --split validation):
+# the best pair F1 (0.599) of the scores and neighbour counts tried
+DEFAULT_MIN_SCORE = 0.99
+DEFAULT_NEIGHBOURS = 1
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,16 @@ def find_duplicates(
     *,
     radius: int = DEFAULT_DUPLICATE_RADIUS,
     min_score: float | None = None,
-    neighbours: int = 20,
+    neighbours: int = DEFAULT_NEIGHBOURS,
     batch: int = 500,
 ) -> DuplicateGroups:
     """Near-duplicate groups of ``collection`` (see the module).
 
     radius: largest Hamming distance between the codes of two duplicates. min_score: smallest
     re-rank score (default :data:`DEFAULT_MIN_SCORE`; only for a collection with descriptors).
-    neighbours: how many nearest items of each item are examined.
+    neighbours: how many nearest other items of each item may pair with it (1: each item links to
+    its nearest other item only, which keeps a class of look-alikes from chaining into one group;
+    exact duplicates still join, as each links to one of them).
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
