@@ -98,3 +98,24 @@ def test_errors_are_one_clear_line(
         assert main(["collection", "info", str(col)]) == 0  # readers need no lock
     assert main(["collection", "info", str(tmp_path)]) == 1
     assert "not a deephash collection" in capsys.readouterr().err
+
+
+def test_create_rerank_choices(
+    tiny_hash_run: Path, tiny_png_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the default stores the recommended descriptor; info reports it with its bytes per item
+    assert main(["collection", "create", str(tmp_path / "a"), "--run", str(tiny_hash_run)]) == 0
+    assert "re-ranking 4096 Hamming candidates by early-stages" in capsys.readouterr().out
+    rerank = info(tmp_path / "a", capsys)["rerank"]
+    assert rerank["descriptor"] == "early-stages" and rerank["candidates"] == 4096
+    assert rerank["bytes_per_item"] == 2 * rerank["dim"] == 2 * 9 * (32 + 64)
+    argv = ["collection", "create", str(tmp_path / "b"), "--run", str(tiny_hash_run)]
+    assert main([*argv, "--rerank", "backbone", "--candidates", "100"]) == 0
+    assert info(tmp_path / "b", capsys)["rerank"]["candidates"] == 100
+    argv = ["collection", "create", str(tmp_path / "c"), "--run", str(tiny_hash_run)]
+    assert main([*argv, "--rerank", "none"]) == 0
+    assert info(tmp_path / "c", capsys)["rerank"] is None
+    argv = ["collection", "create", str(tmp_path / "d"), "--run", str(tiny_hash_run)]
+    assert main([*argv, "--rerank", "sift"]) == 1
+    assert "unknown re-rank descriptor 'sift'" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())

@@ -62,3 +62,26 @@ def test_default_uri_is_a_milvus_lite_file_in_the_folder(
         assert col.settings["uri"] == str((tmp_path / "c" / "milvus.db").resolve())
     with pytest.raises(ValueError, match="only for the milvus backend"):
         Collection.create(tmp_path / "d", tiny_hash_run, backend="mih", uri="x.db")
+
+
+def test_external_engine_gives_candidates_to_re_rank(
+    engines: dict[tuple[str, str], BinaryIndex], tiny_hash_run: Path, tmp_path: Path
+) -> None:
+    """With descriptors, the engine's Hamming neighbours are re-ranked as a local index's are."""
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 256, (60, 2), dtype=np.uint8)
+    results = {}
+    for backend in ("milvus", "flat"):
+        col = Collection.create(
+            tmp_path / backend, tiny_hash_run, backend=backend, rerank="early-stages"
+        )
+        desc = np.random.default_rng(2).standard_normal((60, col.descriptor_dim))
+        col.add([NewItem(c, descriptor=d) for c, d in zip(codes, desc)])
+        col.remove([3, 4])
+        results[backend] = [
+            [(h.id, h.distance, h.score) for h in col.search_by_id(q, 8, candidates=20)]
+            for q in (0, 7, 59)
+        ]
+        assert results[backend][0][0][:1] == (0,) and results[backend][0][0][2] == 1.0
+        col.close()
+    assert results["milvus"] == results["flat"]

@@ -35,9 +35,13 @@ def png_files(tiny_png_folder: Path) -> list[tuple[Path, str]]:
 
 
 def make_collection(
-    folder: Path, run: Path, files: list[tuple[Path, str]], backend: str = "mih"
+    folder: Path,
+    run: Path,
+    files: list[tuple[Path, str]],
+    backend: str = "mih",
+    rerank: str | None = None,
 ) -> Path:
-    with Collection.create(folder, run, backend=backend) as col:
+    with Collection.create(folder, run, backend=backend, rerank=rerank) as col:
         col.add_images(
             [f.read_bytes() for f, _ in files],
             [lab for _, lab in files],
@@ -50,6 +54,14 @@ def make_collection(
 def collection_dir(tmp_path: Path, tiny_hash_run: Path, png_files: list[tuple[Path, str]]) -> Path:
     """A closed collection holding the first 60 PNGs (ids 0..59)."""
     return make_collection(tmp_path / "col", tiny_hash_run, png_files[:60])
+
+
+@pytest.fixture()
+def rerank_collection_dir(
+    tmp_path: Path, tiny_hash_run: Path, png_files: list[tuple[Path, str]]
+) -> Path:
+    """As ``collection_dir``, storing ``stages`` descriptors (two-stage search)."""
+    return make_collection(tmp_path / "rcol", tiny_hash_run, png_files[:60], rerank="early-stages")
 
 
 @pytest.fixture()

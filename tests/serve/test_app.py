@@ -46,7 +46,8 @@ def test_search_by_upload_matches_brute_force(
         assert set(body) == {"query_ms", "results"} and body["query_ms"] > 0
         assert pairs(body) == brute_force(client, code, 10)
         for hit in body["results"]:
-            assert set(hit) == {"id", "distance", "label", "path", "image_url"}
+            assert set(hit) == {"id", "distance", "score", "label", "path", "image_url"}
+            assert hit["score"] is None  # no descriptors: Hamming ranking
             assert hit["label"] == png_files[hit["id"]][1]
             assert hit["path"] == png_files[hit["id"]][0].name
             assert hit["image_url"] == f"/items/{hit['id']}/image"
@@ -217,5 +218,44 @@ def test_a_server_fault_is_json_too(collection_dir: Path) -> None:
             r = client.delete("/items/3")
             assert r.status_code == 500
             assert r.json()["error"] == "internal_error" and "closed" in r.json()["detail"]
+    finally:
+        col.close()
+
+
+def test_a_re_ranking_collection_over_http(
+    rerank_collection_dir: Path, tiny_hash_run: Path, png_files: list[tuple[Path, str]]
+) -> None:
+    """Search by upload and by id re-rank by descriptor; the answer equals the library's, the
+    item itself comes first with score 1; a search by code ranks by Hamming (score null)."""
+    from deephash.collection import Collection
+    from deephash.serve import create_app
+
+    col = Collection.open(rerank_collection_dir)
+    try:
+        with TestClient(create_app(col, max_upload_mb=1.0, max_k=100)) as client:
+            stats = client.get("/stats").json()
+            assert stats["rerank"]["descriptor"] == "early-stages"
+            for item_id in (3, 41):
+                body = client.post("/search", json={"id": item_id, "k": 8}).json()
+                want = col.search_by_id(item_id, 8)
+                assert [(h["id"], h["distance"], h["score"]) for h in body["results"]] == [
+                    (h.id, h.distance, h.score) for h in want
+                ]
+                assert body["results"][0]["id"] == item_id
+                assert body["results"][0]["score"] == 1.0
+            path, _ = png_files[22]  # stored as id 22: an exact copy finds it first
+            body = client.post("/search?k=5&candidates=30", files=upload(path)).json()
+            assert body["results"][0]["id"] == 22 and body["results"][0]["score"] > 0.9999
+            scores = [h["score"] for h in body["results"]]
+            assert scores == sorted(scores, reverse=True)
+            by_code = client.post("/search?k=5", json={"code": col.code_of(22).tobytes().hex()})
+            assert all(h["score"] is None for h in by_code.json()["results"])
+            # an added image gets its descriptor: its own upload finds it first
+            new_path, label = png_files[90]
+            added = client.post("/items", files=upload(new_path), data={"label": label}).json()
+            body = client.post("/search?k=3", files=upload(new_path)).json()
+            assert body["results"][0]["id"] == added["ids"][0]
+            bad = client.post("/search?candidates=0", json={"id": 3})
+            assert bad.status_code == 400 and "candidates" in bad.json()["detail"]
     finally:
         col.close()

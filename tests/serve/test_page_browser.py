@@ -165,6 +165,39 @@ def test_upload_search_and_click_through(
     assert item["label"] == "added from the page" and item["path"] == png_files[82][0].name
 
 
+def test_a_re_ranking_collection_shows_distance_and_score(
+    rerank_collection_dir: Path, browser: Any, png_files: list[tuple[Path, str]]
+) -> None:
+    """Uploading a stored image finds that item first (score 1.000); every card shows the
+    Hamming distance and the re-rank score, as the API returns them."""
+    from selenium.webdriver.common.by import By
+
+    query, _ = png_files[17]  # stored as id 17
+    with _serve(rerank_collection_dir) as url:
+        browser.get(url + "/")
+        wait_for(
+            browser, lambda d: "re-ranked by early-stages" in d.find_element(By.ID, "ranking").text
+        )
+        browser.find_element(By.ID, "file-input").send_keys(str(query))
+
+        def loaded(d: Any) -> Any:
+            cards = grid(d)
+            return cards if len(cards) == 12 and all(ok for _, _, ok in cards) else False
+
+        cards = wait_for(browser, loaded)
+        scores = browser.execute_script(
+            "return Array.from(document.querySelectorAll('#results .result .score'))"
+            ".map(s => s.textContent);"
+        )
+        api = httpx.post(
+            url + "/search?k=12", files={"image": (query.name, query.read_bytes(), "image/png")}
+        ).json()["results"]
+    assert [(i, d) for i, d, _ in cards] == [(h["id"], h["distance"]) for h in api]
+    assert scores == [f"s={h['score']:.3f}" for h in api]
+    assert cards[0][0] == 17 and scores[0] == "s=1.000"
+    assert [h["score"] for h in api] == sorted((h["score"] for h in api), reverse=True)
+
+
 def test_the_page_asks_for_the_write_token_and_keeps_it_in_the_tab(
     collection_dir: Path, browser: Any, png_files: list[tuple[Path, str]]
 ) -> None:

@@ -7,22 +7,32 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
+import torch
 
 from deephash.codes import pack_bits, sign
 from deephash.collection import Collection
 from deephash.collection.log import read_log
+from deephash.models.descriptors import compute_descriptors
 from deephash.training.runs import load_run
 
 
+@pytest.mark.parametrize("rerank", [None, "early-stages"])
 def test_kill_9_mid_stream_loses_no_acknowledged_item(
-    collection_dir: Path,
+    rerank: str | None,
+    tmp_path: Path,
     tiny_hash_run: Path,
     png_files: list[tuple[Path, str]],
     server_process: Any,
 ) -> None:
     """Three clients stream additions; the server is killed with SIGKILL while requests are in
-    flight. After a restart every acknowledged id is there with its code, label, path and image,
-    and anything else present is a whole item (the request the kill cut short)."""
+    flight. After a restart every acknowledged id is there with its code, label, path and image
+    (and, re-ranking, its descriptor), and anything else present is a whole item (the request the
+    kill cut short)."""
+    collection_dir = tmp_path / "col"
+    with Collection.create(collection_dir, tiny_hash_run, rerank=rerank) as col:
+        first = png_files[:60]
+        col.add_images([f.read_bytes() for f, _ in first], [lab for _, lab in first])
     stream = png_files[60:100]
     server = server_process(collection_dir)
     acked: dict[int, int] = {}  # id -> index into stream
@@ -96,6 +106,13 @@ def test_kill_9_mid_stream_loses_no_acknowledged_item(
     with Collection.open(collection_dir, load_model=False) as col:
         assert set(col.ids.tolist()) == set(range(60)) | set(items)
         assert np.all(col.ids[:-1] < col.ids[1:])
+        if rerank:
+            for item_id, item in items.items():
+                path, _ = by_name[item["path"]]
+                with torch.no_grad():
+                    x = model.preprocess(model.load_images([path]))
+                    want, _ = compute_descriptors(model.net, x, rerank)
+                np.testing.assert_allclose(col.descriptor_of(item_id), want[0].numpy(), atol=1e-3)
 
 
 def test_second_server_on_the_same_folder_refuses(

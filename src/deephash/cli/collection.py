@@ -1,4 +1,5 @@
-"""``deephash collection create|add|remove|info``: the collection folder a server serves."""
+"""``deephash collection create|add|remove|duplicates|info``: the collection folder a server
+serves."""
 
 from __future__ import annotations
 
@@ -38,6 +39,21 @@ def register(sub: Any) -> None:
         "--uri",
         help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530",
     )
+    c.add_argument(
+        "--rerank",
+        default="auto",
+        metavar="KIND",
+        help="descriptor stored with every item to re-rank Hamming candidates by, so a search "
+        "finds the item itself first: one of "
+        f"{', '.join(_descriptor_kinds())}; 'none': Hamming ranking only; 'auto' (default): "
+        "the recommended kind for the run's backbone (early-stages for small-cnn and VGG, else backbone)",
+    )
+    c.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="Hamming candidates re-ranked per search (k'; default 4096)",
+    )
     c.set_defaults(func=run_create)
 
     a = csub.add_parser(
@@ -68,6 +84,32 @@ def register(sub: Any) -> None:
     r.add_argument("ids", nargs="+", type=int, metavar="ID")
     r.set_defaults(func=run_remove)
 
+    d = csub.add_parser(
+        "duplicates",
+        help="list groups of near-identical stored images",
+        description="Each item searches with its own code and descriptor; its nearest other item "
+        "within --radius whose re-rank score is at least --min-score is a near duplicate; pairs "
+        "are joined into groups. A collection without descriptors groups by --radius alone.",
+    )
+    d.add_argument("dir", help="collection folder")
+    d.add_argument(
+        "--radius", type=int, default=None, help="largest Hamming distance of duplicates (8)"
+    )
+    d.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.99)",
+    )
+    d.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        help="nearest other items each item may pair with (1: its nearest only, the default)",
+    )
+    d.add_argument("--json", action="store_true", help="print {groups, pairs} as JSON")
+    d.set_defaults(func=run_duplicates)
+
     i = csub.add_parser("info", help="print the collection's settings and counts (JSON)")
     i.add_argument("dir", help="collection folder")
     i.set_defaults(func=run_info)
@@ -79,13 +121,42 @@ def _no_action(p: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _descriptor_kinds() -> list[str]:
+    from deephash.models.descriptors import list_descriptors
+
+    return list_descriptors()
+
+
 def run_create(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
+    from deephash.collection.collection import DEFAULT_CANDIDATES, recommended_descriptor
 
-    with Collection.create(args.dir, args.run, backend=args.backend, uri=args.uri) as col:
+    rerank = args.rerank
+    if rerank == "auto":
+        rerank = recommended_descriptor(args.run)
+    elif rerank == "none":
+        rerank = None
+    if rerank is None and args.candidates is not None:
+        raise ValueError("--candidates is for a re-ranking collection; drop it or --rerank none")
+    candidates = DEFAULT_CANDIDATES if args.candidates is None else args.candidates
+    with Collection.create(
+        args.dir,
+        args.run,
+        backend=args.backend,
+        uri=args.uri,
+        rerank=rerank,
+        candidates=candidates,
+    ) as col:
+        ranking = (
+            f"re-ranking {col.candidates} Hamming candidates by {col.descriptor} descriptors "
+            f"({col.descriptor_dim} float16, {2 * col.descriptor_dim} bytes per item)"
+            if col.reranks
+            else "ranking by Hamming distance only"
+        )
         print(
             f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
-            f"backend {col.backend}; add images with `deephash collection add {args.dir} ...`"
+            f"backend {col.backend}, {ranking}; add images with "
+            f"`deephash collection add {args.dir} ...`"
         )
     return 0
 
@@ -214,6 +285,44 @@ def run_remove(args: argparse.Namespace) -> int:
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]}; nothing was removed") from None
         print(f"removed {removed} items; {args.dir} holds {col.count} items")
+    return 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from deephash.collection import Collection
+    from deephash.collection.duplicates import (
+        DEFAULT_DUPLICATE_RADIUS,
+        DEFAULT_NEIGHBOURS,
+        find_duplicates,
+    )
+
+    radius = DEFAULT_DUPLICATE_RADIUS if args.radius is None else args.radius
+    # read-only (a running server keeps its lock) except for an external engine, which a reader
+    # does not connect to
+    settings = Path(args.dir) / "collection.json"
+    external = settings.is_file() and json.loads(settings.read_text()).get("backend") == "milvus"
+    col = Collection.open(args.dir, read_only=not external, load_model=False)
+    try:
+        found = find_duplicates(
+            col,
+            radius=radius,
+            min_score=args.min_score,
+            neighbours=DEFAULT_NEIGHBOURS if args.neighbours is None else args.neighbours,
+        )
+    finally:
+        if external:
+            col.close()
+    if args.json:
+        print(json.dumps({"groups": found.groups, "pairs": len(found.pairs)}))
+        return 0
+    for n, group in enumerate(found.groups, 1):
+        print(f"group {n} ({len(group)} items):")
+        for item_id in group:
+            item = col.get(item_id)
+            label = f" [{item.label}]" if item.label else ""
+            print(f"  {item_id}{label} {item.path or ''}".rstrip())
+    total = sum(len(g) for g in found.groups)
+    print(f"{len(found.groups)} groups of near duplicates ({total} items) among {col.count}")
     return 0
 
 

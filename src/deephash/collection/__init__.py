@@ -2,7 +2,7 @@
 the model's codes in a Hamming index, item metadata, the stored images, an fsynced append-only log
 (an acknowledged addition survives ``kill -9``), and an OS lock (one writer process at a time)."""
 
-from deephash.collection.collection import BACKENDS, Collection, Hit, Item, NewItem
+from deephash.collection.collection import BACKENDS, Collection
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -10,6 +10,7 @@ from deephash.collection.images import (
     ImageDecodeError,
     decode_image_bytes,
 )
+from deephash.collection.items import Hit, Item, NewItem
 from deephash.collection.lock import CollectionLockedError, FolderLock
 
 __all__ = [

@@ -6,12 +6,20 @@ Folder layout::
     collection.json   settings: the run (model), bits, backend, backend settings, limits
     index.dhx         snapshot of every item (deephash index format: ids, codes, metadata),
                       written atomically; with index.dhx.run.json, `deephash search` reads it too
+    descriptors.npz   re-ranking collections only: each item's descriptor (float16) by id, written
+                      atomically before index.dhx (see :mod:`.descriptor_file`)
     log.bin           additions and removals since the snapshot (see :mod:`.log`), fsynced
     images/           a copy of every stored image, named ``<id><suffix>``
     lock              the OS file lock (see :mod:`.lock`); holds the holder's pid
 
-Durability. An addition appends one log record holding the items' ids, codes, metadata and image
-bytes, and fsyncs it (one fsync per addition, whatever its size); only then does ``add`` return
+Re-ranking. A collection created with a descriptor kind (``rerank=``, see
+:mod:`deephash.models.descriptors`) stores one descriptor per item besides its code and searches
+in two stages: the k' nearest codes (``candidates``), re-ranked by descriptor (score, then Hamming
+distance, then id; :mod:`deephash.index.rerank`). Collections without one (all made before this
+existed) search by Hamming distance alone.
+
+Durability. An addition appends one log record holding the items' ids, codes, descriptors,
+metadata and image bytes, and fsyncs it (one fsync per addition, whatever its size); only then does ``add`` return
 the ids. The image files are written after that without an fsync of their own: ``compact`` fsyncs
 them before it drops the log, and opening after a crash rewrites them from the log. A removal is
 logged (fsynced) before it is applied. ``compact`` writes a new snapshot (temp + rename), then
@@ -22,7 +30,7 @@ over the new snapshot, gives the same items. On open, a torn last record is cut 
 files that no live item references are deleted.
 
 Concurrency. Writers (add, remove, compact) are serialised by a mutex. A writer builds a new
-immutable :class:`_View` (ids, codes, the index structures) and publishes it with one reference
+immutable :class:`View` (ids, codes, the index structures) and publishes it with one reference
 assignment; a search takes the current view once and works on it, so it sees the state before or
 after a change, never a half-applied one, and never waits for a writer. To keep a change O(its
 size), a view searches a main index plus a small flat index of the additions since it was built,
@@ -45,7 +53,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,116 +63,61 @@ from deephash.atomic_io import atomic_write_json
 from deephash.codes import code_bytes, pack_bits, sign
 from deephash.collection._durable import fsync_dir, fsync_files
 from deephash.collection._rwlock import ReadWriteLock
+from deephash.collection.descriptor_file import (
+    DESCRIPTOR_FILE,
+    encode_descriptor,
+    read_descriptors,
+    write_descriptors,
+)
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
     decode_image_bytes,
     to_model_input,
 )
+from deephash.collection.items import Hit, Item, NewItem, item_from_json
 from deephash.collection.lock import FolderLock
 from deephash.collection.log import AppendLog, read_log, write_new_log
-from deephash.index import BinaryIndex, create_index, load_index
+from deephash.collection.replay import ReplayState, replay_record
+from deephash.collection.view import View, search_view
+from deephash.index import create_index, load_index
+from deephash.index.rerank import as_descriptors
 
 __all__ = ["BACKENDS", "Collection", "Hit", "Item", "NewItem"]
 
 FORMAT = "deephash-collection"
-VERSION = 1
+VERSION = 2  # 2: may store re-rank descriptors (a collection without them is still written as 1)
 COLLECTION_FILE = "collection.json"
 SNAPSHOT_FILE = "index.dhx"
 LOG_FILE = "log.bin"
 IMAGES_DIR = "images"
 LOCK_FILE = "lock"
 BACKENDS = ("mih", "flat", "milvus")
+DEFAULT_CANDIDATES = (
+    4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
+)
 _META_KEYS = ("label", "path", "image", "added")
 
 
-@dataclass(frozen=True)
-class Item:
-    """One item's metadata. ``image`` is the stored file's name under ``images/`` (None if the
-    item has no stored image); ``path`` the original file path or upload name; ``added`` Unix
-    seconds."""
+def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
+    """The re-rank descriptor recommended for a run's network: ``RECOMMENDED_DESCRIPTOR`` where
+    the backbone has convolution stages, else ``backbone``."""
+    from deephash.models.descriptors import RECOMMENDED_DESCRIPTOR, supports
+    from deephash.training.runs import load_run
 
-    id: int
-    label: str | None
-    path: str | None
-    image: str | None
-    added: float
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id}
-        if self.label is not None:
-            out["label"] = self.label
-        if self.path is not None:
-            out["path"] = self.path
-        out["added"] = self.added
-        return out
+    loaded = load_run(Path(run_dir), device="cpu")
+    return RECOMMENDED_DESCRIPTOR if supports(loaded.net, RECOMMENDED_DESCRIPTOR) else "backbone"
 
 
-@dataclass(frozen=True)
-class Hit:
-    """A search result: the item and its Hamming distance to the query."""
+def _descriptor_width(run: Path, kind: str) -> int:
+    """The width of descriptor ``kind`` for the network of run folder ``run``."""
+    from deephash.models.descriptors import descriptor_dim
+    from deephash.training.runs import load_run
 
-    id: int
-    distance: int
-    item: Item
-
-
-@dataclass
-class NewItem:
-    """An item to add: its packed code uint8 (ceil(bits / 8),), optionally the image file's bytes
-    (stored as ``images/<id><suffix>``), a label and the original path or name."""
-
-    code: np.ndarray
-    image_bytes: bytes | None = None
-    suffix: str = ".png"
-    label: str | None = None
-    path: str | None = None
-
-
-@dataclass(frozen=True)
-class _View:
-    """An immutable state of the collection.
-
-    ids (ascending) and codes are the live items. ``items`` maps ids to metadata; it is shared
-    between views and only grows between compactions (an id's entry is written before a view
-    holding the id is published), so membership is ``ids``, never ``items``. Search runs over
-    ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
-    ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
-    ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
-    ``main`` is the engine itself and there is no delta.
-    """
-
-    ids: np.ndarray
-    codes: np.ndarray
-    items: dict[int, Item]
-    next_id: int
-    main: BinaryIndex | None = None
-    delta: BinaryIndex | None = None
-    removed: frozenset[int] = frozenset()
-
-    def contains(self, item_id: int) -> bool:
-        pos = int(np.searchsorted(self.ids, item_id))
-        return pos < len(self.ids) and int(self.ids[pos]) == item_id
-
-
-@dataclass
-class _Replay:
-    """Items keyed by id while a snapshot and a log are read."""
-
-    codes: dict[int, bytes] = field(default_factory=dict)
-    items: dict[int, Item] = field(default_factory=dict)
-    images: dict[int, bytes] = field(default_factory=dict)  # image bytes carried by the log
-    next_id: int = 0
-
-
-def _item_from(d: dict[str, Any]) -> Item:
-    return Item(
-        id=int(d["id"]),
-        label=d.get("label") or None,
-        path=d.get("path") or None,
-        image=d.get("image") or None,
-        added=float(d.get("added", 0.0)),
-    )
+    loaded = load_run(run, device="cpu")
+    info = loaded.data_info
+    shape = (int(info["in_channels"]), int(info["image_shape"][0]), int(info["image_shape"][1]))
+    return descriptor_dim(loaded.net, kind, shape)
 
 
 class Collection:
@@ -200,7 +153,7 @@ class Collection:
         self._log: AppendLog | None = None
         self._log_records = 0
         self._unsynced_images: list[str] = []
-        self._view: _View
+        self._view: View
         self._closed = False
 
     # ------------------------------------------------------------------ create / open
@@ -216,11 +169,16 @@ class Collection:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         device: str = "auto",
         load_model: bool = False,
+        rerank: str | None = None,
+        candidates: int = DEFAULT_CANDIDATES,
     ) -> Collection:
         """Make a new, empty collection in ``directory`` for the hashing model of ``run_dir`` and
         open it. ``backend``: ``mih`` (multi-index hashing), ``flat`` (exhaustive scan) or
         ``milvus`` (``uri``: a Milvus Lite file, default ``DIR/milvus.db``, or
-        ``http://host:19530``)."""
+        ``http://host:19530``). ``rerank``: a descriptor kind (see
+        :func:`deephash.models.descriptors.list_descriptors`) to store with every item and re-rank
+        the ``candidates`` nearest codes of each search by, or None (Hamming ranking only)."""
+        from deephash.models.descriptors import list_descriptors
         from deephash.training.config import TrainConfig
 
         directory = Path(directory)
@@ -244,15 +202,32 @@ class Collection:
                 f"{run_dir} is a metric-learning run; a collection needs a hashing run (--bits)"
             )
         bits = int(cfg.bits)
+        rerank_settings: dict[str, Any] | None = None
+        if rerank is not None:
+            if rerank not in list_descriptors():
+                raise ValueError(
+                    f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} "
+                    "(or none)"
+                )
+            if not isinstance(candidates, int) or candidates < 1:
+                raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+            rerank_settings = {
+                "descriptor": rerank,
+                "dim": _descriptor_width(run, rerank),
+                "dtype": "float16",
+                "candidates": candidates,
+            }
         settings: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if rerank_settings else 1,
             "run": str(run),
             "bits": bits,
             "backend": backend,
             "max_pixels": int(max_pixels),
             "created": time.time(),
         }
+        if rerank_settings:
+            settings["rerank"] = rerank_settings
         if backend == "milvus":
             settings["uri"] = uri or str((directory / "milvus.db").resolve())
             name = milvus_collection or "deephash_" + "".join(
@@ -264,6 +239,12 @@ class Collection:
         with FolderLock(directory / LOCK_FILE):
             snapshot = create_index("flat" if backend == "milvus" else backend, bits)
             snapshot.save(directory / SNAPSHOT_FILE)
+            if rerank_settings:
+                write_descriptors(
+                    directory / DESCRIPTOR_FILE,
+                    np.zeros(0, np.int64),
+                    np.zeros((0, int(rerank_settings["dim"])), np.float16),
+                )
             atomic_write_json(
                 directory / (SNAPSHOT_FILE + ".run.json"),
                 {"run_dir": str(run), "bits": bits, "source": "collection", "backend": backend},
@@ -329,18 +310,20 @@ class Collection:
                 f"{self.directory / SNAPSHOT_FILE} holds {snapshot.bits}-bit codes but "
                 f"{COLLECTION_FILE} says {self.bits}; the collection folder is inconsistent"
             )
-        state = _Replay()
+        state = ReplayState()
         meta = snapshot.metadata
         for row, item_id in enumerate(snapshot.ids.tolist()):
             state.codes[item_id] = snapshot.codes[row].tobytes()
-            state.items[item_id] = _item_from(
+            state.items[item_id] = item_from_json(
                 {"id": item_id, **{k: meta[k][row].item() for k in _META_KEYS if k in meta}}
             )
         if snapshot.ntotal:
             state.next_id = int(snapshot.ids[-1]) + 1
         log = read_log(self.directory / LOG_FILE)
         for record in log.records:
-            self._replay(state, record)
+            replay_record(
+                state, record, self.nbytes, self.directory / LOG_FILE, self.descriptor_dim
+            )
         if log.torn_bytes and not self.read_only:
             warnings.warn(
                 f"{self.directory / LOG_FILE}: dropped {log.torn_bytes} bytes of a record that "
@@ -357,33 +340,32 @@ class Collection:
         ids = np.array(sorted(state.codes), dtype=np.int64)
         codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
         codes = codes.reshape(len(ids), self.nbytes).copy()
-        view = _View(ids, codes, state.items, state.next_id)
+        descriptors = self._load_descriptors(ids, state) if self.reranks else None
+        view = View(ids, codes, state.items, state.next_id, descriptors=descriptors)
         self._view = self._sync_external(view) if self.external else self._rebuilt(view)
 
-    def _replay(self, state: _Replay, record: dict[str, Any]) -> None:
-        op = record["op"]
-        if op == "begin":
-            state.next_id = max(state.next_id, int(record["next_id"]))
-        elif op == "add":
-            for d in record["items"]:
-                item_id = int(d["id"])
-                state.next_id = max(state.next_id, item_id + 1)
-                if item_id in state.codes:
-                    continue  # already folded into the snapshot (crash inside compact)
-                code = bytes.fromhex(d["code"])
-                if len(code) != self.nbytes:
-                    raise ValueError(f"{self.directory / LOG_FILE}: item {item_id} has a bad code")
-                state.codes[item_id] = code
-                state.items[item_id] = _item_from(d)
-                if "image_data" in d:
-                    state.images[item_id] = base64.b64decode(d["image_data"])
-        elif op == "remove":
-            for item_id in record["ids"]:
-                state.codes.pop(int(item_id), None)
-                state.items.pop(int(item_id), None)
-                state.images.pop(int(item_id), None)
-        else:
-            raise ValueError(f"{self.directory / LOG_FILE}: unknown operation {op!r}")
+    def _load_descriptors(self, ids: np.ndarray, state: ReplayState) -> np.ndarray:
+        """float32 (len(ids), D): each live item's descriptor, from the log's records or else the
+        descriptor snapshot (matched by id, see :mod:`.descriptor_file`)."""
+        dim = self.descriptor_dim
+        snap_ids, snap_rows = read_descriptors(self.directory / DESCRIPTOR_FILE, dim)
+        out = np.zeros((len(ids), dim), dtype=np.float16)
+        have = np.zeros(len(ids), dtype=bool)
+        if len(snap_ids) and len(ids):
+            pos = np.minimum(np.searchsorted(snap_ids, ids), len(snap_ids) - 1)
+            found = snap_ids[pos] == ids
+            out[found] = snap_rows[pos[found]]
+            have |= found
+        for item_id, row in state.descriptors.items():
+            i = int(np.searchsorted(ids, item_id))
+            out[i], have[i] = row, True
+        if not have.all():
+            raise ValueError(
+                f"{self.directory}: {int((~have).sum())} items (first id {int(ids[~have][0])}) "
+                f"have no descriptor in {DESCRIPTOR_FILE} or {LOG_FILE}; the collection folder is "
+                "inconsistent"
+            )
+        return out.astype(np.float32)
 
     def _write_image(self, name: str, data: bytes) -> None:
         """Write an image file (not fsynced: its bytes are in the log until the next compaction,
@@ -392,7 +374,7 @@ class Collection:
             f.write(data)
         self._unsynced_images.append(name)
 
-    def _remove_orphans(self, state: _Replay) -> None:
+    def _remove_orphans(self, state: ReplayState) -> None:
         folder = self.directory / IMAGES_DIR
         folder.mkdir(exist_ok=True)
         known = {item.image for item in state.items.values() if item.image}
@@ -418,6 +400,50 @@ class Collection:
     def external(self) -> bool:
         """True when the index lives in an external engine (Milvus), changed in place."""
         return self.backend == "milvus"
+
+    @property
+    def reranks(self) -> bool:
+        """True when the collection stores descriptors and re-ranks Hamming candidates by them."""
+        return bool(self.settings.get("rerank"))
+
+    @property
+    def descriptor(self) -> str | None:
+        """The stored descriptor kind (see :mod:`deephash.models.descriptors`), or None."""
+        return str(self.settings["rerank"]["descriptor"]) if self.reranks else None
+
+    @property
+    def descriptor_dim(self) -> int:
+        """Width D of the stored descriptors (0 without re-ranking)."""
+        return int(self.settings["rerank"]["dim"]) if self.reranks else 0
+
+    @property
+    def candidates(self) -> int:
+        """Hamming candidates re-ranked per search by default (k'; 0 without re-ranking)."""
+        return int(self.settings["rerank"]["candidates"]) if self.reranks else 0
+
+    @property
+    def descriptors(self) -> np.ndarray | None:
+        """float32 (count, D): the stored descriptors (float16 values), aligned with
+        :attr:`ids`; None without re-ranking."""
+        return self._view.descriptors
+
+    def descriptor_of(self, item_id: int) -> np.ndarray:
+        """float32 (D,): an item's stored descriptor; ``KeyError`` for an unknown id,
+        ``ValueError`` when the collection stores none."""
+        view = self._view
+        if view.descriptors is None:
+            raise ValueError(self._no_descriptors())
+        pos = int(np.searchsorted(view.ids, int(item_id)))
+        if pos >= len(view.ids) or view.ids[pos] != int(item_id):
+            raise KeyError(f"no item with id {item_id} in the collection")
+        return view.descriptors[pos]
+
+    def _no_descriptors(self) -> str:
+        return (
+            f"collection {self.directory} stores no descriptors, so it cannot re-rank; create "
+            "one with `deephash collection create DIR --run RUN --rerank KIND` and add the "
+            "images again"
+        )
 
     @property
     def run_dir(self) -> Path:
@@ -517,6 +543,47 @@ class Collection:
         x = to_model_input(rgb, int(model.data_info["in_channels"]))
         return pack_bits(sign(model.encode(x, batch_size=batch_size)))
 
+    def encode_with_descriptors(
+        self, rgb: np.ndarray, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """RGB uint8 (N, S, S, 3) -> (packed codes uint8 (N, ceil(bits / 8)), descriptors float32
+        (N, D) rounded as stored, or None for a collection without descriptors); one forward
+        pass gives both (the codes equal :meth:`encode`'s)."""
+        if not self.reranks:
+            return self.encode(rgb, batch_size), None
+        import torch
+
+        from deephash.models.descriptors import compute_descriptors
+
+        if rgb.shape[0] == 0:
+            return np.zeros((0, self.nbytes), np.uint8), np.zeros(
+                (0, self.descriptor_dim), np.float32
+            )
+        model = self.model
+        x = to_model_input(rgb, int(model.data_info["in_channels"]))
+        codes, descs = [], []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                t = model.preprocess(x[s : s + batch_size]).to(model.device)
+                desc, out = compute_descriptors(model.net, t, str(self.descriptor))
+                codes.append(pack_bits(sign(out.cpu().numpy())))
+                descs.append(desc.cpu().numpy())
+        return np.concatenate(codes), as_descriptors(np.concatenate(descs), self.descriptor_dim)
+
+    def encode_records(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 (N, S, S, 3) -> one structured row per image: ``code`` uint8 (nbytes,) and,
+        when the collection re-ranks, ``descriptor`` float32 (D,) (the micro-batcher's function:
+        it slices rows)."""
+        codes, desc = self.encode_with_descriptors(rgb)
+        fields: list[tuple[str, Any, tuple[int, ...]]] = [("code", np.uint8, (self.nbytes,))]
+        if desc is not None:
+            fields.append(("descriptor", np.float32, (self.descriptor_dim,)))
+        out = np.zeros(len(codes), dtype=np.dtype(fields))
+        out["code"] = codes
+        if desc is not None:
+            out["descriptor"] = desc
+        return out
+
     def add_images(
         self,
         images: Sequence[bytes],
@@ -534,9 +601,19 @@ class Collection:
             self.decode(b, name=p or f"image {i}") for i, (b, p) in enumerate(zip(images, paths))
         ]
         rgb = np.stack([d.rgb for d in decoded]) if decoded else np.zeros((0, 1, 1, 3), np.uint8)
-        codes = self.encode(rgb)
+        codes, desc = self.encode_with_descriptors(rgb)
         return self.add(
-            [NewItem(codes[i], images[i], decoded[i].suffix, labels[i], paths[i]) for i in range(n)]
+            [
+                NewItem(
+                    codes[i],
+                    images[i],
+                    decoded[i].suffix,
+                    labels[i],
+                    paths[i],
+                    None if desc is None else desc[i],
+                )
+                for i in range(n)
+            ]
         )
 
     # ------------------------------------------------------------------ writers
@@ -558,6 +635,7 @@ class Collection:
                 )
             if self.bits % 8 and np.any(codes[:, -1] >> (self.bits % 8)):
                 raise ValueError(f"codes set bits beyond bit {self.bits - 1}")
+        descriptors = self._new_descriptors(new) if new else None
         with self._write_lock:
             self._check_writable()
             assert self._log is not None
@@ -573,6 +651,8 @@ class Collection:
                 items[item_id] = Item(item_id, n.label or None, n.path or None, image, now)
                 record = {k: v for k, v in vars(items[item_id]).items() if v is not None}
                 record["code"] = codes[j].tobytes().hex()
+                if descriptors is not None:
+                    record["desc"] = encode_descriptor(descriptors[j])
                 if n.image_bytes is not None:
                     record["image_data"] = base64.b64encode(n.image_bytes).decode("ascii")
                 records.append(record)
@@ -587,22 +667,65 @@ class Collection:
             new_ids = np.asarray(ids, dtype=np.int64)
             all_ids = np.concatenate([view.ids, new_ids])
             all_codes = np.concatenate([view.codes, codes])
+            all_desc = (
+                None
+                if view.descriptors is None or descriptors is None
+                else np.concatenate([view.descriptors, descriptors])
+            )
             if self.external:
                 with self._rw.write():
                     if view.main is not None:
                         view.main.add(codes, new_ids)
-                    self._view = _View(all_ids, all_codes, view.items, ids[-1] + 1, view.main)
+                    self._view = View(
+                        all_ids,
+                        all_codes,
+                        view.items,
+                        ids[-1] + 1,
+                        view.main,
+                        descriptors=all_desc,
+                    )
             else:
                 old = view.delta
                 self._publish_local(
-                    _View(
-                        all_ids, all_codes, view.items, ids[-1] + 1, view.main, None, view.removed
+                    View(
+                        all_ids,
+                        all_codes,
+                        view.items,
+                        ids[-1] + 1,
+                        view.main,
+                        None,
+                        view.removed,
+                        all_desc,
                     ),
                     new_ids if old is None else np.concatenate([old.ids, new_ids]),
                     codes if old is None else np.concatenate([old.codes, codes]),
                 )
             self._maybe_compact()
         return ids
+
+    def _new_descriptors(self, new: Sequence[NewItem]) -> np.ndarray | None:
+        """float32 (n, D) of the items to add (stored precision), checked; None without
+        re-ranking (then no item may carry one)."""
+        given = [n.descriptor is not None for n in new]
+        if not self.reranks:
+            if any(given):
+                raise ValueError(self._no_descriptors().replace("so it cannot re-rank", "to add"))
+            return None
+        if not all(given):
+            raise ValueError(
+                f"collection {self.directory} re-ranks by {self.descriptor} descriptors: every "
+                f"item to add needs one ({given.count(False)} of {len(new)} have none)"
+            )
+        rows = []
+        for n in new:
+            d = np.asarray(n.descriptor)
+            if d.ndim != 1 or d.shape[0] != self.descriptor_dim:
+                raise ValueError(
+                    f"a descriptor of shape {d.shape}; this collection stores "
+                    f"{self.descriptor} descriptors of {self.descriptor_dim} values"
+                )
+            rows.append(d)
+        return as_descriptors(np.stack(rows), self.descriptor_dim)
 
     def remove(self, ids: Sequence[int]) -> int:
         """Remove items by id (all or none: an unknown id is a ``KeyError`` and removes nothing).
@@ -622,11 +745,19 @@ class Collection:
             gone = np.asarray(wanted, dtype=np.int64)
             keep = ~np.isin(view.ids, gone)
             live_ids, live_codes = view.ids[keep], view.codes[keep]
+            live_desc = None if view.descriptors is None else view.descriptors[keep]
             if self.external:
                 with self._rw.write():
                     if view.main is not None:
                         view.main.remove_ids(gone)
-                    self._view = _View(live_ids, live_codes, view.items, view.next_id, view.main)
+                    self._view = View(
+                        live_ids,
+                        live_codes,
+                        view.items,
+                        view.next_id,
+                        view.main,
+                        descriptors=live_desc,
+                    )
             else:
                 delta_ids = np.zeros(0, np.int64) if view.delta is None else view.delta.ids
                 delta_codes = (
@@ -635,7 +766,7 @@ class Collection:
                 in_delta = np.isin(delta_ids, gone)
                 from_main = set(wanted) - set(delta_ids[in_delta].tolist())
                 self._publish_local(
-                    _View(
+                    View(
                         live_ids,
                         live_codes,
                         view.items,
@@ -643,6 +774,7 @@ class Collection:
                         view.main,
                         None,
                         view.removed | from_main,
+                        live_desc,
                     ),
                     delta_ids[~in_delta],
                     delta_codes[~in_delta],
@@ -655,7 +787,7 @@ class Collection:
             self._maybe_compact()
         return len(wanted)
 
-    def _publish_local(self, view: _View, delta_ids: np.ndarray, delta_codes: np.ndarray) -> None:
+    def _publish_local(self, view: View, delta_ids: np.ndarray, delta_codes: np.ndarray) -> None:
         """Publish ``view`` with a delta index over ``delta_ids``; rebuild ``main`` instead when
         the changes since it was built exceed 1/16 of the collection (at least ``rebuild_min``)."""
         changes = len(delta_ids) + len(view.removed)
@@ -667,21 +799,19 @@ class Collection:
             delta = create_index("flat", self.bits)
             delta.add(delta_codes, delta_ids)
         # one reference assignment publishes the whole change
-        self._view = _View(
-            view.ids, view.codes, view.items, view.next_id, view.main, delta, view.removed
-        )
+        self._view = replace(view, delta=delta)
 
-    def _rebuilt(self, view: _View) -> _View:
+    def _rebuilt(self, view: View) -> View:
         """The view with a fresh local ``main`` index over every item, ready to search."""
         if not len(view.ids):
-            return _View(view.ids, view.codes, view.items, view.next_id)
+            return replace(view, main=None, delta=None, removed=frozenset())
         index = create_index(self.backend, self.bits)
         index.add(view.codes, view.ids)
         with self._kernel_lock:
             index.search(view.codes[:1], 1)  # builds lazy structures (MIH tables) now
-        return _View(view.ids, view.codes, view.items, view.next_id, index)
+        return replace(view, main=index, delta=None, removed=frozenset())
 
-    def _sync_external(self, view: _View) -> _View:
+    def _sync_external(self, view: View) -> View:
         """Connect to the external engine and make it hold exactly the collection's items.
 
         The engine may differ from the folder after a crash (an insert logged but not yet sent, a
@@ -710,7 +840,7 @@ class Collection:
         ids, codes = view.ids[missing], view.codes[missing]
         for start in range(0, len(ids), 10_000):
             index.add(codes[start : start + 10_000], ids[start : start + 10_000])
-        return _View(view.ids, view.codes, view.items, view.next_id, index)
+        return replace(view, main=index)
 
     def _maybe_compact(self) -> None:
         assert self._log is not None
@@ -742,6 +872,10 @@ class Collection:
         # the image files whose bytes only the log holds go to disk before the log is dropped
         fsync_files(self.directory / IMAGES_DIR, self._unsynced_images)
         self._unsynced_images = []
+        if view.descriptors is not None:
+            # before the code snapshot: the opener matches descriptors to items by id, so a crash
+            # between the two renames still finds every live item's descriptor
+            write_descriptors(self.directory / DESCRIPTOR_FILE, view.ids, view.descriptors)
         snapshot.save(self.directory / SNAPSHOT_FILE)
         fsync_dir(self.directory)
         # A crash here replays the old log over the new snapshot: idempotent by id.
@@ -751,16 +885,26 @@ class Collection:
         self._log_records = 0
         # drop the metadata of removed items (readers of older views keep the old mapping)
         live = {i: view.items[i] for i in view.ids.tolist()}
-        self._view = _View(
-            view.ids, view.codes, live, view.next_id, view.main, view.delta, view.removed
-        )
+        self._view = replace(view, items=live)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, k: int, radius: int | None = None) -> list[list[Hit]]:
-        """The k nearest items of each query by Hamming distance, ties by the smaller id.
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        radius: int | None = None,
+        *,
+        descriptors: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> list[list[Hit]]:
+        """Search by code, or in two stages by code and descriptor.
 
-        queries: uint8 (nq, ceil(bits / 8)). With ``radius``, only items at distance <= radius
-        (still at most k). Returns one list of hits per query, nearest first.
+        queries: uint8 (nq, ceil(bits / 8)). Without ``descriptors``: the k nearest items by
+        Hamming distance, ties by the smaller id. With ``descriptors`` float (nq, D) (a
+        re-ranking collection only): the ``candidates`` (default :attr:`candidates`, at least k)
+        nearest codes re-ranked by descriptor: (score, Hamming distance, id). With ``radius``,
+        only items at Hamming distance <= radius (still at most k). Returns one list of hits per
+        query, best first.
         """
         q = np.asarray(queries)
         if q.ndim == 1:
@@ -776,53 +920,64 @@ class Collection:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if radius is not None and radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
+        q_desc = None
+        if descriptors is not None:
+            if not self.reranks:
+                raise ValueError(self._no_descriptors())
+            q_desc = as_descriptors(descriptors, self.descriptor_dim, name="query descriptors")
+            if len(q_desc) != len(q):
+                raise ValueError(f"{len(q)} query codes but {len(q_desc)} query descriptors")
+        if candidates is not None and (
+            not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1
+        ):
+            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+        kp = self.candidates if candidates is None else candidates
         if self.external:
             with self._rw.read():
-                view = self._view
-                return self._search_view(view, q, k, radius)
-        return self._search_view(self._view, q, k, radius)
+                return self._search_view(self._view, q, k, radius, q_desc, kp)
+        return self._search_view(self._view, q, k, radius, q_desc, kp)
 
     def _search_view(
-        self, view: _View, q: np.ndarray, k: int, radius: int | None
+        self,
+        view: View,
+        q: np.ndarray,
+        k: int,
+        radius: int | None,
+        q_desc: np.ndarray | None = None,
+        candidates: int = 0,
     ) -> list[list[Hit]]:
-        if not len(view.ids) or not len(q):
-            return [[] for _ in range(len(q))]
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        if self.external:
-            if view.main is not None:
-                parts.append(view.main.search(q, min(k, len(view.ids))))
-        else:
-            with self._kernel_lock:
-                if view.main is not None and view.main.ntotal:
-                    # removed ids may take places in main's answer: ask for that many more
-                    parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
-                if view.delta is not None:
-                    parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
-        if not parts:
-            return [[] for _ in range(len(q))]
-        dist = np.concatenate([d for d, _ in parts], axis=1)
-        ids = np.concatenate([i for _, i in parts], axis=1)
-        removed = np.fromiter(view.removed, np.int64, len(view.removed))
-        out = []
-        for d_row, i_row in zip(dist, ids):
-            ok = i_row >= 0
-            if radius is not None:
-                ok &= d_row <= radius
-            if len(removed):
-                ok &= ~np.isin(i_row, removed)
-            d_row, i_row = d_row[ok], i_row[ok]
-            order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
-            out.append(
-                [
-                    Hit(int(i), int(d), view.items[int(i)])
-                    for d, i in zip(d_row[order], i_row[order])
-                ]
-            )
-        return out
+        return search_view(
+            view,
+            q,
+            k,
+            radius,
+            external=self.external,
+            kernel_lock=self._kernel_lock,
+            query_descriptors=q_desc,
+            candidates=candidates,
+        )
 
-    def search_by_id(self, item_id: int, k: int, radius: int | None = None) -> list[Hit]:
-        """Search with a stored item's code; ``KeyError`` for an unknown id."""
-        return self.search(self.code_of(item_id)[None, :], k, radius)[0]
+    def search_by_id(
+        self, item_id: int, k: int, radius: int | None = None, *, candidates: int | None = None
+    ) -> list[Hit]:
+        """Search with a stored item's code (and descriptor, when the collection re-ranks);
+        ``KeyError`` for an unknown id."""
+        code = self.code_of(item_id)[None, :]
+        desc = self.descriptor_of(item_id)[None, :] if self.reranks else None
+        return self.search(code, k, radius, descriptors=desc, candidates=candidates)[0]
+
+    def search_images(
+        self,
+        rgb: np.ndarray,
+        k: int,
+        radius: int | None = None,
+        *,
+        candidates: int | None = None,
+    ) -> list[list[Hit]]:
+        """Encode RGB uint8 (N, S, S, 3) images (see :meth:`decode`) and search with them: two
+        stages when the collection re-ranks, else by Hamming distance."""
+        codes, desc = self.encode_with_descriptors(rgb)
+        return self.search(codes, k, radius, descriptors=desc, candidates=candidates)
 
     # ------------------------------------------------------------------ close
     def info(self) -> dict[str, Any]:
@@ -843,6 +998,16 @@ class Collection:
             "next_id": view.next_id,
             "labels": dict(sorted(labels.items())),
             "log_bytes": log.stat().st_size if log.exists() else 0,
+            "rerank": (
+                {
+                    **self.settings["rerank"],
+                    # stored (disk, log) / held in memory for the re-ranking kernel
+                    "bytes_per_item": 2 * self.descriptor_dim,
+                    "memory_bytes_per_item": 4 * self.descriptor_dim,
+                }
+                if self.reranks
+                else None
+            ),
             **({"uri": self.settings["uri"]} if self.external else {}),
         }
 

@@ -10,6 +10,11 @@ is database item i (checked) and is left out of its own ranking.
 """
 
 from deephash.metrics.average_precision import mean_average_precision
+from deephash.metrics.copy_detection import (
+    CopyDetectionReport,
+    copy_detection_report,
+    micro_average_precision,
+)
 from deephash.metrics.knn import knn_accuracy
 from deephash.metrics.map_at_r import map_at_r, r_precision
 from deephash.metrics.pr_curve import PrecisionRecallCurve, precision_recall_curve
@@ -17,11 +22,14 @@ from deephash.metrics.precision import precision_at_k, precision_within_radius
 from deephash.metrics.report import RetrievalReport, retrieval_report
 
 __all__ = [
+    "CopyDetectionReport",
     "PrecisionRecallCurve",
     "RetrievalReport",
+    "copy_detection_report",
     "knn_accuracy",
     "map_at_r",
     "mean_average_precision",
+    "micro_average_precision",
     "precision_at_k",
     "precision_recall_curve",
     "precision_within_radius",

@@ -61,6 +61,9 @@ async function refreshStats() {
     $("count").textContent = s.count.toLocaleString();
     $("bits").textContent = s.bits;
     $("backend").textContent = s.backend;
+    $("ranking").textContent = s.rerank
+      ? `re-ranked by ${s.rerank.descriptor} descriptors (${s.rerank.candidates} candidates)`
+      : "ranked by Hamming distance";
   } catch (e) {
     setStatus("cannot reach the server: " + e.message, true);
   }
@@ -95,7 +98,16 @@ function renderResults(body) {
     const dist = document.createElement("span");
     dist.className = "distance";
     dist.textContent = `d=${hit.distance}`;
-    meta.append(dist, ` · #${hit.id}`);
+    dist.title = "Hamming distance of the codes";
+    meta.append(dist);
+    if (hit.score !== null && hit.score !== undefined) {
+      const score = document.createElement("span");
+      score.className = "score";
+      score.textContent = `s=${hit.score.toFixed(3)}`;
+      score.title = "re-rank score: cosine similarity of the descriptors (1 = the same image)";
+      meta.append(" · ", score);
+    }
+    meta.append(` · #${hit.id}`);
     if (hit.label !== undefined) {
       const label = document.createElement("div");
       label.className = "label";

@@ -1,0 +1,132 @@
+"""The collection's immutable state (:class:`View`) and the search over one: Hamming ranking, or
+Hamming candidates re-ranked by the stored descriptors (:mod:`deephash.index.rerank`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from deephash.collection.items import Hit, Item
+from deephash.index import BinaryIndex
+from deephash.index.rerank import rerank
+
+__all__ = ["View", "hamming_candidates", "search_view"]
+
+
+@dataclass(frozen=True)
+class View:
+    """An immutable state of the collection.
+
+    ids (ascending) and codes are the live items. ``items`` maps ids to metadata; it is shared
+    between views and only grows between compactions (an id's entry is written before a view
+    holding the id is published), so membership is ``ids``, never ``items``. Search runs over
+    ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
+    ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
+    ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
+    ``main`` is the engine itself and there is no delta. ``descriptors`` (re-ranking collections)
+    holds each live item's descriptor, row for row with ``ids`` (the stored float16 values).
+    """
+
+    ids: np.ndarray
+    codes: np.ndarray
+    items: dict[int, Item]
+    next_id: int
+    main: BinaryIndex | None = None
+    delta: BinaryIndex | None = None
+    removed: frozenset[int] = frozenset()
+    descriptors: np.ndarray | None = None  # float32 (len(ids), D) aligned with ids, or None
+
+    def contains(self, item_id: int) -> bool:
+        pos = int(np.searchsorted(self.ids, item_id))
+        return pos < len(self.ids) and int(self.ids[pos]) == item_id
+
+
+def hamming_candidates(
+    view: View,
+    q: np.ndarray,
+    k: int,
+    radius: int | None,
+    *,
+    external: bool,
+    kernel_lock: threading.Lock,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
+    distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
+    (nq, k)), each row sorted, -1 where a row has fewer. ``external``: ``main`` is an external
+    engine (searched without ``kernel_lock``, which serialises the local numba kernels)."""
+    dist_out = np.full((len(q), k), -1, dtype=np.int32)
+    ids_out = np.full((len(q), k), -1, dtype=np.int64)
+    if not len(view.ids) or not len(q):
+        return dist_out, ids_out
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    if external:
+        if view.main is not None:
+            parts.append(view.main.search(q, min(k, len(view.ids))))
+    else:
+        with kernel_lock:
+            if view.main is not None and view.main.ntotal:
+                # removed ids may take places in main's answer: ask for that many more
+                parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
+            if view.delta is not None:
+                parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
+    if not parts:
+        return dist_out, ids_out
+    dist = np.concatenate([d for d, _ in parts], axis=1)
+    ids = np.concatenate([i for _, i in parts], axis=1)
+    removed = np.fromiter(view.removed, np.int64, len(view.removed))
+    for row, (d_row, i_row) in enumerate(zip(dist, ids)):
+        ok = i_row >= 0
+        if radius is not None:
+            ok &= d_row <= radius
+        if len(removed):
+            ok &= ~np.isin(i_row, removed)
+        d_row, i_row = d_row[ok], i_row[ok]
+        order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
+        dist_out[row, : len(order)] = d_row[order]
+        ids_out[row, : len(order)] = i_row[order]
+    return dist_out, ids_out
+
+
+def search_view(
+    view: View,
+    q: np.ndarray,
+    k: int,
+    radius: int | None,
+    *,
+    external: bool,
+    kernel_lock: threading.Lock,
+    query_descriptors: np.ndarray | None = None,
+    candidates: int = 0,
+) -> list[list[Hit]]:
+    """One list of hits per query code of q (uint8 (nq, nbytes)), best first.
+
+    Without ``query_descriptors``: the k nearest by (Hamming distance, id). With them (float32
+    (nq, D), stored precision; the view must hold descriptors): the ``max(k, candidates)`` nearest
+    codes (within ``radius`` when given) re-ranked by (score, Hamming distance, id), the k best
+    kept, each hit with its ``score``.
+    """
+    if query_descriptors is None:
+        dist, ids = hamming_candidates(
+            view, q, k, radius, external=external, kernel_lock=kernel_lock
+        )
+        return [
+            [Hit(int(i), int(d), view.items[int(i)]) for d, i in zip(d_row, i_row) if i >= 0]
+            for d_row, i_row in zip(dist, ids)
+        ]
+    if view.descriptors is None:
+        raise ValueError("this view holds no descriptors to re-rank with")
+    dist, ids = hamming_candidates(
+        view, q, max(k, candidates), radius, external=external, kernel_lock=kernel_lock
+    )
+    rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
+    res = rerank(query_descriptors, view.descriptors, rows, ids, dist, k)
+    return [
+        [
+            Hit(int(i), int(d), view.items[int(i)], float(s))
+            for s, d, i in zip(s_row, d_row, i_row)
+            if i >= 0
+        ]
+        for s_row, d_row, i_row in zip(res.scores, res.distances, res.ids)
+    ]

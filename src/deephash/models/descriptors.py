@@ -1,0 +1,156 @@
+"""Re-rank descriptors: real-valued vectors a trained network gives each image besides its code.
+
+A collection finds Hamming candidates with the codes and re-ranks them with a descriptor (see
+:mod:`deephash.index.rerank`). A hashing network's codes describe the *class* (a well-trained
+recipe maps a class onto one code); a descriptor must also tell two images of one class apart and
+recognise an image after a JPEG round trip, a brightness change or a one-pixel shift. Every kind
+is L2-normalised, so the re-rank score is a cosine similarity.
+
+Kinds (``list_descriptors()``), from the same forward pass as the code:
+
+``head``
+    The head's relaxed code in (-1, 1) before the sign: (B, bits).
+``backbone``
+    The backbone's features (B, F) (256 for small-cnn): what classes and codes are made of.
+``conv``
+    The last convolution stage's map, average-pooled to a 3×3 grid and flattened (B, C·9)
+    (1,152 for small-cnn): the spatial layout the fully connected layer mixes away.
+``stages``
+    Every convolution stage's map average-pooled to a 3×3 grid, each stage L2-normalised, then
+    concatenated and normalised again (B, 9·ΣC) (2,016 for small-cnn): early stages keep edges
+    and strokes that tell instances apart, the 3×3 pooling absorbs a shift of a pixel or two.
+``stages-2x2``
+    As ``stages`` on a 2×2 grid (B, 4·ΣC) (896 for small-cnn).
+``early-stages``
+    As ``stages`` with the first two stages only (B, 9·(C1 + C2)) (864 for small-cnn): the
+    recommended kind. Chosen on transformed copies of validation images
+    (``benchmarks/copy_descriptor_scan.py``, docs/RESULTS.md): the last stage (like the fully
+    connected features) is trained to map a class onto one point, so it adds class information
+    the codes already carry and loses shift robustness; the early stages keep the instance.
+
+``conv`` and the ``stages`` kinds need a backbone whose ``features`` is an ``nn.Sequential`` of
+stages (small-cnn, VGG); the others work with every backbone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DESCRIPTORS",
+    "RECOMMENDED_DESCRIPTOR",
+    "compute_descriptors",
+    "descriptor_dim",
+    "list_descriptors",
+    "supports",
+]
+
+# chosen on transformed copies of validation images (benchmarks/copy_descriptor_scan.py)
+RECOMMENDED_DESCRIPTOR = "early-stages"
+
+
+def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each convolution stage's output map (B, C_i, H_i, W_i) and the network's output."""
+    backbone = getattr(net, "backbone", None)
+    stages = getattr(backbone, "features", None)
+    if not isinstance(stages, nn.Sequential):
+        raise ValueError(
+            f"descriptor needs a backbone with convolution stages (backbone.features, an "
+            f"nn.Sequential), which {type(backbone).__name__} lacks; use 'backbone' or 'head'"
+        )
+    maps: list[torch.Tensor] = []
+    hooks = [s.register_forward_hook(lambda m, i, o: maps.append(o)) for s in stages]
+    try:
+        out = net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return maps, out
+
+
+def _grid(fmap: torch.Tensor, side: int) -> torch.Tensor:
+    pooled = nn.functional.adaptive_avg_pool2d(fmap.float(), (side, side))
+    return torch.flatten(pooled, 1)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.normalize(x.float(), p=2, dim=1)
+
+
+def _head(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    out = net(x)
+    return out, out
+
+
+def _backbone(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    features: torch.Tensor = getattr(net, "backbone")(x)  # noqa: B009  (untyped submodule)
+    out: torch.Tensor = getattr(net, "from_features")(features)  # noqa: B009
+    return features, out
+
+
+def _conv(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    maps, out = _stage_maps(net, x)
+    return _grid(maps[-1], 3), out
+
+
+def _stages(
+    side: int, first: int | None = None
+) -> Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    def run(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps, out = _stage_maps(net, x)
+        return torch.cat([_unit(_grid(m, side)) for m in maps[:first]], dim=1), out
+
+    return run
+
+
+DESCRIPTORS: dict[str, Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = {
+    "head": _head,
+    "backbone": _backbone,
+    "conv": _conv,
+    "stages": _stages(3),
+    "stages-2x2": _stages(2),
+    "early-stages": _stages(3, first=2),
+}
+
+
+def list_descriptors() -> list[str]:
+    """The descriptor kinds a collection can store."""
+    return list(DESCRIPTORS)
+
+
+@torch.no_grad()
+def compute_descriptors(
+    net: nn.Module, x: torch.Tensor, kind: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass of ``net`` (a :class:`~deephash.models.network.RetrievalNet`, eval mode)
+    on a preprocessed batch x (B, C, H, W).
+
+    Returns (descriptors float32 (B, D), L2-normalised; the network's output (B, out_dim), the
+    relaxed code whose sign is the code)."""
+    if kind not in DESCRIPTORS:
+        raise ValueError(f"unknown descriptor {kind!r}; choose one of {list_descriptors()}")
+    desc, out = DESCRIPTORS[kind](net, x)
+    return _unit(desc), out.float()
+
+
+def supports(net: nn.Module, kind: str) -> bool:
+    """Whether ``net`` can give descriptor ``kind`` (the stage kinds need convolution stages)."""
+    if kind in ("head", "backbone"):
+        return True
+    return isinstance(getattr(getattr(net, "backbone", None), "features", None), nn.Sequential)
+
+
+def descriptor_dim(net: nn.Module, kind: str, input_shape: tuple[int, int, int]) -> int:
+    """The width D of descriptor ``kind`` for images of ``input_shape`` (C, H, W)."""
+    was_training = net.training
+    net.eval()
+    try:
+        param = next(net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        desc, _ = compute_descriptors(net, torch.zeros((2, *input_shape), device=device), kind)
+    finally:
+        net.train(was_training)
+    return int(desc.shape[1])
