@@ -36,8 +36,19 @@ def register(sub: Any) -> None:
     )
     c.add_argument(
         "--uri",
-        help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530",
+        help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530 "
+        "(credentials: $MILVUS_TOKEN, 'user:password' or an API key; never stored)",
     )
+    c.add_argument(
+        "--milvus-collection", help="milvus only: collection name (default deephash_<folder>)"
+    )
+    c.add_argument(
+        "--milvus-index",
+        choices=["BIN_FLAT", "BIN_IVF_FLAT"],
+        help="milvus only: BIN_FLAT (exact, default) or BIN_IVF_FLAT (approximate; a server)",
+    )
+    c.add_argument("--nlist", type=int, help="BIN_IVF_FLAT: inverted-file cells (default 1024)")
+    c.add_argument("--nprobe", type=int, help="BIN_IVF_FLAT: cells searched per query (default 16)")
     c.set_defaults(func=run_create)
 
     a = csub.add_parser(
@@ -82,7 +93,16 @@ def _no_action(p: argparse.ArgumentParser) -> int:
 def run_create(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
 
-    with Collection.create(args.dir, args.run, backend=args.backend, uri=args.uri) as col:
+    with Collection.create(
+        args.dir,
+        args.run,
+        backend=args.backend,
+        uri=args.uri,
+        milvus_collection=args.milvus_collection,
+        milvus_index=args.milvus_index,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+    ) as col:
         print(
             f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
             f"backend {col.backend}; add images with `deephash collection add {args.dir} ...`"

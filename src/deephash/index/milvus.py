@@ -95,9 +95,10 @@ _DOWN_WORDS = (
     "stopping",
 )
 _T = TypeVar("_T")
-# Per (uri, collection), process-wide like pymilvus's Session timestamps: deletes sent, and the
-# last of them that a Strong read has seen (see MilvusBinaryIndex._read).
-_DELETES: dict[tuple[str, str], int] = {}
+# Per (uri, collection), process-wide like pymilvus's Session timestamps: events the Session
+# timestamp does not cover (a delete, a new connection), and the last of them that a Strong read
+# has come back after (see MilvusBinaryIndex._read).
+_UNTIMED: dict[tuple[str, str], int] = {}
 _STRONG_SEEN: dict[tuple[str, str], int] = {}
 
 
@@ -244,9 +245,11 @@ class MilvusBinaryIndex(BinaryIndex):
     # ------------------------------------------------------------------ connection
     def _new_client(self, connect_timeout: float) -> Any:
         alias = f"deephash-{os.getpid()}-{next(_ALIASES)}"
-        return self._pymilvus.MilvusClient(
+        client = self._pymilvus.MilvusClient(
             uri=self.uri, token=self._token, alias=alias, timeout=connect_timeout
         )
+        self._untimed()  # the server may have restarted since the last read: Strong first
+        return client
 
     def _connected(self) -> Any:
         """The current client, or a fresh one after a failure (at most one try per second)."""
@@ -385,21 +388,25 @@ class MilvusBinaryIndex(BinaryIndex):
 
     # ------------------------------------------------------------------ requests
     def _read(self, fn: Callable[[Any, str], _T]) -> _T:
-        """``fn(client, consistency level)``: the index's level, except Strong after a delete until
-        one Strong read issued after it has come back. Session alone would miss a fresh delete: a
-        Milvus 2.3 server returns no timestamp for deletes, so pymilvus's last-write timestamp
-        does not move; once a Strong read has seen the delete, later reads see it too."""
+        """``fn(client, consistency level)``: the index's level, except Strong after a delete or a
+        new connection until one Strong read issued after it has come back.
+
+        Session alone would miss both: a Milvus 2.3 server returns no timestamp for deletes, so
+        pymilvus's last-write timestamp does not move; and a process that has not written yet has
+        no timestamp at all, so its reads are Eventually ones, which right after a server restart
+        run on a query node that has not replayed its log yet. Once a Strong read has come back,
+        the node has caught up, and later reads see everything before it."""
         key = (self.uri, self.collection)
-        deletes = _DELETES.get(key, 0)
-        level = "Strong" if deletes > _STRONG_SEEN.get(key, 0) else self.consistency
+        untimed = _UNTIMED.get(key, 0)
+        level = "Strong" if untimed > _STRONG_SEEN.get(key, 0) else self.consistency
         out = self._request(lambda c: fn(c, level))
         if level == "Strong":
-            _STRONG_SEEN[key] = max(_STRONG_SEEN.get(key, 0), deletes)
+            _STRONG_SEEN[key] = max(_STRONG_SEEN.get(key, 0), untimed)
         return out
 
-    def _deleted(self) -> None:
+    def _untimed(self) -> None:
         key = (self.uri, self.collection)
-        _DELETES[key] = _DELETES.get(key, 0) + 1
+        _UNTIMED[key] = _UNTIMED.get(key, 0) + 1
 
     def _query(
         self, expr: str, fields: list[str], limit: int | None = None
@@ -670,7 +677,7 @@ class MilvusBinaryIndex(BinaryIndex):
                     self.collection, ids=part, timeout=self.timeout, retry_times=_RETRIES
                 )
             )
-            self._deleted()
+            self._untimed()
         return int(stored.shape[0])
 
     def reset(self) -> None:
@@ -680,7 +687,7 @@ class MilvusBinaryIndex(BinaryIndex):
                 self.collection, filter="id >= 0", timeout=self.timeout, retry_times=_RETRIES
             )
         )
-        self._deleted()
+        self._untimed()
         self._schema = None
 
     # ------------------------------------------------------------------ search
