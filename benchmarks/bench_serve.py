@@ -3,6 +3,7 @@
     python benchmarks/bench_serve.py                       # 60,000 Fashion-MNIST training images,
                                                            # the 48-bit model of `make demo`
     python benchmarks/bench_serve.py --backend milvus      # the same against Milvus Lite
+    python benchmarks/bench_serve.py --backend milvus --milvus-server   # a local Milvus server
     python benchmarks/bench_serve.py --quick               # smoke run: 2,000 images, 100 requests
 
 Steps: build the collection (``deephash collection create`` + ``add --dataset``) unless it exists;
@@ -223,6 +224,13 @@ def main() -> int:
     p.add_argument("--collection", help="collection folder (default: benchmarks/.serve-<backend>)")
     p.add_argument("--backend", default="mih", choices=["mih", "flat", "milvus"])
     p.add_argument("--uri", help="milvus URI (default: a Milvus Lite file in the collection)")
+    p.add_argument(
+        "--milvus-server",
+        action="store_true",
+        help="milvus: start a local Milvus standalone server (the milvus-server extra) in a "
+        "temporary folder and use it; the collection is rebuilt",
+    )
+    p.add_argument("--modes", nargs="+", default=["id", "upload"], choices=["id", "upload"])
     p.add_argument("--images", type=int, default=60_000, help="training images in the collection")
     p.add_argument("--requests", type=int, default=2000, help="searches per scenario")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
@@ -241,8 +249,18 @@ def main() -> int:
             f"{run} is not a run folder; train it with `make demo` or pass --run", file=sys.stderr
         )
         return 1
-    folder = Path(args.collection or ROOT / "benchmarks" / f".serve-{args.backend}")
+    name = args.backend + ("-server" if args.milvus_server else "")
+    folder = Path(args.collection or ROOT / "benchmarks" / f".serve-{name}")
     build_s = None
+    milvus_server = None
+    if args.milvus_server:
+        import tempfile
+
+        from deephash.index.milvus_server import LocalMilvusServer
+
+        milvus_server = LocalMilvusServer(tempfile.mkdtemp(prefix="bench-serve-milvus-"))
+        milvus_server.start()
+        args.uri, args.rebuild = milvus_server.uri, True
     if args.rebuild and folder.exists():
         shutil.rmtree(folder)
     if not folder.exists():
@@ -271,7 +289,7 @@ def main() -> int:
     try:
         start_count = httpx.get(server.url + "/health").json()["count"]
         ids = [int(i) for i in np.random.default_rng(0).integers(0, start_count, 1000)]
-        for mode in ("id", "upload"):
+        for mode in args.modes:
             for clients in args.clients:
                 r = asyncio.run(scenario(server.url, mode, clients, args, uploads, ids, acked))
                 results.append(r)
@@ -284,11 +302,18 @@ def main() -> int:
         stats = httpx.get(server.url + "/stats").json()
     finally:
         server.stop()
+        if milvus_server is not None:
+            milvus_server.stop()
     print(f"additions: {check}")
     out = {
         "benchmark": "serve",
         "run": str(run.resolve()),
         "backend": args.backend,
+        "engine": (
+            "milvus 2.3.5 standalone server (local)"
+            if args.milvus_server
+            else ("milvus lite" if args.backend == "milvus" and not args.uri else args.uri)
+        ),
         "collection_items": start_count,
         "collection_build_s": build_s,
         "startup_s": round(server.startup_s, 3),
@@ -305,7 +330,7 @@ def main() -> int:
         },
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    suffix = "" if args.backend == "mih" else f"-{args.backend}"
+    suffix = "" if name == "mih" else f"-{name}"
     out_file = Path(args.out or ROOT / "benchmarks" / "results" / f"serve{suffix}.json")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(out, indent=2) + "\n")
