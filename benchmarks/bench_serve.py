@@ -99,6 +99,23 @@ class Server:
         self.log.close()
 
 
+def summary(
+    mode: str, clients: int, requests: int, failed: int, wall: float, latencies: list[float]
+) -> dict[str, Any]:
+    """One scenario's row: throughput and latency percentiles (ms)."""
+    lat = np.array(latencies)
+    return {
+        "mode": mode,
+        "clients": clients,
+        "requests": requests,
+        "failed": failed,
+        "seconds": round(wall, 3),
+        "queries_per_s": round(requests / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
 class RawClient:
     """A minimal HTTP/1.1 keep-alive client for JSON POSTs (one connection), for the load script:
     httpx spends about 0.7 ms of CPU per request, more than the server does, and on 2 shared cores
@@ -159,17 +176,7 @@ async def load_raw(url: str, clients: int, requests: int, ids: list[int], k: int
     t0 = time.perf_counter()
     await asyncio.gather(*(one_client(c) for c in range(clients)))
     wall = time.perf_counter() - t0
-    lat = np.array(latencies)
-    return {
-        "mode": "id-raw",
-        "clients": clients,
-        "requests": requests,
-        "failed": failed,
-        "seconds": round(wall, 3),
-        "queries_per_s": round(requests / wall, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2),
-    }
+    return summary("id-raw", clients, requests, failed, wall, latencies)
 
 
 async def load(
@@ -206,17 +213,7 @@ async def load(
         t0 = time.perf_counter()
         await asyncio.gather(*(one_client(c) for c in range(clients)))
         wall = time.perf_counter() - t0
-    lat = np.array(latencies)
-    return {
-        "mode": mode,
-        "clients": clients,
-        "requests": requests,
-        "failed": failed,
-        "seconds": round(wall, 3),
-        "queries_per_s": round(requests / wall, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2),
-    }
+    return summary(mode, clients, requests, failed, wall, latencies)
 
 
 async def adder(
