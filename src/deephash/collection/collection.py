@@ -55,7 +55,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -805,7 +805,7 @@ class Collection:
             self._engine_stale = False
             _log.warning("%s: the search engine is back and re-synced", self.directory)
 
-    def _engine_write(self, write: Any) -> None:
+    def _engine_write(self, write: Callable[[], object]) -> None:
         """Apply a change (already durable in the log) to the external engine; if that fails the
         engine is marked stale and re-synced before the next search, and the change stands."""
         if self._engine_stale:
