@@ -281,10 +281,11 @@ class MilvusBinaryIndex(BinaryIndex):
             f"({self._last_error[:300]}); retry shortly"
         )
 
-    def _request(self, fn: Callable[[Any], _T]) -> _T:
-        """``fn(client)``; after a connection failure once more with a fresh client, after 'not
-        loaded' once more after loading the collection; :class:`EngineUnavailableError` when the
-        server stays unreachable."""
+    def _request(self, fn: Callable[[Any], _T], retry: bool = True) -> _T:
+        """``fn(client)``; after a connection failure once more with a fresh client (unless
+        ``retry`` is False: an insert whose answer was lost may have been applied, and Milvus does
+        not refuse a second row with the same id), after 'not loaded' once more after loading the
+        collection; :class:`EngineUnavailableError` when the server stays unreachable."""
         for attempt in range(3):
             client = self._connected()
             try:
@@ -304,7 +305,7 @@ class MilvusBinaryIndex(BinaryIndex):
                 if not is_unavailable(exc):
                     raise
                 self._disconnect(client, exc)
-                if attempt:
+                if attempt or not retry:
                     raise EngineUnavailableError(self._down_message()) from exc
         raise EngineUnavailableError(self._down_message())
 
@@ -655,7 +656,8 @@ class MilvusBinaryIndex(BinaryIndex):
             self._request(
                 lambda c, chunk=chunk: c.insert(  # type: ignore[misc]
                     self.collection, chunk, timeout=self.timeout, retry_times=_RETRIES
-                )
+                ),
+                retry=False,
             )
         if new_meta is not None and self._schema is None:
             self._schema = {k: v.dtype.kind == "U" for k, v in new_meta.items()}
