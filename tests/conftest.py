@@ -102,7 +102,7 @@ def tiny_png_folder(tmp_path_factory: pytest.TempPathFactory, tiny_fmnist: Path)
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One Milvus standalone server for the whole session (the ``milvus-server`` extra), on
     127.0.0.1 with its files in a temporary folder; tests may stop and start it (same port, same
-    data) but must leave it running."""
+    data; ``kill`` for a crash) but must leave it running."""
     pytest.importorskip("milvus", reason="the milvus-server extra is not installed")
     from deephash.index.milvus_server import LocalMilvusServer
 
@@ -112,4 +112,4 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield server
     finally:
-        server.stop()
+        server.kill()  # a temporary server: nothing to keep

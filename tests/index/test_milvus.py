@@ -282,7 +282,7 @@ def test_a_server_restart_is_survived_by_the_same_index(
     from deephash.index import EngineUnavailableError
 
     index, flat, _, _, q = _filled(refs, bits=32, n=300, uri=milvus_server.uri, name=name)
-    milvus_server.stop()
+    milvus_server.kill()  # as a crash would: the harder case
     try:
         t0 = time.monotonic()
         with pytest.raises(EngineUnavailableError, match="cannot be reached"):

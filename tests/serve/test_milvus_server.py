@@ -54,7 +54,7 @@ def test_serve_survives_a_milvus_server_restart(
     for item_id in (0, 17, 59):
         assert found(search(server.url, item_id)) == expected(folder, item_id, 10)
 
-    milvus_server.stop()
+    milvus_server.kill()  # as a crash would: the harder case
     try:
         t0 = time.monotonic()
         r = search(server.url, 17)
