@@ -3,6 +3,7 @@
     python benchmarks/bench_serve.py                       # 60,000 Fashion-MNIST training images,
                                                            # the 48-bit model of `make demo`
     python benchmarks/bench_serve.py --backend milvus      # the same against Milvus Lite
+    python benchmarks/bench_serve.py --backend milvus --milvus-server   # a local Milvus server
     python benchmarks/bench_serve.py --quick               # smoke run: 2,000 images, 100 requests
 
 Steps: build the collection (``deephash collection create`` + ``add --dataset``) unless it exists;
@@ -98,6 +99,86 @@ class Server:
         self.log.close()
 
 
+def summary(
+    mode: str, clients: int, requests: int, failed: int, wall: float, latencies: list[float]
+) -> dict[str, Any]:
+    """One scenario's row: throughput and latency percentiles (ms)."""
+    lat = np.array(latencies)
+    return {
+        "mode": mode,
+        "clients": clients,
+        "requests": requests,
+        "failed": failed,
+        "seconds": round(wall, 3),
+        "queries_per_s": round(requests / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client for JSON POSTs (one connection), for the load script:
+    httpx spends about 0.7 ms of CPU per request, more than the server does, and on 2 shared cores
+    that cost shows up in the measured latency."""
+
+    def __init__(self, url: str) -> None:
+        parts = url.split("://", 1)[1].split(":")
+        self.host, self.port = parts[0], int(parts[1])
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> int:
+        """Send the request, read the whole answer; returns the status code."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def load_raw(url: str, clients: int, requests: int, ids: list[int], k: int) -> dict[str, Any]:
+    """Search by id like :func:`load`, through :class:`RawClient` connections."""
+    latencies: list[float] = []
+    failed = 0
+
+    async def one_client(c: int) -> None:
+        nonlocal failed
+        http = RawClient(url)
+        try:
+            for j in range(c, requests, clients):
+                t = time.perf_counter()
+                try:
+                    ok = await http.post_json("/search", {"id": ids[j % len(ids)], "k": k}) == 200
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    ok = False
+                latencies.append((time.perf_counter() - t) * 1000.0)
+                failed += not ok
+        finally:
+            await http.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_client(c) for c in range(clients)))
+    wall = time.perf_counter() - t0
+    return summary("id-raw", clients, requests, failed, wall, latencies)
+
+
 async def load(
     url: str,
     mode: str,
@@ -132,17 +213,7 @@ async def load(
         t0 = time.perf_counter()
         await asyncio.gather(*(one_client(c) for c in range(clients)))
         wall = time.perf_counter() - t0
-    lat = np.array(latencies)
-    return {
-        "mode": mode,
-        "clients": clients,
-        "requests": requests,
-        "failed": failed,
-        "seconds": round(wall, 3),
-        "queries_per_s": round(requests / wall, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2),
-    }
+    return summary(mode, clients, requests, failed, wall, latencies)
 
 
 async def adder(
@@ -186,9 +257,16 @@ async def scenario(
     ids: list[int], acked: dict[int, bytes],
 ) -> dict[str, Any]:  # fmt: skip
     stop = asyncio.Event()
-    add_task = asyncio.create_task(adder(url, uploads[::-1], args.add_rate, stop, acked))
+    if args.add_rate <= 0:  # searches alone
+        idle = {"sent": 0, "failed": 0}
+        add_task = asyncio.create_task(asyncio.sleep(0, result=idle))
+    else:
+        add_task = asyncio.create_task(adder(url, uploads[::-1], args.add_rate, stop, acked))
     t0 = time.perf_counter()
-    result = await load(url, mode, clients, args.requests, uploads, ids, args.k)
+    if mode == "id-raw":
+        result = await load_raw(url, clients, args.requests, ids, args.k)
+    else:
+        result = await load(url, mode, clients, args.requests, uploads, ids, args.k)
     stop.set()
     adds = await add_task
     adds["per_s"] = round(adds["sent"] / (time.perf_counter() - t0), 1)
@@ -223,10 +301,23 @@ def main() -> int:
     p.add_argument("--collection", help="collection folder (default: benchmarks/.serve-<backend>)")
     p.add_argument("--backend", default="mih", choices=["mih", "flat", "milvus"])
     p.add_argument("--uri", help="milvus URI (default: a Milvus Lite file in the collection)")
+    p.add_argument(
+        "--milvus-server",
+        action="store_true",
+        help="milvus: start a local Milvus standalone server (the milvus-server extra) in a "
+        "temporary folder and use it; the collection is rebuilt",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["id", "upload"],
+        choices=["id", "upload", "id-raw"],
+        help="id / upload: httpx clients; id-raw: search by id with a minimal HTTP client",
+    )
     p.add_argument("--images", type=int, default=60_000, help="training images in the collection")
     p.add_argument("--requests", type=int, default=2000, help="searches per scenario")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--add-rate", type=float, default=100.0, help="additions per second")
+    p.add_argument("--add-rate", type=float, default=100.0, help="additions per second (0: none)")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the collection")
@@ -241,8 +332,18 @@ def main() -> int:
             f"{run} is not a run folder; train it with `make demo` or pass --run", file=sys.stderr
         )
         return 1
-    folder = Path(args.collection or ROOT / "benchmarks" / f".serve-{args.backend}")
+    name = args.backend + ("-server" if args.milvus_server else "")
+    folder = Path(args.collection or ROOT / "benchmarks" / f".serve-{name}")
     build_s = None
+    milvus_server = None
+    if args.milvus_server:
+        import tempfile
+
+        from deephash.index.milvus_server import LocalMilvusServer
+
+        milvus_server = LocalMilvusServer(tempfile.mkdtemp(prefix="bench-serve-milvus-"))
+        milvus_server.start()
+        args.uri, args.rebuild = milvus_server.uri, True
     if args.rebuild and folder.exists():
         shutil.rmtree(folder)
     if not folder.exists():
@@ -271,7 +372,7 @@ def main() -> int:
     try:
         start_count = httpx.get(server.url + "/health").json()["count"]
         ids = [int(i) for i in np.random.default_rng(0).integers(0, start_count, 1000)]
-        for mode in ("id", "upload"):
+        for mode in args.modes:
             for clients in args.clients:
                 r = asyncio.run(scenario(server.url, mode, clients, args, uploads, ids, acked))
                 results.append(r)
@@ -284,11 +385,18 @@ def main() -> int:
         stats = httpx.get(server.url + "/stats").json()
     finally:
         server.stop()
+        if milvus_server is not None:
+            milvus_server.stop()
     print(f"additions: {check}")
     out = {
         "benchmark": "serve",
         "run": str(run.resolve()),
         "backend": args.backend,
+        "engine": (
+            "milvus 2.3.5 standalone server (local)"
+            if args.milvus_server
+            else ("milvus lite" if args.backend == "milvus" and not args.uri else args.uri)
+        ),
         "collection_items": start_count,
         "collection_build_s": build_s,
         "startup_s": round(server.startup_s, 3),
@@ -305,7 +413,7 @@ def main() -> int:
         },
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    suffix = "" if args.backend == "mih" else f"-{args.backend}"
+    suffix = "" if name == "mih" else f"-{name}"
     out_file = Path(args.out or ROOT / "benchmarks" / "results" / f"serve{suffix}.json")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(out, indent=2) + "\n")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,3 +96,20 @@ def tiny_png_folder(tmp_path_factory: pytest.TempPathFactory, tiny_fmnist: Path)
         (root / f"c{label}").mkdir(exist_ok=True)
         Image.fromarray(image).save(root / f"c{label}" / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Milvus standalone server for the whole session (the ``milvus-server`` extra), on
+    127.0.0.1 with its files in a temporary folder; tests may stop and start it (same port, same
+    data; ``kill`` for a crash) but must leave it running."""
+    pytest.importorskip("milvus", reason="the milvus-server extra is not installed")
+    from deephash.index.milvus_server import LocalMilvusServer
+
+    # a 10 s etcd session lease (Milvus's default: 30 s): a restarted server serves again sooner
+    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-server"), session_ttl=10)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()  # a temporary server: nothing to keep

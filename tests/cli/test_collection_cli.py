@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,3 +120,17 @@ def test_create_rerank_choices(
     assert main([*argv, "--rerank", "sift"]) == 1
     assert "unknown re-rank descriptor 'sift'" in capsys.readouterr().err
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_create_on_a_milvus_server_with_ivf(
+    tiny_hash_run: Path, tmp_path: Path, milvus_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    col = tmp_path / "ivf"
+    argv = ["collection", "create", str(col), "--run", str(tiny_hash_run), "--backend", "milvus"]
+    uri = str(milvus_server.uri)
+    assert main([*argv, "--uri", uri, "--milvus-collection", "cli_ivf",
+                 "--milvus-index", "BIN_IVF_FLAT", "--nlist", "4", "--nprobe", "2"]) == 0  # fmt: skip
+    settings = json.loads((col / "collection.json").read_text())
+    assert settings["milvus_collection"] == "cli_ivf"
+    assert settings["milvus_index"] == {"index_type": "BIN_IVF_FLAT", "nlist": 4, "nprobe": 2}
+    assert info(col, capsys)["uri"] == uri

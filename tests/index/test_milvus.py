@@ -1,9 +1,11 @@
-"""The milvus backend against Milvus Lite, checked against the flat index and brute force."""
+"""The milvus backend against Milvus Lite and against a real Milvus server (the session's
+``milvus_server``), checked against the flat index and brute force."""
 
 import itertools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,7 +21,7 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+def lite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One Milvus Lite file for the module (its server starts once, in about a second)."""
     path = str(tmp_path_factory.mktemp("milvus") / "deephash.db")
     try:
@@ -27,6 +29,14 @@ def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     except Exception as exc:  # e.g. no milvus-lite wheel for this platform
         pytest.skip(f"Milvus Lite cannot start here: {type(exc).__name__}: {exc}")
     return path
+
+
+@pytest.fixture(scope="module", params=["lite", "server"])
+def uri(request: pytest.FixtureRequest) -> str:
+    """Each test runs against Milvus Lite and against the session's Milvus server."""
+    if request.param == "lite":
+        return str(request.getfixturevalue("lite_uri"))
+    return str(request.getfixturevalue("milvus_server").uri)
 
 
 @pytest.fixture
@@ -182,7 +192,8 @@ def test_reopen_and_load_index_see_the_same_rows(refs, uri: str, name: str, tmp_
     np.testing.assert_array_equal(again.search(q, 7)[1], flat.search(q, 7)[1])
     again.remove_ids(ids[:10])
     assert index.ntotal == 190  # one collection seen by both
-    pointer = Path(uri).parent / "pointer.dhi"  # next to the Lite file: stored relative
+    server = milvus_module.is_server_uri(uri)
+    pointer = (tmp_path if server else Path(uri).parent) / "pointer.dhi"  # Lite: stored relative
     index.save(pointer)
     loaded = load_index(pointer)
     assert isinstance(loaded, milvus_module.MilvusBinaryIndex)
@@ -203,9 +214,12 @@ def test_clear_errors(refs, uri: str, name: str) -> None:
         create_index(f"milvus:{uri}", 32, collection=name, index_type="BIN_IVF_FLAT")
     with pytest.raises(ValueError, match="multiple of 8"):
         create_index(f"milvus:{uri}", 12, collection=f"{name}_b")
-    with pytest.raises(ValueError, match="Milvus Lite builds only BIN_FLAT"):
-        create_index(f"milvus:{uri}", 32, collection=f"{name}_ivf", index_type="BIN_IVF_FLAT")
-    assert not pymilvus.MilvusClient(uri).has_collection(f"{name}_ivf")  # not left half-made
+    if not milvus_module.is_server_uri(uri):
+        with pytest.raises(ValueError, match="Milvus Lite builds only BIN_FLAT"):
+            create_index(f"milvus:{uri}", 32, collection=f"{name}_ivf", index_type="BIN_IVF_FLAT")
+        assert not pymilvus.MilvusClient(uri).has_collection(f"{name}_ivf")  # not left half-made
+    with pytest.raises(ValueError, match="timeout"):
+        create_index(f"milvus:{uri}", 32, collection=name, timeout=0)
     with pytest.raises(ValueError, match=r"ending in '\.db'"):
         create_index("milvus:/tmp/no-suffix", 32)
     with pytest.raises(ValueError, match="Milvus URI"):
@@ -219,7 +233,7 @@ def test_clear_errors(refs, uri: str, name: str) -> None:
     assert "milvus:<uri>" in __import__("deephash.index").index.list_indexes()
 
 
-def test_a_second_process_is_refused_clearly(uri: str) -> None:
+def test_a_second_process_is_refused_clearly(lite_uri: str) -> None:
     # Milvus Lite serves one file to one process (this one holds `uri`).
     code = (
         "import sys\nfrom deephash.index.milvus import MilvusBinaryIndex\n"
@@ -229,6 +243,59 @@ def test_a_second_process_is_refused_clearly(uri: str) -> None:
     src = str(Path(milvus_module.__file__).parents[2])
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run(
-        [sys.executable, "-c", code, uri], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", code, lite_uri], capture_output=True, text=True, env=env, timeout=120
     )
     assert "REFUSED" in out.stdout and "one process at a time" in out.stdout, out.stderr[-2000:]
+
+
+def test_ivf_flat_on_the_server(refs, milvus_server: Any, name: str) -> None:
+    # BIN_IVF_FLAT: every distance returned is the true one; with nprobe = nlist every cell is
+    # searched, so the k-NN distances equal flat's; with fewer cells, recall drops but stays > 0.
+    rng = np.random.default_rng(3)
+    x = refs["clustered"](rng, 3000, 64, centres=32)
+    q = x[rng.permutation(3000)[:40]] ^ (rng.random((40, 8)) < 0.05).astype(np.uint8)
+    flat = HammingIndex(64)
+    flat.add(x)
+    fd, fi = flat.search(q, 10)
+    index = create_index(
+        f"milvus:{milvus_server.uri}", 64, collection=name, index_type="BIN_IVF_FLAT", nlist=32
+    )
+    index.add(x)
+    assert index.index_type == "BIN_IVF_FLAT" and not index.exact_ties
+    recall = {}
+    for nprobe in (1, 32):
+        index.nprobe = nprobe
+        d, i = index.search(q, 10)
+        np.testing.assert_array_equal(_true_distances(q, x, np.arange(3000), i), d)
+        recall[nprobe] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i, fi)])
+    np.testing.assert_array_equal(d, fd)  # nprobe = nlist: exact distances
+    assert recall[32] >= recall[1] > 0 and recall[32] >= 0.9
+    again = create_index(f"milvus:{milvus_server.uri}", 64, collection=name)  # type kept
+    assert (again.index_type, again.ntotal) == ("BIN_IVF_FLAT", 3000)
+
+
+def test_a_server_restart_is_survived_by_the_same_index(
+    refs, milvus_server: Any, name: str
+) -> None:
+    # While the server is down a request fails fast with EngineUnavailableError; once it is back
+    # the same index object answers again at once (a fresh client, the collection reloaded).
+    from deephash.index import EngineUnavailableError
+
+    index, flat, _, _, q = _filled(refs, bits=32, n=300, uri=milvus_server.uri, name=name)
+    milvus_server.kill()  # as a crash would: the harder case
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(EngineUnavailableError, match="cannot be reached"):
+            index.search(q, 5)
+        assert time.monotonic() - t0 < 5.0
+        t0 = time.monotonic()
+        with pytest.raises(EngineUnavailableError):
+            index.search(q, 5)
+        assert time.monotonic() - t0 < 0.5  # no new connection attempt within a second
+    finally:
+        milvus_server.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    for got, want in zip(index.search(q, 5), flat.search(q, 5)):
+        np.testing.assert_array_equal(got, want)
+    assert time.monotonic() - t0 < 30.0

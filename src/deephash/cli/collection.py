@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
     )
     c.add_argument(
         "--uri",
-        help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530",
+        help="milvus only: a Milvus Lite file (default DIR/milvus.db) or http://host:19530 "
+        "(credentials: $MILVUS_TOKEN, 'user:password' or an API key; never stored)",
     )
     c.add_argument(
         "--rerank",
@@ -54,6 +55,16 @@ def register(sub: Any) -> None:
         default=None,
         help="Hamming candidates re-ranked per search (k'; default 4096)",
     )
+    c.add_argument(
+        "--milvus-collection", help="milvus only: collection name (default deephash_<folder>)"
+    )
+    c.add_argument(
+        "--milvus-index",
+        choices=["BIN_FLAT", "BIN_IVF_FLAT"],
+        help="milvus only: BIN_FLAT (exact, default) or BIN_IVF_FLAT (approximate; a server)",
+    )
+    c.add_argument("--nlist", type=int, help="BIN_IVF_FLAT: inverted-file cells (default 1024)")
+    c.add_argument("--nprobe", type=int, help="BIN_IVF_FLAT: cells searched per query (default 16)")
     c.set_defaults(func=run_create)
 
     a = csub.add_parser(
@@ -146,6 +157,10 @@ def run_create(args: argparse.Namespace) -> int:
         uri=args.uri,
         rerank=rerank,
         candidates=candidates,
+        milvus_collection=args.milvus_collection,
+        milvus_index=args.milvus_index,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
     ) as col:
         ranking = (
             f"re-ranking {col.candidates} Hamming candidates by {col.descriptor} descriptors "

@@ -41,18 +41,29 @@ takes about 0.1 ms for 60,000 codes and uses every core); decoding, encoding and
 run in parallel. An external engine (``milvus``) is one shared, mutable object: there, writers
 change it and swap the view under the write side of a readers-writer lock, and searches hold the
 read side.
+
+Failures. The log is the source of truth; neither failure below loses an acknowledged change.
+A disk that fills up fails the log append of an addition or removal (``OSError`` ENOSPC): the
+record is cut off, nothing changes and the caller gets the error (``deephash serve`` answers 507);
+an image file or an automatic compaction that fails after the record is durable does not fail the
+change (the image bytes stay in memory and in the log until a compaction writes them; compaction
+is retried 30 s later). An external engine that cannot be reached
+(:class:`~deephash.index.EngineUnavailableError`) fails searches (503) but not writes: they go to
+the log and the view, the engine is marked stale, and the next search first re-syncs it from the
+collection (removing what it holds that the collection does not, adding what it lacks).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,7 +91,9 @@ from deephash.collection.lock import FolderLock
 from deephash.collection.log import AppendLog, read_log, write_new_log
 from deephash.collection.replay import ReplayState, replay_record
 from deephash.collection.view import View, search_view
-from deephash.index import create_index, load_index
+from deephash.index import BinaryIndex, EngineUnavailableError, create_index, load_index
+from deephash.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES
+from deephash.index.milvus import is_server_uri
 from deephash.index.rerank import as_descriptors
 
 __all__ = ["BACKENDS", "Collection", "Hit", "Item", "NewItem"]
@@ -97,6 +110,8 @@ DEFAULT_CANDIDATES = (
     4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
 )
 _META_KEYS = ("label", "path", "image", "added")
+_COMPACT_RETRY_S = 30.0  # after a failed automatic compaction (e.g. disk full), wait this long
+_log = logging.getLogger(__name__)
 
 
 def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
@@ -118,6 +133,35 @@ def _descriptor_width(run: Path, kind: str) -> int:
     info = loaded.data_info
     shape = (int(info["in_channels"]), int(info["image_shape"][0]), int(info["image_shape"][1]))
     return descriptor_dim(loaded.net, kind, shape)
+
+
+def _milvus_index_settings(
+    backend: str, uri: str | None, index_type: str | None, nlist: int | None, nprobe: int | None
+) -> dict[str, Any]:
+    """The Milvus index settings of a new collection, checked before anything is written."""
+    if backend != "milvus":
+        if index_type is not None or nlist is not None or nprobe is not None:
+            raise ValueError("--milvus-index, --nlist and --nprobe are only for the milvus backend")
+        return {}
+    index_type = index_type or "BIN_FLAT"
+    if index_type not in MILVUS_INDEX_TYPES:
+        raise ValueError(f"milvus index must be one of {MILVUS_INDEX_TYPES}, got {index_type!r}")
+    if index_type == "BIN_FLAT" and (nlist is not None or nprobe is not None):
+        raise ValueError("--nlist and --nprobe are for --milvus-index BIN_IVF_FLAT")
+    if index_type == "BIN_IVF_FLAT" and not (uri and is_server_uri(uri)):
+        raise ValueError(
+            "BIN_IVF_FLAT needs a Milvus server (--uri http://host:19530); Milvus Lite builds "
+            "only BIN_FLAT"
+        )
+    out: dict[str, Any] = {"index_type": index_type}
+    for name, value, default in (("nlist", nlist, 1024), ("nprobe", nprobe, 16)):
+        if index_type != "BIN_IVF_FLAT":
+            continue
+        value = default if value is None else value
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        out[name] = value
+    return out
 
 
 class Collection:
@@ -153,6 +197,9 @@ class Collection:
         self._log: AppendLog | None = None
         self._log_records = 0
         self._unsynced_images: list[str] = []
+        self._pending_images: dict[str, bytes] = {}  # image files a full disk refused
+        self._compact_retry_at = 0.0
+        self._engine_stale = False  # the external engine missed writes or was unreachable
         self._view: View
         self._closed = False
 
@@ -166,6 +213,9 @@ class Collection:
         uri: str | None = None,
         *,
         milvus_collection: str | None = None,
+        milvus_index: str | None = None,
+        nlist: int | None = None,
+        nprobe: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         device: str = "auto",
         load_model: bool = False,
@@ -175,7 +225,11 @@ class Collection:
         """Make a new, empty collection in ``directory`` for the hashing model of ``run_dir`` and
         open it. ``backend``: ``mih`` (multi-index hashing), ``flat`` (exhaustive scan) or
         ``milvus`` (``uri``: a Milvus Lite file, default ``DIR/milvus.db``, or
-        ``http://host:19530``). ``rerank``: a descriptor kind (see
+        ``http://host:19530``). For ``milvus``: ``milvus_collection`` names the Milvus collection
+        (default ``deephash_<folder name>``); ``milvus_index`` is ``BIN_FLAT`` (exact, the
+        default) or ``BIN_IVF_FLAT`` (approximate, a server only) with ``nlist`` cells (default
+        1024), ``nprobe`` of them searched per query (default 16; ``milvus_index.nprobe`` in
+        ``collection.json`` may be changed between runs). ``rerank``: a descriptor kind (see
         :func:`deephash.models.descriptors.list_descriptors`) to store with every item and re-rank
         the ``candidates`` nearest codes of each search by, or None (Hamming ranking only)."""
         from deephash.models.descriptors import list_descriptors
@@ -186,6 +240,7 @@ class Collection:
             raise ValueError(f"unknown collection backend {backend!r}; choose one of {BACKENDS}")
         if uri is not None and backend != "milvus":
             raise ValueError("--uri is only for the milvus backend")
+        index_settings = _milvus_index_settings(backend, uri, milvus_index, nlist, nprobe)
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise FileExistsError(
                 f"{directory} exists and is not an empty folder; pick a new folder for the "
@@ -234,6 +289,7 @@ class Collection:
                 c if c.isalnum() else "_" for c in directory.resolve().name
             )
             settings["milvus_collection"] = name
+            settings["milvus_index"] = index_settings
         directory.mkdir(parents=True, exist_ok=True)
         (directory / IMAGES_DIR).mkdir(exist_ok=True)
         with FolderLock(directory / LOCK_FILE):
@@ -373,6 +429,17 @@ class Collection:
         with open(self.directory / IMAGES_DIR / name, "wb") as f:
             f.write(data)
         self._unsynced_images.append(name)
+
+    def _store_image(self, name: str, data: bytes) -> None:
+        """Write an image file of an addition whose log record is already durable: a failure (a
+        full disk) must not fail the addition, so the bytes wait in memory for the next
+        compaction, which writes them before it drops the log that also holds them."""
+        try:
+            self._write_image(name, data)
+        except OSError as exc:
+            (self.directory / IMAGES_DIR / name).unlink(missing_ok=True)
+            self._pending_images[name] = data
+            _log.warning("%s: image %s kept in memory: %s", self.directory, name, exc)
 
     def _remove_orphans(self, state: ReplayState) -> None:
         folder = self.directory / IMAGES_DIR
@@ -662,7 +729,7 @@ class Collection:
             self._log_records += 1
             for item_id, n in zip(ids, new):
                 if n.image_bytes is not None:
-                    self._write_image(str(items[item_id].image), n.image_bytes)
+                    self._store_image(str(items[item_id].image), n.image_bytes)
             view.items.update(items)  # not yet reachable: no published view holds these ids
             new_ids = np.asarray(ids, dtype=np.int64)
             all_ids = np.concatenate([view.ids, new_ids])
@@ -675,7 +742,8 @@ class Collection:
             if self.external:
                 with self._rw.write():
                     if view.main is not None:
-                        view.main.add(codes, new_ids)
+                        main = view.main
+                        self._engine_write(lambda: main.add(codes, new_ids))
                     self._view = View(
                         all_ids,
                         all_codes,
@@ -749,7 +817,8 @@ class Collection:
             if self.external:
                 with self._rw.write():
                     if view.main is not None:
-                        view.main.remove_ids(gone)
+                        main = view.main
+                        self._engine_write(lambda: main.remove_ids(gone))
                     self._view = View(
                         live_ids,
                         live_codes,
@@ -783,6 +852,7 @@ class Collection:
             for i in wanted:
                 image = view.items[i].image
                 if image is not None:
+                    self._pending_images.pop(image, None)
                     (self.directory / IMAGES_DIR / image).unlink(missing_ok=True)
             self._maybe_compact()
         return len(wanted)
@@ -822,7 +892,17 @@ class Collection:
         if self.read_only:  # a reader (``collection info``) does not touch the engine
             return view
         name = f"milvus:{self.settings['uri']}"
-        index = create_index(name, self.bits, collection=self.settings["milvus_collection"])
+        index = create_index(
+            name,
+            self.bits,
+            collection=self.settings["milvus_collection"],
+            **self.settings.get("milvus_index", {}),
+        )
+        self._resync_engine(index, view)
+        return replace(view, main=index)
+
+    def _resync_engine(self, index: BinaryIndex, view: View) -> None:
+        """Make the engine hold exactly the items of ``view`` (see :meth:`_sync_external`)."""
         try:
             held = np.asarray(index.ids, dtype=np.int64) if index.ntotal else np.zeros(0, np.int64)
             listed = held.ndim == 1 and len(held) == index.ntotal
@@ -840,12 +920,56 @@ class Collection:
         ids, codes = view.ids[missing], view.codes[missing]
         for start in range(0, len(ids), 10_000):
             index.add(codes[start : start + 10_000], ids[start : start + 10_000])
-        return replace(view, main=index)
+
+    def _recover_engine(self) -> None:
+        """Re-sync a stale external engine with the collection (writes made while it was
+        unreachable went to the log only); :class:`EngineUnavailableError` while it is still
+        down."""
+        with self._write_lock:
+            if not self._engine_stale:
+                return
+            view = self._view
+            if view.main is not None:
+                with self._rw.write():
+                    self._resync_engine(view.main, view)
+            self._engine_stale = False
+            _log.warning("%s: the search engine is back and re-synced", self.directory)
+
+    def _engine_write(self, write: Callable[[], object]) -> None:
+        """Apply a change (already durable in the log) to the external engine; if that fails the
+        engine is marked stale and re-synced before the next search, and the change stands."""
+        if self._engine_stale:
+            return
+        try:
+            write()
+        except Exception as exc:  # any failure: the log has it, the re-sync will apply it
+            self._engine_stale = True
+            _log.warning(
+                "%s: the search engine missed a change (%s: %s); it is re-synced from the "
+                "collection before the next search",
+                self.directory,
+                type(exc).__name__,
+                exc,
+            )
 
     def _maybe_compact(self) -> None:
+        """Compact when the log is long; a failure (disk full) is logged, not raised: the change
+        that triggered it is already durable, and the log keeps growing until a retry succeeds."""
         assert self._log is not None
-        if self._log_records > self.compact_every or self._log.size > self.compact_bytes:
+        if self._log_records <= self.compact_every and self._log.size <= self.compact_bytes:
+            return
+        if time.monotonic() < self._compact_retry_at:
+            return
+        try:
             self._compact_locked()
+        except OSError as exc:
+            self._compact_retry_at = time.monotonic() + _COMPACT_RETRY_S
+            _log.warning(
+                "%s: compaction failed (%s); the log keeps every change, retrying in %.0f s",
+                self.directory,
+                exc,
+                _COMPACT_RETRY_S,
+            )
 
     def compact(self) -> None:
         """Fold the log into a new snapshot (atomically), then start an empty log."""
@@ -870,6 +994,9 @@ class Collection:
                 },
             )
         # the image files whose bytes only the log holds go to disk before the log is dropped
+        for name, data in list(self._pending_images.items()):
+            self._write_image(name, data)
+            del self._pending_images[name]
         fsync_files(self.directory / IMAGES_DIR, self._unsynced_images)
         self._unsynced_images = []
         if view.descriptors is not None:
@@ -878,9 +1005,11 @@ class Collection:
             write_descriptors(self.directory / DESCRIPTOR_FILE, view.ids, view.descriptors)
         snapshot.save(self.directory / SNAPSHOT_FILE)
         fsync_dir(self.directory)
-        # A crash here replays the old log over the new snapshot: idempotent by id.
-        self._log.close()
+        # A crash here replays the old log over the new snapshot: idempotent by id. The new log
+        # replaces the old one by rename before the old one is closed, so a failure to write it
+        # (disk full) leaves the old log open and in use.
         write_new_log(self.directory / LOG_FILE, {"op": "begin", "next_id": view.next_id})
+        self._log.close()
         self._log = AppendLog(self.directory / LOG_FILE, (self.directory / LOG_FILE).stat().st_size)
         self._log_records = 0
         # drop the metadata of removed items (readers of older views keep the old mapping)
@@ -933,8 +1062,15 @@ class Collection:
             raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
         kp = self.candidates if candidates is None else candidates
         if self.external:
-            with self._rw.read():
-                return self._search_view(self._view, q, k, radius, q_desc, kp)
+            if self._engine_stale:
+                self._recover_engine()
+            try:
+                with self._rw.read():
+                    return self._search_view(self._view, q, k, radius, q_desc, kp)
+            except EngineUnavailableError:
+                # it may have lost or missed writes while down: re-sync before trusting it again
+                self._engine_stale = True
+                raise
         return self._search_view(self._view, q, k, radius, q_desc, kp)
 
     def _search_view(

@@ -16,6 +16,7 @@ the good records end so the opener can cut the torn tail off. The first record o
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -116,11 +117,19 @@ class AppendLog:
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and fsync it; when this returns, the record survives a crash."""
         raw = encode_record(record)
-        written = os.pwrite(self._fd, raw, self.size)
-        if written != len(raw):  # a short write (disk full): cut it off, report
-            os.ftruncate(self._fd, self.size)
-            raise OSError(f"could not write to {self.path} (disk full?)")
-        os.fsync(self._fd)
+        try:
+            written = os.pwrite(self._fd, raw, self.size)
+            if written != len(raw):  # a short write: the disk filled up
+                raise OSError(errno.ENOSPC, f"no space left for a log record in {self.path}")
+            os.fsync(self._fd)
+        except OSError:
+            # Cut off whatever part reached the file: the next record must follow a good one,
+            # and a record whose fsync failed was never acknowledged.
+            try:
+                os.ftruncate(self._fd, self.size)
+            except OSError:  # the torn tail is cut when the log is next opened
+                pass
+            raise
         self.size += len(raw)
         self.records_since_open += 1
 

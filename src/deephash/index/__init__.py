@@ -7,6 +7,7 @@ and one file format (:func:`load_index`). Search results are ``(distances int32 
 """
 
 from deephash.index.base import BinaryIndex
+from deephash.index.errors import EngineUnavailableError
 from deephash.index.factory import create_index, list_indexes, load_index
 from deephash.index.faiss_adapter import FaissBinaryIndex
 from deephash.index.flat import HammingIndex
@@ -16,6 +17,7 @@ from deephash.index.simd import kernel_target
 
 __all__ = [
     "BinaryIndex",
+    "EngineUnavailableError",
     "FaissBinaryIndex",
     "HammingIndex",
     "MilvusBinaryIndex",

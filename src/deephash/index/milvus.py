@@ -7,9 +7,13 @@ Lite: an embedded single-process server, started on first use) or a server/clust
 
 The collection has three fields: ``id`` (INT64 primary key, given by deephash, never automatic),
 ``code`` (``BINARY_VECTOR`` with ``dim = bits``: the packed bytes of the faiss layout, so ``bits``
-must be a multiple of 8) and ``meta`` (JSON: the item's metadata, ``{}`` when there is none). It is
-created with ``Strong`` consistency and every request asks for it, so a search right after ``add``
-or ``remove_ids`` sees the change.
+must be a multiple of 8) and ``meta`` (JSON: the item's metadata, ``{}`` when there is none). Requests ask
+for ``consistency`` (default ``Session``): a search sees every write this process made before it
+(pymilvus tracks the last write's timestamp per collection, process-wide), without waiting for the
+server's next time tick as ``Strong`` does (up to 200 ms a request on a Milvus server; Milvus Lite
+does not wait). ``deephash serve`` is the only writer of its collection, so Session is what it needs;
+pass ``Strong`` when several processes write one Milvus collection and must see each other's writes
+at once.
 
 Index types: ``BIN_FLAT`` (exhaustive, exact in distances; the only one Milvus Lite builds) and
 ``BIN_IVF_FLAT`` (inverted file with ``nlist`` cells, ``nprobe`` of them searched: approximate, for
@@ -28,6 +32,15 @@ a Milvus server). Results follow the deephash contract:
   the result is complete for ``BIN_FLAT`` whatever its size. ``search`` with k > 16,384 uses the same
   bands.
 
+Connection failures. Every request has a deadline (``timeout``, 10 s) and at most a few quick
+retries. When a server cannot be reached the client is dropped and one fresh client (a new gRPC
+channel) is tried at once: a channel that has seen a refused connection backs off for up to minutes
+before it tries again, so reusing it after a server restart would keep failing long after the
+server is back. If the fresh client cannot connect either, the request raises
+:class:`~deephash.index.errors.EngineUnavailableError` within about 2 s, and further requests raise
+it at once until a second has passed, when the next one tries again. A server that restarted and
+has not loaded the collection yet gets a ``load_collection`` and the request is repeated.
+
 Writes go straight to Milvus (``persistent = True``): ``save(path)`` writes a small deephash index
 file holding the URI, collection name and settings (never a token), which ``load_index`` turns back
 into a connection to the same collection. Milvus has no transactions: an ``add`` larger than one
@@ -39,26 +52,54 @@ server stops when that process exits.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 
 from deephash.index._format import Container, write_container
 from deephash.index.base import BinaryIndex, MetadataInput
+from deephash.index.errors import EngineUnavailableError
 
-__all__ = ["INDEX_TYPES", "MilvusBinaryIndex", "import_pymilvus"]
+__all__ = ["INDEX_TYPES", "MilvusBinaryIndex", "import_pymilvus", "is_unavailable"]
 
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
+CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 _MAX_LIMIT = 16384  # Milvus's cap on results per query (topk) and on queries per request (nq)
 _RESULT_BUDGET = 1 << 20  # nq * limit per search request: keeps each gRPC answer a few MB
 _CHUNK = 4096  # rows per insert request and ids per `id in [...]` expression
 _SERVER_SCHEMES = ("http", "https", "tcp", "grpc", "unix")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_RETRIES = 3  # pymilvus retries per request (its default, 75 with back-off, is 3.5 minutes)
+_RECONNECT_TIMEOUT = 2.0  # seconds a fresh client may take to connect after a failure
+_RECONNECT_PAUSE = 1.0  # seconds between reconnection attempts while the server stays down
+_ALIASES = itertools.count()  # one pymilvus connection alias per client: never shared
+_DOWN_WORDS = (
+    "failed to connect",
+    "connection refused",
+    "unavailable",
+    "not ready",
+    "not healthy",
+    "deadline",
+    "retry timeout",
+    "retry run out",
+    "closed channel",
+    "create connection first",
+    "stopping",
+)
+_T = TypeVar("_T")
+# Per (uri, collection), process-wide like pymilvus's Session timestamps: events the Session
+# timestamp does not cover (a delete, a new connection), and the last of them that a Strong read
+# has come back after (see MilvusBinaryIndex._read).
+_UNTIMED: dict[tuple[str, str], int] = {}
+_STRONG_SEEN: dict[tuple[str, str], int] = {}
 
 
 def import_pymilvus() -> Any:
@@ -71,6 +112,28 @@ def import_pymilvus() -> Any:
             "pip install 'deephash[milvus]'"
         ) from exc
     return pymilvus
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (from pymilvus or gRPC) says the server cannot be reached or is not ready,
+    as opposed to a request the server refused."""
+    code = getattr(exc, "code", None)
+    if callable(code):  # a gRPC error, or pymilvus wrapping one after its retries
+        try:
+            name = str(getattr(code(), "name", ""))
+        except Exception:  # pymilvus stores the gRPC method itself: a transport failure
+            name = "UNAVAILABLE"
+        if name in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", ""):
+            return True
+    if code == 2:  # pymilvus Status.CONNECT_FAILED
+        return True
+    message = str(exc).lower()
+    return any(word in message for word in _DOWN_WORDS)
+
+
+def _not_loaded(exc: BaseException) -> bool:
+    """A server that restarted answers searches with 'collection not loaded' until it is loaded."""
+    return getattr(exc, "code", None) == 101 or "not loaded" in str(exc).lower()
 
 
 def is_server_uri(uri: str) -> bool:
@@ -87,7 +150,10 @@ class MilvusBinaryIndex(BinaryIndex):
     collection: collection name (letters, digits, ``_``); an existing one is opened, a missing one
     created. index_type: ``"BIN_FLAT"`` (exact) or ``"BIN_IVF_FLAT"`` (approximate, server only);
     default: the existing collection's, else ``BIN_FLAT``. nlist: IVF cells (at creation). nprobe:
-    IVF cells searched per query. exact_ties: break ties at the k-th distance by the smaller id as
+    IVF cells searched per query. timeout: seconds a request may take (deadline and retries).
+    consistency: what a request waits for (``"Session"``: this process's own writes; ``"Strong"``:
+    every write; see the module docstring).
+    exact_ties: break ties at the k-th distance by the smaller id as
     the other backends do (one extra range request per distinct cut distance); default True for
     ``BIN_FLAT``, False for ``BIN_IVF_FLAT``. token: server credentials (``"user:password"`` or an
     API key); default ``$MILVUS_TOKEN``; never written to a saved file.
@@ -107,6 +173,8 @@ class MilvusBinaryIndex(BinaryIndex):
         nprobe: int = 16,
         exact_ties: bool | None = None,
         token: str | None = None,
+        timeout: float = 10.0,
+        consistency: str = "Session",
     ) -> None:
         super().__init__(bits)
         if self.bits % 8:
@@ -129,6 +197,13 @@ class MilvusBinaryIndex(BinaryIndex):
         for name, value in (("nlist", nlist), ("nprobe", nprobe)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(
+                f"consistency must be one of {CONSISTENCY_LEVELS}, got {consistency!r}"
+            )
+        self.consistency = consistency
         self.server = is_server_uri(uri)
         if self.server:
             self.uri = uri
@@ -145,28 +220,103 @@ class MilvusBinaryIndex(BinaryIndex):
         self.nlist = int(nlist)
         self.nprobe = int(nprobe)
         self._schema: dict[str, bool] | None = None
+        self.timeout = float(timeout)
         self._pymilvus = import_pymilvus()
-        token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
+        self._token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
+        self._conn_lock = threading.Lock()
+        self._retry_at = 0.0  # monotonic time before which no reconnection is tried
+        self._last_error = ""
         try:
-            self._client = self._pymilvus.MilvusClient(uri=self.uri, token=token)
+            self._client: Any = self._new_client(self.timeout)
         except Exception as exc:
             if self.server:
-                raise RuntimeError(f"cannot connect to Milvus at {self.uri}: {exc}") from exc
+                raise EngineUnavailableError(
+                    f"cannot connect to Milvus at {self.uri}: {exc}"
+                ) from exc
             raise RuntimeError(
                 f"cannot open the Milvus Lite file {self.uri}: {exc}. Milvus Lite serves a file to "
                 "one process at a time: is another process (e.g. a running 'deephash serve') "
                 "holding it?"
             ) from exc
-        self.index_type = self._open_or_create(index_type)
+        self.index_type = self._request(lambda c: self._open_or_create(c, index_type))
         self.exact_ties = self.index_type == "BIN_FLAT" if exact_ties is None else bool(exact_ties)
         self._exact_ties_option = exact_ties
 
+    # ------------------------------------------------------------------ connection
+    def _new_client(self, connect_timeout: float) -> Any:
+        alias = f"deephash-{os.getpid()}-{next(_ALIASES)}"
+        client = self._pymilvus.MilvusClient(
+            uri=self.uri, token=self._token, alias=alias, timeout=connect_timeout
+        )
+        self._untimed()  # the server may have restarted since the last read: Strong first
+        return client
+
+    def _connected(self) -> Any:
+        """The current client, or a fresh one after a failure (at most one try per second)."""
+        with self._conn_lock:
+            if self._client is None:
+                if time.monotonic() < self._retry_at:
+                    raise EngineUnavailableError(self._down_message())
+                try:
+                    self._client = self._new_client(min(self.timeout, _RECONNECT_TIMEOUT))
+                except Exception as exc:
+                    self._retry_at = time.monotonic() + _RECONNECT_PAUSE
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    raise EngineUnavailableError(self._down_message()) from exc
+            return self._client
+
+    def _disconnect(self, client: Any, exc: BaseException) -> None:
+        with self._conn_lock:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            if self._client is client:
+                self._client = None
+        try:
+            client.close()
+        except Exception:  # the channel is already broken: nothing to release cleanly
+            pass
+
+    def _down_message(self) -> str:
+        return (
+            f"the Milvus server at {self.uri} cannot be reached or is not ready "
+            f"({self._last_error[:300]}); retry shortly"
+        )
+
+    def _request(self, fn: Callable[[Any], _T], retry: bool = True) -> _T:
+        """``fn(client)``; after a connection failure once more with a fresh client (unless
+        ``retry`` is False: an insert whose answer was lost may have been applied, and Milvus does
+        not refuse a second row with the same id), after 'not loaded' once more after loading the
+        collection; :class:`EngineUnavailableError` when the server stays unreachable."""
+        for attempt in range(3):
+            client = self._connected()
+            try:
+                return fn(client)
+            except Exception as exc:
+                if isinstance(exc, ValueError) and "closed channel" not in str(exc).lower():
+                    raise  # bad input, or a deephash check inside fn
+                if _not_loaded(exc) and attempt < 2:
+                    try:
+                        client.load_collection(self.collection, timeout=self.timeout)
+                    except Exception as load_exc:
+                        if not is_unavailable(load_exc):
+                            raise
+                        self._disconnect(client, load_exc)
+                        raise EngineUnavailableError(self._down_message()) from load_exc
+                    continue
+                if not is_unavailable(exc):
+                    raise
+                self._disconnect(client, exc)
+                if attempt or not retry:
+                    raise EngineUnavailableError(self._down_message()) from exc
+        raise EngineUnavailableError(self._down_message())
+
     # ------------------------------------------------------------------ collection
-    def _open_or_create(self, index_type: str | None) -> str:
-        c, name = self._client, self.collection
+    def _open_or_create(self, c: Any, index_type: str | None) -> str:
+        name = self.collection
         where = f"Milvus collection {name!r} at {self.uri}"
-        if c.has_collection(name):
-            fields = {f["name"]: f for f in c.describe_collection(name)["fields"]}
+        if c.has_collection(name, timeout=self.timeout):
+            fields = {
+                f["name"]: f for f in c.describe_collection(name, timeout=self.timeout)["fields"]
+            }
             dt = self._pymilvus.DataType
             if (
                 set(fields) != {"id", "code", "meta"}
@@ -184,13 +334,13 @@ class MilvusBinaryIndex(BinaryIndex):
                     f"{where} holds {dim}-bit codes, not {self.bits}-bit ones; open it with "
                     f"bits={dim}, or use another collection= name for {self.bits}-bit codes"
                 )
-            existing = c.describe_index(name, "code").get("index_type")
+            existing = c.describe_index(name, "code", timeout=self.timeout).get("index_type")
             if index_type is not None and existing != index_type:
                 raise ValueError(
                     f"{where} has a {existing} index, not {index_type}; open it with "
                     f"index_type={existing!r} (or None), or use another collection= name"
                 )
-            c.load_collection(name)
+            c.load_collection(name, timeout=self.timeout)
             return str(existing)
         index_type = index_type or "BIN_FLAT"
         schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -204,21 +354,26 @@ class MilvusBinaryIndex(BinaryIndex):
             metric_type="HAMMING",
             params={"nlist": self.nlist} if index_type == "BIN_IVF_FLAT" else {},
         )
-        c.create_collection(name, schema=schema, consistency_level="Strong")
+        c.create_collection(
+            name, schema=schema, consistency_level=self.consistency, timeout=self.timeout
+        )
         try:
-            c.create_index(name, params)
+            c.create_index(name, params, timeout=self.timeout)
         except self._pymilvus.exceptions.MilvusException as exc:
-            c.drop_collection(name)
+            c.drop_collection(name, timeout=self.timeout)
             lite = "" if self.server else " (Milvus Lite builds only BIN_FLAT)"
             raise ValueError(
                 f"Milvus at {self.uri} cannot build a {index_type} index{lite}: {exc}"
             ) from exc
-        c.load_collection(name)
+        c.load_collection(name, timeout=self.timeout)
         return index_type
 
     def close(self) -> None:
         """Close the connection (a Milvus Lite server keeps running until the process exits)."""
-        self._client.close()
+        with self._conn_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -228,20 +383,47 @@ class MilvusBinaryIndex(BinaryIndex):
             "nlist": self.nlist,
             "nprobe": self.nprobe,
             "exact_ties": self._exact_ties_option,
+            "timeout": self.timeout,
+            "consistency": self.consistency,
         }
 
     # ------------------------------------------------------------------ requests
+    def _read(self, fn: Callable[[Any, str], _T]) -> _T:
+        """``fn(client, consistency level)``: the index's level, except Strong after a delete or a
+        new connection until one Strong read issued after it has come back.
+
+        Session alone would miss both: a Milvus 2.3 server returns no timestamp for deletes, so
+        pymilvus's last-write timestamp does not move; and a process that has not written yet has
+        no timestamp at all, so its reads are Eventually ones, which right after a server restart
+        run on a query node that has not replayed its log yet. Once a Strong read has come back,
+        the node has caught up, and later reads see everything before it."""
+        key = (self.uri, self.collection)
+        untimed = _UNTIMED.get(key, 0)
+        level = "Strong" if untimed > _STRONG_SEEN.get(key, 0) else self.consistency
+        out = self._request(lambda c: fn(c, level))
+        if level == "Strong":
+            _STRONG_SEEN[key] = max(_STRONG_SEEN.get(key, 0), untimed)
+        return out
+
+    def _untimed(self) -> None:
+        key = (self.uri, self.collection)
+        _UNTIMED[key] = _UNTIMED.get(key, 0) + 1
+
     def _query(
         self, expr: str, fields: list[str], limit: int | None = None
     ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {} if limit is None else {"limit": limit}
-        return list(
-            self._client.query(
-                self.collection,
-                filter=expr,
-                output_fields=fields,
-                consistency_level="Strong",
-                **kwargs,
+        return self._read(
+            lambda c, level: list(
+                c.query(
+                    self.collection,
+                    filter=expr,
+                    output_fields=fields,
+                    consistency_level=level,
+                    timeout=self.timeout,
+                    retry_times=_RETRIES,
+                    **kwargs,
+                )
             )
         )
 
@@ -257,15 +439,27 @@ class MilvusBinaryIndex(BinaryIndex):
 
     def _scan(self, fields: list[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Every row, sorted by id: ids int64 (ntotal,) and the rows."""
-        it = self._client.query_iterator(
-            self.collection, batch_size=10_000, filter="", output_fields=["id", *fields]
-        )
-        rows: list[dict[str, Any]] = []
-        try:
-            while batch := it.next():
-                rows += batch
-        finally:
-            it.close()
+
+        def read_all(c: Any) -> list[dict[str, Any]]:
+            it = c.query_iterator(
+                self.collection,
+                batch_size=10_000,
+                filter="",
+                output_fields=["id", *fields],
+                timeout=self.timeout,
+                # a full read: worth waiting for the server's time tick (its Session timestamp is
+                # not honoured by the iterator's first request)
+                consistency_level="Strong",
+            )
+            rows: list[dict[str, Any]] = []
+            try:
+                while batch := it.next():
+                    rows += batch
+            finally:
+                it.close()
+            return rows
+
+        rows = self._request(read_all)
         ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
         order = np.argsort(ids, kind="stable")
         return ids[order], [rows[i] for i in order]
@@ -300,15 +494,20 @@ class MilvusBinaryIndex(BinaryIndex):
         step = max(1, min(_MAX_LIMIT, _RESULT_BUDGET // limit))
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for lo in range(0, len(queries), step):
-            res = self._client.search(
-                self.collection,
-                data=queries[lo : lo + step],
-                limit=limit,
-                anns_field="code",
-                search_params=search_params,
-                filter=expr,
-                output_fields=[],
-                consistency_level="Strong",
+            data = queries[lo : lo + step]
+            res = self._read(
+                lambda c, level, data=data: c.search(  # type: ignore[misc]
+                    self.collection,
+                    data=data,
+                    limit=limit,
+                    anns_field="code",
+                    search_params=search_params,
+                    filter=expr,
+                    output_fields=[],
+                    consistency_level=level,
+                    timeout=self.timeout,
+                    retry_times=_RETRIES,
+                )
             )
             for hits in res:
                 if hasattr(hits, "ids"):
@@ -453,7 +652,13 @@ class MilvusBinaryIndex(BinaryIndex):
             for i in range(n)
         ]
         for lo in range(0, n, _CHUNK):
-            self._client.insert(self.collection, rows[lo : lo + _CHUNK])
+            chunk = rows[lo : lo + _CHUNK]
+            self._request(
+                lambda c, chunk=chunk: c.insert(  # type: ignore[misc]
+                    self.collection, chunk, timeout=self.timeout, retry_times=_RETRIES
+                ),
+                retry=False,
+            )
         if new_meta is not None and self._schema is None:
             self._schema = {k: v.dtype.kind == "U" for k, v in new_meta.items()}
 
@@ -468,12 +673,23 @@ class MilvusBinaryIndex(BinaryIndex):
             dtype=np.int64,
         )
         for lo in range(0, stored.shape[0], _CHUNK):
-            self._client.delete(self.collection, ids=stored[lo : lo + _CHUNK].tolist())
+            part = stored[lo : lo + _CHUNK].tolist()
+            self._request(
+                lambda c, part=part: c.delete(  # type: ignore[misc]
+                    self.collection, ids=part, timeout=self.timeout, retry_times=_RETRIES
+                )
+            )
+            self._untimed()
         return int(stored.shape[0])
 
     def reset(self) -> None:
         """Delete every row of the collection (it and its settings stay)."""
-        self._client.delete(self.collection, filter="id >= 0")
+        self._request(
+            lambda c: c.delete(
+                self.collection, filter="id >= 0", timeout=self.timeout, retry_times=_RETRIES
+            )
+        )
+        self._untimed()
         self._schema = None
 
     # ------------------------------------------------------------------ search

@@ -3,7 +3,10 @@
 Every error is JSON ``{"error": <short code>, "detail": <what is wrong and what to do>}``:
 400 for bad input (not an image, a truncated file, an image bomb, a malformed JSON body, a code
 of the wrong width, k or radius out of range), 404 for an unknown id or route, 405 for a wrong
-method, 413 for a request over the size limit, 415 for a body that is neither multipart nor JSON.
+method, 413 for a request over the size limit, 415 for a body that is neither multipart nor JSON,
+503 ``engine_unavailable`` while an external engine (a Milvus server) cannot be reached (with
+``Retry-After``; searches recover by themselves once it is back), 507 ``insufficient_storage`` when
+the collection's disk is full (the addition or removal was not made; searches keep working).
 A request that fails changes nothing: additions decode and encode every image before the first
 one is written.
 """
@@ -11,6 +14,7 @@ one is written.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deephash.collection import Collection, Hit, ImageBombError, ImageDecodeError, NewItem
+from deephash.index import EngineUnavailableError
 from deephash.serve.auth import token_matches
 from deephash.serve.batcher import MicroBatcher
 from deephash.serve.latency import LatencyRecorder
@@ -198,6 +203,12 @@ def create_app(
         response = _error(exc.status, exc.code, exc.detail)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="deephash"'
+        return response
+
+    @app.exception_handler(EngineUnavailableError)
+    async def engine_unavailable(request: Request, exc: EngineUnavailableError) -> JSONResponse:
+        response = _error(503, "engine_unavailable", str(exc))
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.exception_handler(StarletteHTTPException)
@@ -471,6 +482,25 @@ def create_app(
             "results": [[hit_json(h) for h in row] for row in hits],
         }
 
+    async def write(change: Callable[..., Any], *args: Any) -> Any:
+        """Run a change on the writer thread; a storage failure is answered as JSON."""
+        try:
+            return await asyncio.wrap_future(writer.submit(change, *args))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ApiError(
+                    507,
+                    "insufficient_storage",
+                    "the collection's disk is full: nothing was changed (every change "
+                    "acknowledged before is kept, searches keep working); free space and retry",
+                ) from None
+            raise ApiError(
+                503,
+                "storage_error",
+                f"the collection could not write its log ({exc.strerror or exc}); nothing "
+                "was changed",
+            ) from None
+
     def require_writer(request: Request) -> None:
         if write_token is not None and not token_matches(
             request.headers.get("authorization"), write_token
@@ -533,7 +563,7 @@ def create_app(
             )
             for i in range(len(files))
         ]
-        ids = await asyncio.wrap_future(writer.submit(collection.add, new))
+        ids = await write(collection.add, new)
         return {"ids": ids}
 
     @app.get("/items/random", summary="A random item")
@@ -565,7 +595,7 @@ def create_app(
     async def delete_item(item_id: int, request: Request) -> dict[str, Any]:
         require_writer(request)
         try:
-            await asyncio.wrap_future(writer.submit(collection.remove, [item_id]))
+            await write(collection.remove, [item_id])
         except KeyError as exc:
             raise ApiError(404, "not_found", str(exc.args[0])) from None
         return {"id": item_id, "removed": True}

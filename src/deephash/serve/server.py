@@ -35,6 +35,12 @@ def serve(
     import uvicorn
 
     t0 = time.perf_counter()
+    # One intra-op thread for the model: a request encodes one or a few small images, and idle
+    # OpenMP workers spin after each pass, taking a core from the event loop (measured: search by
+    # id at 8 clients during 100 additions/s went from 822 to 1,040 queries/s, p50 7.5 -> 5.4 ms).
+    import torch
+
+    torch.set_num_threads(1)
     collection = Collection.open(directory, device=device)
     try:
         # One pass through the model now, so the first request does not pay for it.

@@ -1,0 +1,227 @@
+"""Soak test of `deephash serve` on 127.0.0.1: searches, additions and removals at once, for minutes.
+
+    python benchmarks/soak_serve.py                      # 10 minutes, the 48-bit demo model
+    python benchmarks/soak_serve.py --minutes 1 --images 5000      # a short run
+
+A fresh collection of ``--images`` Fashion-MNIST training images (benchmarks/.soak-<backend>,
+rebuilt each run) is served while, for ``--minutes``: 8 clients search by id (closed loop, ids from
+the first half of the starting items, which nobody removes), 1 client adds test-set images at
+``--add-rate`` per second and 1 client removes items of the second half at ``--remove-rate`` per
+second (both paced; every request has a 30 s timeout). The server's resident memory (VmRSS) is
+sampled every 10 s. At the end every acknowledged addition must be stored (GET /items/<id>) and
+every acknowledged removal gone, and the count must match. Any failed request (an exception, a
+timeout, a status other than 200/201) is counted. Writes benchmarks/results/soak[-backend].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench_serve import Server, cli, query_images  # this folder is on sys.path when run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    return float("nan")
+
+
+async def soak(
+    url: str, pid: int, args: argparse.Namespace, start_count: int, uploads: list[bytes]
+) -> dict[str, Any]:
+    end = time.monotonic() + 60.0 * args.minutes
+    stats: dict[str, Any] = {
+        "searches": 0,
+        "search_failed": 0,
+        "adds": 0,
+        "add_failed": 0,
+        "removes": 0,
+        "remove_failed": 0,
+    }
+    latencies: list[float] = []
+    added: list[int] = []
+    removed: list[int] = []
+    rss: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
+    errors: list[str] = []
+    t_start = time.monotonic()
+    search_ids = np.random.default_rng(0).integers(0, start_count // 2, 1_000_000).tolist()
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as http:
+
+        def failed(kind: str, what: str) -> None:
+            stats[f"{kind}_failed"] += 1
+            if len(errors) < 20:
+                errors.append(f"{kind}: {what}"[:300])
+
+        async def searcher(c: int) -> None:
+            j = c
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                try:
+                    r = await http.post("/search", json={"id": search_ids[j], "k": 10})
+                    if r.status_code != 200:
+                        failed("search", f"{r.status_code} {r.text}")
+                except httpx.HTTPError as exc:
+                    failed("search", repr(exc))
+                latencies.append((time.perf_counter() - t) * 1000.0)
+                stats["searches"] += 1
+                j += 8
+
+        async def adder() -> None:
+            n = 0
+            while time.monotonic() < end:
+                data = uploads[n % len(uploads)]
+                try:
+                    r = await http.post("/items", files={"image": ("s.png", data, "image/png")})
+                    if r.status_code == 201:
+                        added.extend(r.json()["ids"])
+                    else:
+                        failed("add", f"{r.status_code} {r.text}")
+                except httpx.HTTPError as exc:
+                    failed("add", repr(exc))
+                stats["adds"] += 1
+                n += 1
+                await asyncio.sleep(max(0.0, t_start + n / args.add_rate - time.monotonic()))
+
+        async def remover() -> None:
+            n = 0
+            while time.monotonic() < end:
+                item_id = start_count // 2 + n
+                if item_id >= start_count:
+                    return
+                try:
+                    r = await http.delete(f"/items/{item_id}")
+                    if r.status_code == 200:
+                        removed.append(item_id)
+                    else:
+                        failed("remove", f"{r.status_code} {r.text}")
+                except httpx.HTTPError as exc:
+                    failed("remove", repr(exc))
+                stats["removes"] += 1
+                n += 1
+                await asyncio.sleep(max(0.0, t_start + n / args.remove_rate - time.monotonic()))
+
+        async def sampler() -> None:
+            while time.monotonic() < end:
+                await asyncio.sleep(10.0)
+                rss.append((round(time.monotonic() - t_start, 1), rss_mb(pid)))
+                print(
+                    f"  {rss[-1][0]:6.0f} s  rss {rss[-1][1]:7.1f} MiB  searches "
+                    f"{stats['searches']}  adds {len(added)}  removes {len(removed)}  failed "
+                    f"{stats['search_failed'] + stats['add_failed'] + stats['remove_failed']}",
+                    flush=True,
+                )
+
+        await asyncio.gather(*(searcher(c) for c in range(8)), adder(), remover(), sampler())
+        seconds = time.monotonic() - t_start
+        # every acknowledged change is there
+        missing = [i for i in added if (await http.get(f"/items/{i}")).status_code != 200]
+        resurrected = [i for i in removed if (await http.get(f"/items/{i}")).status_code != 404]
+        count = (await http.get("/health")).json()["count"]
+        server_stats = (await http.get("/stats")).json()
+    lat = np.array(latencies)
+    return {
+        **stats,
+        "seconds": round(seconds, 1),
+        "searches_per_s": round(stats["searches"] / seconds, 1),
+        "search_p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "search_p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "failed_requests": stats["search_failed"] + stats["add_failed"] + stats["remove_failed"],
+        "errors": errors,
+        "rss_mib_start": rss[0][1],
+        "rss_mib_end": rss_mb(pid),
+        "rss_mib_max": max(v for _, v in rss),
+        "rss_series": rss,
+        "additions_acknowledged": len(added),
+        "additions_missing": len(missing),
+        "removals_acknowledged": len(removed),
+        "removals_still_present": len(resurrected),
+        "count": count,
+        "count_expected": start_count + len(added) - len(removed),
+        "server_stats": server_stats,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--run", default=str(ROOT / "runs/demo/best-hash-48"), help="hashing run")
+    p.add_argument("--backend", default="mih", choices=["mih", "flat", "milvus"])
+    p.add_argument("--uri", help="milvus URI (default: a Milvus Lite file in the collection)")
+    p.add_argument("--images", type=int, default=60_000)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--add-rate", type=float, default=20.0, help="additions per second")
+    p.add_argument("--remove-rate", type=float, default=10.0, help="removals per second")
+    p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
+    p.add_argument("--out", help="result JSON (default benchmarks/results/soak[-backend].json)")
+    args = p.parse_args()
+    run = Path(args.run)
+    folder = ROOT / "benchmarks" / f".soak-{args.backend}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    extra = ["--uri", args.uri] if args.uri else []
+    cli("collection", "create", str(folder), "--run", str(run), "--backend", args.backend, *extra)
+    data = ["--data-dir", args.data_dir] if args.data_dir else []
+    cli("collection", "add", str(folder), "--dataset", "fashion-mnist", "--split", "database",
+        "--limit", str(args.images), *data)  # fmt: skip
+    uploads = query_images(run, args.data_dir, 500)
+    server = Server(folder, folder.parent / f"{folder.name}.server.log")
+    try:
+        start_count = httpx.get(server.url + "/health").json()["count"]
+        for i in range(50):  # warm the paths before the first memory sample
+            httpx.post(server.url + "/search", json={"id": i, "k": 10})
+        print(f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}", flush=True)
+        result = asyncio.run(soak(server.url, server.proc.pid, args, start_count, uploads))
+    finally:
+        server.stop()
+    ok = (
+        result["failed_requests"] == 0
+        and result["additions_missing"] == 0
+        and result["removals_still_present"] == 0
+        and result["count"] == result["count_expected"]
+    )
+    out = {
+        "benchmark": "soak",
+        "run": str(run.resolve()),
+        "backend": args.backend,
+        "start_items": start_count,
+        "minutes": args.minutes,
+        "search_clients": 8,
+        "add_rate_per_s": args.add_rate,
+        "remove_rate_per_s": args.remove_rate,
+        **result,
+        "ok": ok,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+    suffix = "" if args.backend == "mih" else f"-{args.backend}"
+    out_file = Path(args.out or ROOT / "benchmarks" / "results" / f"soak{suffix}.json")
+    out_file.write_text(json.dumps(out, indent=2) + "\n")
+    summary = {k: out[k] for k in ("searches", "failed_requests", "additions_acknowledged",
+                                   "additions_missing", "removals_acknowledged",
+                                   "rss_mib_start", "rss_mib_end", "search_p99_ms", "ok")}  # fmt: skip
+    print(f"soak: {summary}\nwrote {out_file}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

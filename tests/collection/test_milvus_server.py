@@ -1,0 +1,94 @@
+"""A collection whose engine is the session's Milvus server: the same answers as brute force over
+the collection (distances, ties by id, radius) through additions and removals, and the Milvus
+index chosen per collection."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deephash.codes import hamming_distance_matrix
+from deephash.collection import Collection, NewItem
+
+
+def brute(col: Collection, q: np.ndarray, k: int, radius: int | None = None) -> list[tuple]:
+    d = hamming_distance_matrix(q[None, :], col.codes)[0]
+    order = np.lexsort((col.ids, d))
+    if radius is not None:
+        order = order[d[order] <= radius]
+    return [(int(col.ids[i]), int(d[i])) for i in order[:k]]
+
+
+def pairs(hits: list[Any]) -> list[tuple]:
+    return [(h.id, h.distance) for h in hits]
+
+
+def test_collection_on_the_server_equals_brute_force(
+    tiny_hash_run: Path, tmp_path: Path, milvus_server: Any
+) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.integers(0, 256, (3, 2), dtype=np.uint8)
+    codes = centres[rng.integers(0, 3, 300)] ^ (rng.random((300, 2)) < 0.1).astype(np.uint8)
+    folder = tmp_path / "c"
+    with Collection.create(
+        folder, tiny_hash_run, backend="milvus", uri=milvus_server.uri, milvus_collection="col_eq"
+    ) as col:
+        col.add([NewItem(c) for c in codes[:200]])
+        col.remove(list(range(0, 200, 7)))
+        col.add([NewItem(c) for c in codes[200:]])
+        for q in codes[[1, 50, 250]]:
+            for k in (1, 10, 120):
+                assert pairs(col.search(q, k)[0]) == brute(col, q, k)  # ties by the smaller id
+            assert pairs(col.search(q, 500, radius=2)[0]) == brute(col, q, 500, radius=2)
+    settings = json.loads((folder / "collection.json").read_text())
+    assert settings["uri"] == milvus_server.uri
+    assert settings["milvus_index"] == {"index_type": "BIN_FLAT"}
+    with Collection.open(folder, load_model=False) as col:  # the engine kept the rows
+        assert col.count == 300 - len(range(0, 200, 7))
+        assert pairs(col.search(codes[3], 20)[0]) == brute(col, codes[3], 20)
+
+
+def test_ivf_flat_per_collection(tiny_hash_run: Path, tmp_path: Path, milvus_server: Any) -> None:
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 256, (400, 2), dtype=np.uint8)
+    folder = tmp_path / "ivf"
+    with Collection.create(
+        folder,
+        tiny_hash_run,
+        backend="milvus",
+        uri=milvus_server.uri,
+        milvus_collection="col_ivf",
+        milvus_index="BIN_IVF_FLAT",
+        nlist=8,
+        nprobe=8,
+    ) as col:
+        col.add([NewItem(c) for c in codes])
+        engine = col._view.main
+        assert engine is not None and engine.index_type == "BIN_IVF_FLAT"
+        assert (engine.nlist, engine.nprobe) == (8, 8)
+        for q in codes[:5]:  # every cell probed: the distances are exact
+            got = col.search(q, 10)[0]
+            assert [h.distance for h in got] == [d for _, d in brute(col, q, 10)]
+    settings = json.loads((folder / "collection.json").read_text())
+    assert settings["milvus_index"] == {"index_type": "BIN_IVF_FLAT", "nlist": 8, "nprobe": 8}
+
+
+def test_bad_milvus_index_settings_are_refused_before_anything_is_written(
+    tiny_hash_run: Path, tmp_path: Path
+) -> None:
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"backend": "mih", "milvus_index": "BIN_FLAT"}, "only for the milvus backend"),
+        ({"backend": "milvus", "milvus_index": "HNSW"}, "must be one of"),
+        ({"backend": "milvus", "milvus_index": "BIN_IVF_FLAT"}, "needs a Milvus server"),
+        ({"backend": "milvus", "nlist": 4}, "for --milvus-index BIN_IVF_FLAT"),
+        (
+            {"backend": "milvus", "uri": "http://h:1", "milvus_index": "BIN_IVF_FLAT", "nprobe": 0},
+            "nprobe must be a positive integer",
+        ),
+    ]
+    for options, message in bad:
+        with pytest.raises(ValueError, match=message):
+            Collection.create(tmp_path / "x", tiny_hash_run, **options)
+        assert not (tmp_path / "x").exists()
