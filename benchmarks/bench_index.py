@@ -279,12 +279,6 @@ def main() -> None:
     for n in [large] if args.sizes is None else args.sizes:
         for kind in ("random", "clustered"):
             cases.append(("scale", kind, n, 64, ["flat", "mih"], True))
-    results = []
-    for name, kind, n, bits, backends, memory in cases:
-        r = run_case(name, kind, n, args.nq, bits, args.k, backends, faiss, args.nq_faiss,
-                     limit, memory, args.threads)  # fmt: skip
-        results.append(r)
-        print(fmt_row(r, backends), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -300,7 +294,16 @@ def main() -> None:
         "quick": args.quick,
         "note": "best of interleaved repeats per case; faiss on --nq-faiss queries, time scaled",
     }
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    results: list[dict] = []
+    for name, kind, n, bits, backends, memory in cases:
+        r = run_case(name, kind, n, args.nq, bits, args.k, backends, faiss, args.nq_faiss,
+                     limit, memory, args.threads)  # fmt: skip
+        results.append(r)
+        print(fmt_row(r, backends), flush=True)
+        # written after every case, so a long run that fails late keeps what it measured
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        os.replace(tmp, out)
     print(f"wrote {out}")
 
 

@@ -378,11 +378,12 @@ class MultiIndexHashing(BinaryIndex):
             pos_dtype = np.int32 if self.ntotal < 2**31 else np.int64
             words = to_words(self.codes_)
             offsets = np.empty(int(sizes.sum()), dtype=pos_dtype)
-            # positions split in a low uint16 and a high part: 3 bytes per entry up to 2^24 codes
-            pos_lo = np.empty((m, self.ntotal), dtype=np.uint16)
-            pos_hi = np.empty(
-                (m, self.ntotal), dtype=np.uint8 if self.ntotal <= 1 << 24 else pos_dtype
-            )
+            # positions split in a low uint16 and a high part: 3 bytes per entry up to 2^24 codes,
+            # 4 up to 2^32
+            n = self.ntotal
+            hi_dtype = np.uint8 if n <= 1 << 24 else np.uint16 if n <= 1 << 32 else np.uint32
+            pos_lo = np.empty((m, n), dtype=np.uint16)
+            pos_hi = np.empty((m, n), dtype=hi_dtype)
             _build_tables(words, starts, lens, bases, offsets, pos_lo, pos_hi)
             # smask[i]: the bits of substring i, as words
             bit = np.arange(words.shape[1] * 64)
