@@ -14,7 +14,7 @@ def test_penalty_is_the_weighted_squared_distance_to_the_start() -> None:
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p))
-    want = 0.5 * sum(float(((p - s) ** 2).sum()) for p, s in zip(net.parameters(), start))
+    want = 0.5 * sum(float(((p - s) ** 2).sum().detach()) for p, s in zip(net.parameters(), start))
     assert float(penalty().detach()) == pytest.approx(want, rel=1e-6)
     # its gradient pulls each parameter back: d/dp = 2 * weight * (p - start)
     penalty().backward()
