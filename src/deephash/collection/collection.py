@@ -12,6 +12,10 @@ Folder layout::
     images/           a copy of every stored image, named ``<id><suffix>``
     lock              the OS file lock (see :mod:`.lock`); holds the holder's pid
 
+The file names are in :mod:`.layout`; checking and reading the settings in :mod:`.settings`;
+reading and writing the snapshot in :mod:`.snapshot`; keeping an external engine in step in
+:mod:`.external_engine`. This module holds :class:`Collection`, which ties them together.
+
 Re-ranking. A collection created with a descriptor kind (``rerank=``, see
 :mod:`deephash.models.descriptors`) stores one descriptor per item besides its code and searches
 in two stages: the k' nearest codes (``candidates``), re-ranked by descriptor (score, then Hamming
@@ -56,7 +60,6 @@ collection (removing what it holds that the collection does not, adding what it 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import random
@@ -77,91 +80,49 @@ from deephash.collection._rwlock import ReadWriteLock
 from deephash.collection.descriptor_file import (
     DESCRIPTOR_FILE,
     encode_descriptor,
-    read_descriptors,
     write_descriptors,
 )
+from deephash.collection.external_engine import engine_spec, engine_write, resync_engine
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
     decode_image_bytes,
     to_model_input,
 )
-from deephash.collection.items import Hit, Item, NewItem, item_from_json
+from deephash.collection.items import Hit, Item, NewItem
+from deephash.collection.layout import (
+    COLLECTION_FILE,
+    IMAGES_DIR,
+    LOCK_FILE,
+    LOG_FILE,
+    SNAPSHOT_FILE,
+)
 from deephash.collection.lock import FolderLock
 from deephash.collection.log import AppendLog, read_log, write_new_log
 from deephash.collection.replay import ReplayState, replay_record
+from deephash.collection.settings import (
+    BACKENDS,
+    DEFAULT_CANDIDATES,
+    new_settings,
+    read_settings,
+)
+from deephash.collection.settings import (
+    recommended_descriptor as recommended_descriptor,  # imported from here by the CLI
+)
+from deephash.collection.snapshot import (
+    read_snapshot,
+    read_snapshot_descriptors,
+    save_snapshot,
+    snapshot_index,
+)
 from deephash.collection.view import View, search_view
-from deephash.index import BinaryIndex, EngineUnavailableError, create_index, load_index
-from deephash.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES
-from deephash.index.milvus import is_server_uri
+from deephash.index import EngineUnavailableError, create_index
 from deephash.index.rerank import as_descriptors
 
 __all__ = ["BACKENDS", "Collection", "Hit", "Item", "NewItem"]
 
-FORMAT = "deephash-collection"
-VERSION = 2  # 2: may store re-rank descriptors (a collection without them is still written as 1)
-COLLECTION_FILE = "collection.json"
-SNAPSHOT_FILE = "index.dhx"
-LOG_FILE = "log.bin"
-IMAGES_DIR = "images"
-LOCK_FILE = "lock"
-BACKENDS = ("mih", "flat", "milvus")
-DEFAULT_CANDIDATES = (
-    4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
-)
-_META_KEYS = ("label", "path", "image", "added")
 _COMPACT_RETRY_S = 30.0  # after a failed automatic compaction (e.g. disk full), wait this long
 _log = logging.getLogger(__name__)
-
-
-def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
-    """The re-rank descriptor recommended for a run's network: ``RECOMMENDED_DESCRIPTOR`` where
-    the backbone has convolution stages, else ``backbone``."""
-    from deephash.models.descriptors import RECOMMENDED_DESCRIPTOR, supports
-    from deephash.training.runs import load_run
-
-    loaded = load_run(Path(run_dir), device="cpu")
-    return RECOMMENDED_DESCRIPTOR if supports(loaded.net, RECOMMENDED_DESCRIPTOR) else "backbone"
-
-
-def _descriptor_width(run: Path, kind: str) -> int:
-    """The width of descriptor ``kind`` for the network of run folder ``run``."""
-    from deephash.models.descriptors import descriptor_dim
-    from deephash.training.runs import load_run
-
-    loaded = load_run(run, device="cpu")
-    info = loaded.data_info
-    shape = (int(info["in_channels"]), int(info["image_shape"][0]), int(info["image_shape"][1]))
-    return descriptor_dim(loaded.net, kind, shape)
-
-
-def _milvus_index_settings(
-    backend: str, uri: str | None, index_type: str | None, nlist: int | None, nprobe: int | None
-) -> dict[str, Any]:
-    """The Milvus index settings of a new collection, checked before anything is written."""
-    if backend != "milvus":
-        if index_type is not None or nlist is not None or nprobe is not None:
-            raise ValueError("--milvus-index, --nlist and --nprobe are only for the milvus backend")
-        return {}
-    index_type = index_type or "BIN_FLAT"
-    if index_type not in MILVUS_INDEX_TYPES:
-        raise ValueError(f"milvus index must be one of {MILVUS_INDEX_TYPES}, got {index_type!r}")
-    if index_type == "BIN_FLAT" and (nlist is not None or nprobe is not None):
-        raise ValueError("--nlist and --nprobe are for --milvus-index BIN_IVF_FLAT")
-    if index_type == "BIN_IVF_FLAT" and not (uri and is_server_uri(uri)):
-        raise ValueError(
-            "BIN_IVF_FLAT needs a Milvus server (--uri http://host:19530); Milvus Lite builds "
-            "only BIN_FLAT"
-        )
-    out: dict[str, Any] = {"index_type": index_type}
-    for name, value, default in (("nlist", nlist, 1024), ("nprobe", nprobe, 16)):
-        if index_type != "BIN_IVF_FLAT":
-            continue
-        value = default if value is None else value
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        out[name] = value
-    return out
 
 
 class Collection:
@@ -232,64 +193,21 @@ class Collection:
         ``collection.json`` may be changed between runs). ``rerank``: a descriptor kind (see
         :func:`deephash.models.descriptors.list_descriptors`) to store with every item and re-rank
         the ``candidates`` nearest codes of each search by, or None (Hamming ranking only)."""
-        from deephash.models.descriptors import list_descriptors
-        from deephash.training.config import TrainConfig
-
         directory = Path(directory)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown collection backend {backend!r}; choose one of {BACKENDS}")
-        if uri is not None and backend != "milvus":
-            raise ValueError("--uri is only for the milvus backend")
-        index_settings = _milvus_index_settings(backend, uri, milvus_index, nlist, nprobe)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise FileExistsError(
-                f"{directory} exists and is not an empty folder; pick a new folder for the "
-                "collection (or open this one)"
-            )
-        run = Path(run_dir).resolve()
-        if not (run / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run_dir} is not a deephash run folder (no config.yaml)")
-        import yaml
-
-        cfg = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
-        if cfg.bits is None:
-            raise ValueError(
-                f"{run_dir} is a metric-learning run; a collection needs a hashing run (--bits)"
-            )
-        bits = int(cfg.bits)
-        rerank_settings: dict[str, Any] | None = None
-        if rerank is not None:
-            if rerank not in list_descriptors():
-                raise ValueError(
-                    f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} "
-                    "(or none)"
-                )
-            if not isinstance(candidates, int) or candidates < 1:
-                raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
-            rerank_settings = {
-                "descriptor": rerank,
-                "dim": _descriptor_width(run, rerank),
-                "dtype": "float16",
-                "candidates": candidates,
-            }
-        settings: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION if rerank_settings else 1,
-            "run": str(run),
-            "bits": bits,
-            "backend": backend,
-            "max_pixels": int(max_pixels),
-            "created": time.time(),
-        }
-        if rerank_settings:
-            settings["rerank"] = rerank_settings
-        if backend == "milvus":
-            settings["uri"] = uri or str((directory / "milvus.db").resolve())
-            name = milvus_collection or "deephash_" + "".join(
-                c if c.isalnum() else "_" for c in directory.resolve().name
-            )
-            settings["milvus_collection"] = name
-            settings["milvus_index"] = index_settings
+        settings = new_settings(
+            directory,
+            run_dir,
+            backend,
+            uri,
+            milvus_collection=milvus_collection,
+            milvus_index=milvus_index,
+            nlist=nlist,
+            nprobe=nprobe,
+            max_pixels=max_pixels,
+            rerank=rerank,
+            candidates=candidates,
+        )
+        bits, run, rerank_settings = int(settings["bits"]), settings["run"], settings.get("rerank")
         directory.mkdir(parents=True, exist_ok=True)
         (directory / IMAGES_DIR).mkdir(exist_ok=True)
         with FolderLock(directory / LOCK_FILE):
@@ -303,7 +221,7 @@ class Collection:
                 )
             atomic_write_json(
                 directory / (SNAPSHOT_FILE + ".run.json"),
-                {"run_dir": str(run), "bits": bits, "source": "collection", "backend": backend},
+                {"run_dir": run, "bits": bits, "source": "collection", "backend": backend},
             )
             write_new_log(directory / LOG_FILE, {"op": "begin", "next_id": 0})
             # collection.json last: a folder without it is not (yet) a collection
@@ -337,11 +255,7 @@ class Collection:
             lock = FolderLock(directory / LOCK_FILE)
             lock.acquire()
         try:
-            settings = json.loads(settings_file.read_text())
-            if settings.get("format") != FORMAT or int(settings.get("version", 0)) > VERSION:
-                raise ValueError(
-                    f"{settings_file} is not a deephash collection file this version can read"
-                )
+            settings = read_settings(settings_file)
             self = cls(
                 directory,
                 settings,
@@ -360,21 +274,7 @@ class Collection:
         return self
 
     def _load(self) -> None:
-        snapshot = load_index(self.directory / SNAPSHOT_FILE)
-        if snapshot.bits != self.bits:
-            raise ValueError(
-                f"{self.directory / SNAPSHOT_FILE} holds {snapshot.bits}-bit codes but "
-                f"{COLLECTION_FILE} says {self.bits}; the collection folder is inconsistent"
-            )
-        state = ReplayState()
-        meta = snapshot.metadata
-        for row, item_id in enumerate(snapshot.ids.tolist()):
-            state.codes[item_id] = snapshot.codes[row].tobytes()
-            state.items[item_id] = item_from_json(
-                {"id": item_id, **{k: meta[k][row].item() for k in _META_KEYS if k in meta}}
-            )
-        if snapshot.ntotal:
-            state.next_id = int(snapshot.ids[-1]) + 1
+        state = read_snapshot(self.directory, self.bits)
         log = read_log(self.directory / LOG_FILE)
         for record in log.records:
             replay_record(
@@ -396,32 +296,13 @@ class Collection:
         ids = np.array(sorted(state.codes), dtype=np.int64)
         codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
         codes = codes.reshape(len(ids), self.nbytes).copy()
-        descriptors = self._load_descriptors(ids, state) if self.reranks else None
+        descriptors = (
+            read_snapshot_descriptors(self.directory, ids, state, self.descriptor_dim)
+            if self.reranks
+            else None
+        )
         view = View(ids, codes, state.items, state.next_id, descriptors=descriptors)
         self._view = self._sync_external(view) if self.external else self._rebuilt(view)
-
-    def _load_descriptors(self, ids: np.ndarray, state: ReplayState) -> np.ndarray:
-        """float32 (len(ids), D): each live item's descriptor, from the log's records or else the
-        descriptor snapshot (matched by id, see :mod:`.descriptor_file`)."""
-        dim = self.descriptor_dim
-        snap_ids, snap_rows = read_descriptors(self.directory / DESCRIPTOR_FILE, dim)
-        out = np.zeros((len(ids), dim), dtype=np.float16)
-        have = np.zeros(len(ids), dtype=bool)
-        if len(snap_ids) and len(ids):
-            pos = np.minimum(np.searchsorted(snap_ids, ids), len(snap_ids) - 1)
-            found = snap_ids[pos] == ids
-            out[found] = snap_rows[pos[found]]
-            have |= found
-        for item_id, row in state.descriptors.items():
-            i = int(np.searchsorted(ids, item_id))
-            out[i], have[i] = row, True
-        if not have.all():
-            raise ValueError(
-                f"{self.directory}: {int((~have).sum())} items (first id {int(ids[~have][0])}) "
-                f"have no descriptor in {DESCRIPTOR_FILE} or {LOG_FILE}; the collection folder is "
-                "inconsistent"
-            )
-        return out.astype(np.float32)
 
     def _write_image(self, name: str, data: bytes) -> None:
         """Write an image file (not fsynced: its bytes are in the log until the next compaction,
@@ -882,44 +763,14 @@ class Collection:
         return replace(view, main=index, delta=None, removed=frozenset())
 
     def _sync_external(self, view: View) -> View:
-        """Connect to the external engine and make it hold exactly the collection's items.
-
-        The engine may differ from the folder after a crash (an insert logged but not yet sent, a
-        removal not yet applied there). Ids are never reused, so an id means one code: the sync
-        removes the engine's ids the collection lacks and adds the missing ones. An engine that
-        cannot list its ids is cleared of every id below ``next_id`` and refilled.
-        """
+        """Connect to the external engine and make it hold exactly the collection's items (see
+        :func:`~deephash.collection.external_engine.resync_engine`)."""
         if self.read_only:  # a reader (``collection info``) does not touch the engine
             return view
-        name = f"milvus:{self.settings['uri']}"
-        index = create_index(
-            name,
-            self.bits,
-            collection=self.settings["milvus_collection"],
-            **self.settings.get("milvus_index", {}),
-        )
-        self._resync_engine(index, view)
+        name, options = engine_spec(self.settings)
+        index = create_index(name, self.bits, **options)
+        resync_engine(index, view)
         return replace(view, main=index)
-
-    def _resync_engine(self, index: BinaryIndex, view: View) -> None:
-        """Make the engine hold exactly the items of ``view`` (see :meth:`_sync_external`)."""
-        try:
-            held = np.asarray(index.ids, dtype=np.int64) if index.ntotal else np.zeros(0, np.int64)
-            listed = held.ndim == 1 and len(held) == index.ntotal
-        except (AttributeError, NotImplementedError, TypeError, ValueError):
-            listed = False
-        if listed:
-            stale = np.setdiff1d(held, view.ids)
-            if len(stale):
-                index.remove_ids(stale)
-            missing = ~np.isin(view.ids, held)
-        else:
-            if index.ntotal:
-                index.remove_ids(np.arange(view.next_id, dtype=np.int64))
-            missing = np.ones(len(view.ids), dtype=bool)
-        ids, codes = view.ids[missing], view.codes[missing]
-        for start in range(0, len(ids), 10_000):
-            index.add(codes[start : start + 10_000], ids[start : start + 10_000])
 
     def _recover_engine(self) -> None:
         """Re-sync a stale external engine with the collection (writes made while it was
@@ -931,26 +782,15 @@ class Collection:
             view = self._view
             if view.main is not None:
                 with self._rw.write():
-                    self._resync_engine(view.main, view)
+                    resync_engine(view.main, view)
             self._engine_stale = False
             _log.warning("%s: the search engine is back and re-synced", self.directory)
 
     def _engine_write(self, write: Callable[[], object]) -> None:
         """Apply a change (already durable in the log) to the external engine; if that fails the
         engine is marked stale and re-synced before the next search, and the change stands."""
-        if self._engine_stale:
-            return
-        try:
-            write()
-        except Exception as exc:  # any failure: the log has it, the re-sync will apply it
+        if not self._engine_stale and not engine_write(write, self.directory):
             self._engine_stale = True
-            _log.warning(
-                "%s: the search engine missed a change (%s: %s); it is re-synced from the "
-                "collection before the next search",
-                self.directory,
-                type(exc).__name__,
-                exc,
-            )
 
     def _maybe_compact(self) -> None:
         """Compact when the log is long; a failure (disk full) is logged, not raised: the change
@@ -980,31 +820,14 @@ class Collection:
     def _compact_locked(self) -> None:
         assert self._log is not None
         view = self._view
-        snapshot = create_index("flat" if self.external else self.backend, self.bits)
-        if len(view.ids):
-            items = [view.items[i] for i in view.ids.tolist()]
-            snapshot.add(
-                view.codes,
-                view.ids,
-                metadata={
-                    "label": [it.label or "" for it in items],
-                    "path": [it.path or "" for it in items],
-                    "image": [it.image or "" for it in items],
-                    "added": np.array([it.added for it in items], dtype=np.float64),
-                },
-            )
+        snapshot = snapshot_index(view, "flat" if self.external else self.backend, self.bits)
         # the image files whose bytes only the log holds go to disk before the log is dropped
         for name, data in list(self._pending_images.items()):
             self._write_image(name, data)
             del self._pending_images[name]
         fsync_files(self.directory / IMAGES_DIR, self._unsynced_images)
         self._unsynced_images = []
-        if view.descriptors is not None:
-            # before the code snapshot: the opener matches descriptors to items by id, so a crash
-            # between the two renames still finds every live item's descriptor
-            write_descriptors(self.directory / DESCRIPTOR_FILE, view.ids, view.descriptors)
-        snapshot.save(self.directory / SNAPSHOT_FILE)
-        fsync_dir(self.directory)
+        save_snapshot(self.directory, snapshot, view)
         # A crash here replays the old log over the new snapshot: idempotent by id. The new log
         # replaces the old one by rename before the old one is closed, so a failure to write it
         # (disk full) leaves the old log open and in use.

@@ -1,0 +1,168 @@
+"""A collection's settings (``collection.json``): checking the arguments of a new collection and
+building its settings before anything is written, and reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from deephash.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES
+from deephash.index.milvus import is_server_uri
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_CANDIDATES",
+    "FORMAT",
+    "VERSION",
+    "milvus_index_settings",
+    "new_settings",
+    "read_settings",
+    "recommended_descriptor",
+]
+
+FORMAT = "deephash-collection"
+VERSION = 2  # 2: may store re-rank descriptors (a collection without them is still written as 1)
+BACKENDS = ("mih", "flat", "milvus")
+DEFAULT_CANDIDATES = (
+    4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
+)
+
+
+def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
+    """The re-rank descriptor recommended for a run's network: ``RECOMMENDED_DESCRIPTOR`` where
+    the backbone has convolution stages, else ``backbone``."""
+    from deephash.models.descriptors import RECOMMENDED_DESCRIPTOR, supports
+    from deephash.training.runs import load_run
+
+    loaded = load_run(Path(run_dir), device="cpu")
+    return RECOMMENDED_DESCRIPTOR if supports(loaded.net, RECOMMENDED_DESCRIPTOR) else "backbone"
+
+
+def _descriptor_width(run: Path, kind: str) -> int:
+    """The width of descriptor ``kind`` for the network of run folder ``run``."""
+    from deephash.models.descriptors import descriptor_dim
+    from deephash.training.runs import load_run
+
+    loaded = load_run(run, device="cpu")
+    info = loaded.data_info
+    shape = (int(info["in_channels"]), int(info["image_shape"][0]), int(info["image_shape"][1]))
+    return descriptor_dim(loaded.net, kind, shape)
+
+
+def milvus_index_settings(
+    backend: str, uri: str | None, index_type: str | None, nlist: int | None, nprobe: int | None
+) -> dict[str, Any]:
+    """The Milvus index settings of a new collection, checked before anything is written."""
+    if backend != "milvus":
+        if index_type is not None or nlist is not None or nprobe is not None:
+            raise ValueError("--milvus-index, --nlist and --nprobe are only for the milvus backend")
+        return {}
+    index_type = index_type or "BIN_FLAT"
+    if index_type not in MILVUS_INDEX_TYPES:
+        raise ValueError(f"milvus index must be one of {MILVUS_INDEX_TYPES}, got {index_type!r}")
+    if index_type == "BIN_FLAT" and (nlist is not None or nprobe is not None):
+        raise ValueError("--nlist and --nprobe are for --milvus-index BIN_IVF_FLAT")
+    if index_type == "BIN_IVF_FLAT" and not (uri and is_server_uri(uri)):
+        raise ValueError(
+            "BIN_IVF_FLAT needs a Milvus server (--uri http://host:19530); Milvus Lite builds "
+            "only BIN_FLAT"
+        )
+    out: dict[str, Any] = {"index_type": index_type}
+    for name, value, default in (("nlist", nlist, 1024), ("nprobe", nprobe, 16)):
+        if index_type != "BIN_IVF_FLAT":
+            continue
+        value = default if value is None else value
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        out[name] = value
+    return out
+
+
+def new_settings(
+    directory: Path,
+    run_dir: str | os.PathLike[str],
+    backend: str,
+    uri: str | None,
+    *,
+    milvus_collection: str | None,
+    milvus_index: str | None,
+    nlist: int | None,
+    nprobe: int | None,
+    max_pixels: int,
+    rerank: str | None,
+    candidates: int,
+) -> dict[str, Any]:
+    """The settings of a new collection in ``directory`` (see
+    :meth:`~deephash.collection.Collection.create` for the arguments), every argument checked
+    before anything is written: ``directory`` must be missing or an empty folder, ``run_dir`` a
+    hashing run folder."""
+    from deephash.models.descriptors import list_descriptors
+    from deephash.training.config import TrainConfig
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown collection backend {backend!r}; choose one of {BACKENDS}")
+    if uri is not None and backend != "milvus":
+        raise ValueError("--uri is only for the milvus backend")
+    index_settings = milvus_index_settings(backend, uri, milvus_index, nlist, nprobe)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(
+            f"{directory} exists and is not an empty folder; pick a new folder for the "
+            "collection (or open this one)"
+        )
+    run = Path(run_dir).resolve()
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a deephash run folder (no config.yaml)")
+    import yaml
+
+    cfg = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    if cfg.bits is None:
+        raise ValueError(
+            f"{run_dir} is a metric-learning run; a collection needs a hashing run (--bits)"
+        )
+    bits = int(cfg.bits)
+    rerank_settings: dict[str, Any] | None = None
+    if rerank is not None:
+        if rerank not in list_descriptors():
+            raise ValueError(
+                f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} "
+                "(or none)"
+            )
+        if not isinstance(candidates, int) or candidates < 1:
+            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+        rerank_settings = {
+            "descriptor": rerank,
+            "dim": _descriptor_width(run, rerank),
+            "dtype": "float16",
+            "candidates": candidates,
+        }
+    settings: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION if rerank_settings else 1,
+        "run": str(run),
+        "bits": bits,
+        "backend": backend,
+        "max_pixels": int(max_pixels),
+        "created": time.time(),
+    }
+    if rerank_settings:
+        settings["rerank"] = rerank_settings
+    if backend == "milvus":
+        settings["uri"] = uri or str((directory / "milvus.db").resolve())
+        name = milvus_collection or "deephash_" + "".join(
+            c if c.isalnum() else "_" for c in directory.resolve().name
+        )
+        settings["milvus_collection"] = name
+        settings["milvus_index"] = index_settings
+    return settings
+
+
+def read_settings(settings_file: Path) -> dict[str, Any]:
+    """The settings in a collection's ``collection.json``; ``ValueError`` when it is not one this
+    version can read."""
+    settings: dict[str, Any] = json.loads(settings_file.read_text())
+    if settings.get("format") != FORMAT or int(settings.get("version", 0)) > VERSION:
+        raise ValueError(f"{settings_file} is not a deephash collection file this version can read")
+    return settings
