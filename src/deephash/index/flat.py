@@ -78,30 +78,6 @@ def _insert(
 
 
 @njit
-def _scan(
-    q: Any,
-    iq: int,
-    x: Any,
-    j0: int,
-    j1: int,
-    qi: int,
-    k: int,
-    counts: Any,
-    bd: Any,
-    bp: Any,
-    state: Any,
-) -> None:  # pragma: no cover - jit
-    t = state[qi, 2]
-    for c0 in range(j0, j1, CHUNK):
-        c1 = min(c0 + CHUNK, j1)
-        if chunk_min(q, iq, x, c0, c1) < t:  # rare once the top k has formed
-            for j in range(c0, c1):
-                d = dist(q, iq, x, j)
-                if d < t:
-                    t = _insert(d, j, qi, k, counts, bd, bp, state)
-
-
-@njit
 def _rescan(
     q: Any,
     iq: int,
@@ -115,6 +91,8 @@ def _rescan(
     bp: Any,
     state: Any,
 ) -> None:  # pragma: no cover - jit
+    # a chunk x[c0:c1] that may hold a candidate for query iq: vectorised minimum per sub-chunk,
+    # the scalar distances only where a sub-chunk can still enter the top k
     t = state[qi, 2]
     for s0 in range(c0, c1, _SUB):
         s1 = min(s0 + _SUB, c1)
@@ -123,6 +101,26 @@ def _rescan(
                 d = dist(q, iq, x, j)
                 if d < t:
                     t = _insert(d, j, qi, k, counts, bd, bp, state)
+
+
+@njit
+def _scan(
+    q: Any,
+    iq: int,
+    x: Any,
+    j0: int,
+    j1: int,
+    qi: int,
+    k: int,
+    counts: Any,
+    bd: Any,
+    bp: Any,
+    state: Any,
+) -> None:  # pragma: no cover - jit
+    for c0 in range(j0, j1, CHUNK):
+        c1 = min(c0 + CHUNK, j1)
+        if chunk_min(q, iq, x, c0, c1) < state[qi, 2]:  # rare once the top k has formed
+            _rescan(q, iq, x, c0, c1, qi, k, counts, bd, bp, state)
 
 
 @njit
