@@ -83,9 +83,9 @@ class BinaryIndex:
             pos = ids - self._id_start
             ok = (pos >= 0) & (pos < n)
             return np.where(ok, pos, 0), ok
-        pos = np.searchsorted(self._ids, ids)
-        ok = (pos < n) & (self._ids[np.minimum(pos, max(n - 1, 0))] == ids) if n else pos < 0
-        return np.minimum(pos, max(n - 1, 0)), ok
+        # explicit ids are never empty (an empty index keeps _ids None), so n >= 1 here
+        pos = np.minimum(np.searchsorted(self._ids, ids), n - 1)
+        return pos, self._ids[pos] == ids
 
     @property
     def ids(self) -> np.ndarray:
