@@ -34,6 +34,9 @@ import numpy as np
 
 from deephash.index import HammingIndex, MultiIndexHashing, create_index
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_index import timed  # same folder: one timer for the index benchmarks
+
 ROOT = Path(__file__).resolve().parents[1]
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -55,15 +58,6 @@ def recall_at_k(true_d: np.ndarray, got_d: np.ndarray) -> float:
     lt = ((got_d < dk) & ok).sum(1)
     eq = ((got_d == dk) & ok).sum(1)
     return float(np.mean((lt + np.minimum(eq, k - need_lt)) / k))
-
-
-def timed(fn: Any, repeat: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def row(name: str, nprobe: int | None, seconds: float, nq: int, recall: float) -> dict[str, Any]:
