@@ -1,5 +1,6 @@
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 from deephash.codes import hamming_distance_matrix, pack_bits, sign
 from deephash.collection import Collection, CollectionLockedError, NewItem
 from deephash.collection.log import read_log
-from deephash.data.image_folder import list_image_folder
 from deephash.training.runs import load_run
 
 
@@ -17,20 +17,6 @@ def brute_force(db_codes: np.ndarray, db_ids: np.ndarray, query: np.ndarray, k: 
     d = hamming_distance_matrix(query[None, :], db_codes)[0]
     order = np.lexsort((db_ids, d))[:k]
     return db_ids[order].tolist(), d[order].tolist()
-
-
-def crash(col: Collection) -> None:
-    """Leave the folder as a kill -9 would: no compaction, the lock gone with the process."""
-    assert col._log is not None and col._lock is not None
-    col._log.close()
-    col._lock.release()
-    col._closed = True
-
-
-@pytest.fixture()
-def files(tiny_png_folder: Path) -> tuple[list[Path], list[str]]:
-    paths, labels, names = list_image_folder(tiny_png_folder)
-    return paths, [names[int(c)] for c in labels]
 
 
 def add_files(col: Collection, paths: list[Path], labels: list[str]) -> list[int]:
@@ -70,7 +56,10 @@ def test_codes_and_search_match_brute_force(
 
 
 def test_reopen_replays_and_never_reuses_ids(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     paths, labels = files
     col = Collection.create(tmp_path / "c", tiny_hash_run, load_model=True)
@@ -94,7 +83,10 @@ def test_reopen_replays_and_never_reuses_ids(
 
 
 def test_torn_tail_and_orphan_images_are_dropped(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     paths, labels = files
     col = Collection.create(tmp_path / "c", tiny_hash_run)
@@ -116,7 +108,10 @@ def test_torn_tail_and_orphan_images_are_dropped(
 
 
 def test_crash_inside_compact_keeps_each_item_once(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     paths, labels = files
     col = Collection.create(tmp_path / "c", tiny_hash_run)
@@ -271,7 +266,10 @@ def test_random_changes_match_brute_force_through_rebuilds(
 
 
 def test_images_lost_in_a_crash_come_back_from_the_log(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     paths, labels = files
     col = Collection.create(tmp_path / "c", tiny_hash_run)

@@ -1,6 +1,7 @@
 """A collection that stores descriptors: two-stage search, durability, old collections, errors."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,25 +11,10 @@ import torch
 from deephash.codes import hamming_distance_matrix
 from deephash.collection import Collection, NewItem
 from deephash.collection.log import read_log
-from deephash.data.image_folder import list_image_folder
 from deephash.models.descriptors import compute_descriptors
 from deephash.training.runs import load_run
 
 KIND = "early-stages"
-
-
-def crash(col: Collection) -> None:
-    """Leave the folder as a kill -9 would: no compaction, the lock gone with the process."""
-    assert col._log is not None and col._lock is not None
-    col._log.close()
-    col._lock.release()
-    col._closed = True
-
-
-@pytest.fixture()
-def files(tiny_png_folder: Path) -> tuple[list[Path], list[str]]:
-    paths, labels, names = list_image_folder(tiny_png_folder)
-    return paths, [names[int(c)] for c in labels]
 
 
 def reference_descriptors(run_dir: Path, paths: list[Path]) -> np.ndarray:
@@ -90,7 +76,10 @@ def test_two_stage_search_and_descriptors_in_step(
 
 
 def test_kill_9_keeps_every_acknowledged_descriptor(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     paths, labels = files
     ref = reference_descriptors(tiny_hash_run, paths)
@@ -112,7 +101,10 @@ def test_kill_9_keeps_every_acknowledged_descriptor(
 
 
 def test_crash_between_the_descriptor_and_code_snapshots(
-    tiny_hash_run: Path, files: tuple[list[Path], list[str]], tmp_path: Path
+    crash: Callable[[Collection], None],
+    tiny_hash_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
 ) -> None:
     """compact writes descriptors.npz, then index.dhx: a crash between leaves the new descriptor
     snapshot beside the old code snapshot and the old log; every item still finds its own."""
