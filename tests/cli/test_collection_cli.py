@@ -43,7 +43,18 @@ def test_create_add_remove_info(
     assert "holds 99 items" in capsys.readouterr().out
     assert main(["collection", "remove", str(col), "4", "7"]) == 1
     assert "no item with id 7 in the collection; nothing was removed" in capsys.readouterr().err
-    assert info(col, capsys)["count"] == 99
+    summary = info(col, capsys)
+    assert summary["count"] == 99
+    # code usage of the stored codes: buckets counted by hand from the codes themselves
+    with Collection.open(col, read_only=True, load_model=False) as c:
+        buckets: dict[bytes, int] = {}
+        for row in c.codes:
+            buckets[row.tobytes()] = buckets.get(row.tobytes(), 0) + 1
+    usage = summary["code_usage"]
+    assert (usage["num_codes"], usage["bits"]) == (99, 16)
+    assert usage["distinct_codes"] == len(buckets)
+    assert usage["largest_bucket"] == max(buckets.values())
+    assert usage["mean_query_bucket"] == round(sum(n * (n - 1) for n in buckets.values()) / 99, 6)
 
 
 def test_add_a_dataset_split(

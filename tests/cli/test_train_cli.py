@@ -88,6 +88,14 @@ def test_report_table(hash_run: Path, capsys: pytest.CaptureFixture[str]) -> Non
     ):
         assert row[head.index(title)] == f"{m[key]:.4f}"
         assert m["float"][key] >= 0
+    # code usage of the database codes, against the distinct sign patterns of the saved embeddings
+    db = np.load(hash_run / "embeddings.npz")["database"]
+    patterns, counts = np.unique(db > 0, axis=0, return_counts=True)
+    usage = m["code_usage"]
+    assert usage["distinct_codes"] == len(patterns) and usage["num_codes"] == len(db)
+    assert usage["largest_bucket"] == counts.max()
+    cell = f"{len(patterns):,} / {len(db):,} ({100 * counts.max() / len(db):.1f}%)"
+    assert row[head.index("distinct codes (largest bucket)")] == cell
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ def test_compare_writes_table_and_plot_and_reuses_runs(
         assert r["reached_target"] == "2/2"
     table = (out / "compare.md").read_text()
     assert "| a |" in table and "±" in table
+    assert "distinct codes" not in table  # float recipes have no code usage
     assert (out / "val_map_vs_time.png").is_file()
     mtime = (out / "a" / "seed0" / "metrics.json").stat().st_mtime
     run_compare([a, b], out, seeds=[0, 1])
@@ -119,6 +120,15 @@ def test_compare_with_feature_and_classical_hashing_baselines(
     )
     row = next(r for r in result.rows if r["name"] == "itq-16")
     assert row["map_mean"] == ref
+    # the code-usage column: distinct database codes, counted from the ITQ codes themselves
+    db_codes = pack_bits(sign(itq.project(f["database"])))
+    distinct, counts = np.unique(db_codes, axis=0, return_counts=True)
+    assert row["distinct_codes"] == len(distinct)
+    lines = (out / "compare.md").read_text().splitlines()
+    itq_line = next(line for line in lines if line.startswith("| itq-16 |"))
+    share = 100 * counts.max() / len(db_codes)
+    assert f"| {len(distinct):,} / {len(db_codes):,} ({share:.1f}%) |" in itq_line
+    assert next(line for line in lines if line.startswith("| feat |")).endswith("| - |")
 
 
 def test_compare_refuses_to_mix_a_different_recipe_into_a_finished_run(

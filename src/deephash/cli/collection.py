@@ -121,7 +121,9 @@ def register(sub: Any) -> None:
     d.add_argument("--json", action="store_true", help="print {groups, pairs} as JSON")
     d.set_defaults(func=run_duplicates)
 
-    i = csub.add_parser("info", help="print the collection's settings and counts (JSON)")
+    i = csub.add_parser(
+        "info", help="print the collection's settings, counts and code usage (JSON)"
+    )
     i.add_argument("dir", help="collection folder")
     i.set_defaults(func=run_info)
     p.set_defaults(func=lambda args: _no_action(p))
@@ -343,7 +345,11 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
+    from deephash.hashing import code_usage
 
     col = Collection.open(args.dir, read_only=True, load_model=False)
-    print(json.dumps(col.info(), indent=2))
+    info = col.info()
+    if col.count:
+        info["code_usage"] = code_usage(col.codes, bits=col.bits).to_dict()
+    print(json.dumps(info, indent=2))
     return 0

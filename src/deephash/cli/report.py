@@ -26,9 +26,14 @@ def register(sub: Any) -> None:
 
 
 def table(paths: list[Path]) -> str:
-    """Markdown table: one row per run, headline metrics, code length and training time."""
-    head = "| run | bits | " + " | ".join(t for _, t in COLUMNS) + " | float mAP | train s |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    """Markdown table: one row per run, headline metrics, code length, code usage and training
+    time."""
+    head = (
+        "| run | bits | "
+        + " | ".join(t for _, t in COLUMNS)
+        + " | float mAP | distinct codes (largest bucket) | train s |"
+    )
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 5)]
     for path in paths:
         f = path / "metrics.json" if path.is_dir() else path
         if not f.is_file():
@@ -37,9 +42,20 @@ def table(paths: list[Path]) -> str:
         cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "-" for k, _ in COLUMNS]
         fmap = m.get("float", {}).get("map")
         cells.append(f"{fmap:.4f}" if fmap is not None else "-")
+        cells.append(usage_cell(m.get("code_usage")))
         cells.append(f"{m.get('train_seconds', float('nan')):.0f}")
         lines.append(f"| {path} | {m.get('bits', '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def usage_cell(usage: dict[str, Any] | None) -> str:
+    """``"306 / 10,000 (10.0%)"``: distinct codes of the database and its largest bucket's share."""
+    if not usage:
+        return "-"
+    return (
+        f"{usage['distinct_codes']:,} / {usage['num_codes']:,} "
+        f"({100 * usage['largest_bucket_share']:.1f}%)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -157,4 +157,8 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     out = {k: metrics[k] for k in keys if k in metrics}
     if "float" in metrics:
         out["float_map"] = metrics["float"]["map"]
+    usage = metrics.get("code_usage")
+    if usage:
+        out["distinct_codes"] = usage["distinct_codes"]
+        out["largest_bucket_share"] = usage["largest_bucket_share"]
     return out

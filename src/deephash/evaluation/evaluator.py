@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from deephash import metrics
 from deephash.codes import pack_bits, sign
+from deephash.hashing.code_usage import code_usage
 
 __all__ = ["embed_images", "retrieval_metrics"]
 
@@ -68,8 +69,10 @@ def retrieval_metrics(
     query, database: float (n, D) embeddings, or relaxed codes (n, bits) when ``bits`` is given, in
     which case the Hamming metrics of their signs are the headline numbers and the float metrics of
     the relaxed codes go under ``"float"``. Labels: int (n,). Keys: map (mAP@all), map_at_k,
-    precision_at_k, map_at_r, r_precision, precision_at_1, knn_accuracy (and precision_hamming2
-    for codes), num_queries, num_database, leave_one_out, seconds.
+    precision_at_k, map_at_r, r_precision, precision_at_1, knn_accuracy (and, for codes,
+    precision_hamming2 and ``code_usage``: buckets, largest bucket, the queries' tie band at
+    distance 0, entropies; see :class:`deephash.hashing.CodeUsage`), num_queries, num_database,
+    leave_one_out, seconds.
 
     leave_one_out: the metric-learning shape of an unseen-class protocol: query and database are
     the same images (query i is database item i) and each query is left out of its own ranking.
@@ -93,6 +96,9 @@ def retrieval_metrics(
             ).to_dict()
         )
         out["bits"] = int(bits)
+        out["code_usage"] = code_usage(
+            d_codes, q_codes, bits=bits, leave_one_out=leave_one_out
+        ).to_dict()
         out["float"] = metrics.retrieval_report(
             query, ql, database, dl, distance=distance, **settings
         ).to_dict()

@@ -7,6 +7,7 @@ from deephash.hashing.bit_stats import (
     bit_stats,
     distinct_code_fraction,
 )
+from deephash.hashing.code_usage import CodeUsage, bit_entropy, code_usage
 from deephash.hashing.itq import ITQ
 from deephash.hashing.lsh import LSH
 from deephash.hashing.two_step import (
@@ -19,10 +20,13 @@ __all__ = [
     "ITQ",
     "LSH",
     "BitStats",
+    "CodeUsage",
     "TripletCodeInference",
     "bit_balance",
     "bit_correlation",
+    "bit_entropy",
     "bit_stats",
+    "code_usage",
     "distinct_code_fraction",
     "sample_triplets",
     "triplet_satisfaction",

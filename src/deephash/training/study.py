@@ -480,6 +480,7 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
             hit = next((h["elapsed"] for h in r["history"] if h.get("val_map", -1) >= target), None)
             if hit is not None:
                 reach.append(hit)
+    usages = [r["metrics"]["code_usage"] for r in per_seed if r["metrics"].get("code_usage")]
     m_mean, m_std = _mean_std(maps)
     k_mean, k_std = _mean_std(knns)
     r_mean, r_std = _mean_std(maps_at_r) if len(maps_at_r) == len(per_seed) else (None, None)
@@ -495,6 +496,14 @@ def _summarize(name: str, per_seed: list[dict[str, Any]], target: float | None) 
         "seconds_per_epoch": statistics.fmean(sec_per_epoch) if sec_per_epoch else float("nan"),
         "train_seconds": statistics.fmean(r["metrics"].get("train_seconds", 0.0) for r in per_seed),
         "time_to_target": statistics.fmean(reach) if reach else None,
+        # code usage of the database, mean over seeds (None for float rows)
+        "distinct_codes": (
+            statistics.fmean(u["distinct_codes"] for u in usages) if usages else None
+        ),
+        "num_codes": usages[0]["num_codes"] if usages else None,
+        "largest_bucket_share": (
+            statistics.fmean(u["largest_bucket_share"] for u in usages) if usages else None
+        ),
         "reached_target": f"{len(reach)}/{len(per_seed)}",
         "seeds": len(per_seed),
     }
@@ -504,9 +513,22 @@ def _cell(value: float | None) -> str:
     return "not given" if value is None else f"{value:.4f}"
 
 
+def _usage_cell(row: dict[str, Any]) -> str:
+    if row.get("distinct_codes") is None:
+        return "-"
+    return (
+        f"{row['distinct_codes']:,.0f} / {row['num_codes']:,} "
+        f"({100 * row['largest_bucket_share']:.1f}%)"
+    )
+
+
 def _markdown(rows: list[dict[str, Any]], target: float | None, ref: Reference | None) -> str:
     head = "| recipe | bits | mAP@all | kNN acc. | s/epoch | train s |"
     sep = "|---|---|---|---|---|---|"
+    usage = any(r.get("distinct_codes") is not None for r in rows)
+    if usage:
+        head += " distinct codes (largest bucket) |"
+        sep += "---|"
     if ref is not None:
         head += " report mAP | report kNN |"
         sep += "---|---|"
@@ -520,6 +542,8 @@ def _markdown(rows: list[dict[str, Any]], target: float | None, ref: Reference |
             f"{r['knn_mean']:.4f} ± {r['knn_std']:.4f} | {r['seconds_per_epoch']:.1f} | "
             f"{r['train_seconds']:.0f} |"
         )
+        if usage:
+            line += f" {_usage_cell(r)} |"
         if ref is not None:
             line += f" {_cell(r['report_map'])} | {_cell(r['report_knn'])} |"
         if target is not None:
@@ -533,6 +557,11 @@ def _markdown(rows: list[dict[str, Any]], target: float | None, ref: Reference |
     n = rows[0]["seeds"] if rows else 0
     lines.append("")
     lines.append(f"Mean ± std over {n} seed(s); mAP@all and kNN accuracy on query vs database.")
+    if usage:
+        lines.append(
+            "Distinct codes: buckets among the database codes (mean over seeds); in brackets the "
+            "share of the database in the largest bucket."
+        )
     if ref is not None:
         lines += ["", ref.footnote()]
     return "\n".join(lines) + "\n"
