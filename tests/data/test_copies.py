@@ -39,3 +39,13 @@ def test_bad_input(images: np.ndarray) -> None:
         apply_copy_transform("sepia", images)
     with pytest.raises(ValueError, match="uint8"):
         apply_copy_transform("flip", images.astype(np.float32))
+
+
+def test_scale_and_blur_copies_smooth_and_keep_flat_images(images: np.ndarray) -> None:
+    flat = np.full((2, 28, 28), 77, dtype=np.uint8)
+    for name in ("scale-0.5", "blur-1"):
+        np.testing.assert_array_equal(apply_copy_transform(name, flat), flat)
+        smooth = apply_copy_transform(name, images).astype(float)
+        # white noise loses most of its pixel-to-pixel variation; the mean grey stays
+        assert np.diff(smooth, axis=2).std() < 0.7 * np.diff(images.astype(float), axis=2).std()
+        assert abs(smooth.mean() - images.mean()) < 2

@@ -19,15 +19,19 @@ Names (``list_copy_transforms()``):
 ``rotate-5``        rotated 5° about the centre (bilinear), corners filled with the edge colour
 ``flip``            mirrored left-right
 ``noise-8``         additive Gaussian noise, σ = 8 grey levels, rounded and clipped
+``scale-0.5``       scaled down to half size (bilinear, antialiased) and back up: a thumbnail
+                    or a re-upload at a lower resolution
+``blur-1``          Gaussian blur of radius 1 px (PIL ``GaussianBlur``)
 ==================  =========================================================================
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
+
+from deephash.data.copy_views import blur_image, jpeg_image, rescale_image
 
 __all__ = ["COPY_TRANSFORMS", "apply_copy_transform", "list_copy_transforms"]
 
@@ -48,15 +52,15 @@ def _per_image(fn: Callable[[object], object]) -> CopyTransform:
 
 
 def _jpeg(quality: int) -> CopyTransform:
-    from PIL import Image
+    return _per_image(lambda img: jpeg_image(img, quality))  # type: ignore[arg-type]
 
-    def round_trip(img: object) -> object:
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=quality)  # type: ignore[attr-defined]
-        buf.seek(0)
-        return Image.open(buf).convert(img.mode)  # type: ignore[attr-defined]
 
-    return _per_image(round_trip)
+def _rescale(factor: float) -> CopyTransform:
+    return _per_image(lambda img: rescale_image(img, factor))  # type: ignore[arg-type]
+
+
+def _blur(radius: float) -> CopyTransform:
+    return _per_image(lambda img: blur_image(img, radius))  # type: ignore[arg-type]
 
 
 def _enhance(kind: str, factor: float) -> CopyTransform:
@@ -127,6 +131,8 @@ COPY_TRANSFORMS: dict[str, CopyTransform] = {
     "rotate-5": _rotate(5.0),
     "flip": _flip,
     "noise-8": _noise(8.0),
+    "scale-0.5": _rescale(0.5),
+    "blur-1": _blur(1.0),
 }
 
 
