@@ -28,10 +28,10 @@ def test_buckets_and_entropies_by_hand() -> None:
 
 
 def test_queries_count_the_database_items_with_their_code() -> None:
-    other = [-1, -1, -1]  # in no bucket
-    queries = np.array([A, C, other, B], dtype=np.int8)
+    first, last = [-1, -1, -1], [1, 1, 1]  # in no bucket; sorted before and after every code
+    queries = np.array([A, C, first, B, last], dtype=np.int8)
     u = code_usage(DB, queries)
-    assert u.mean_query_bucket == pytest.approx((3 + 1 + 0 + 2) / 4)
+    assert u.mean_query_bucket == pytest.approx((3 + 1 + 0 + 2 + 0) / 5)
     # leave-one-out: query i is database item i, so it does not count itself
     loo = code_usage(DB, DB, leave_one_out=True)
     assert loo.mean_query_bucket == code_usage(DB).mean_query_bucket

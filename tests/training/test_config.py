@@ -29,6 +29,11 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
         ({"p": 1}, "p >= 2"),
         ({"optimizer": "lbfgs"}, "optimizer must be"),
         ({"lr": 0}, "lr must be positive"),
+        ({"instance_weight": -0.5}, "instance_weight and instance_spread are loss weights"),
+        ({"instance_spread": "much"}, "instance_spread must be a number"),
+        ({"instance_temperature": 0}, "instance_temperature must be > 0"),
+        ({"instance_bits": 16}, "instance_bits is a number of extra code bits"),
+        ({"instance_weight": 1, "freeze_stages": 2}, "unset freeze_stages"),
     ],
 )
 def test_bad_values_are_clear_errors(values: dict, message: str) -> None:

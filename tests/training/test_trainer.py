@@ -381,3 +381,54 @@ def test_l2sp_keeps_the_backbone_near_its_start(tmp_path: Path, tiny_config_valu
     held = train(TrainConfig.from_dict({**values, "l2sp": 1.0}), tmp_path / "held")
     assert "l2sp_penalty" in held.history[-1] and "l2sp_penalty" not in free.history[-1]
     assert drift(tmp_path / "held") < 0.5 * drift(tmp_path / "free")
+
+
+def test_instance_term_off_is_the_plain_loss_exactly(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    """A zero weight runs no views and changes nothing: the same weights, bit for bit."""
+    values = {**tiny_config_values, "loss": "dtsh", "bits": 16, "epochs": 1, "final_eval": False}
+    _train_in_subprocess(values, tmp_path / "plain")
+    off = {**values, "instance_weight": 0.0, "instance_temperature": 0.5, "instance_spread": 0}
+    _train_in_subprocess(off, tmp_path / "off")
+    a = torch.load(tmp_path / "plain" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "off" / "last.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert "instance_loss" not in b["history"][0]
+
+
+def test_instance_bits_train_apart_from_the_code_and_resume_exactly(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    """Extra instance bits: the retrieval code keeps its width, the instance outputs get the
+    instance term's gradient, and the seeded views make a resumed run equal an uninterrupted one."""
+    from deephash.training.runs import load_run
+
+    values = {
+        **tiny_config_values,
+        "loss": "bit-bce",
+        "sampling": "random",
+        "bits": 16,
+        "instance_bits": 8,
+        "instance_weight": 1.0,
+        "instance_spread": 0.1,
+        "epochs": 2,
+    }
+    _train_in_subprocess(values, tmp_path / "full")
+    _train_in_subprocess(values, tmp_path / "part", stop_after_epoch=1)
+    _train_in_subprocess(values, tmp_path / "part", resume=True)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    losses = [h["instance_loss"] for h in a["history"]]
+    assert len(losses) == 2 and all(v > 0 for v in losses)
+    run = load_run(tmp_path / "full")
+    images = np.zeros((3, 28, 28), dtype=np.uint8)
+    assert run.encode(images).shape == (3, 16)
+    code, inst = run.net.with_instance(run.preprocess(images))
+    assert code.shape == (3, 16) and inst.shape == (3, 8)
+    np.testing.assert_allclose(code.detach().numpy(), run.encode(images), rtol=1e-5, atol=1e-6)
+    m = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert m["bits"] == 16 and m["code_usage"]["bits"] == 16

@@ -83,9 +83,9 @@ def code_usage(
     if leave_one_out and (q is None or q.shape[0] != n):
         raise ValueError("leave_one_out needs one query per database item")
     stacked = db if q is None else np.concatenate([db, q])
-    _, inverse, _ = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    uniques, inverse = np.unique(stacked, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    db_counts = np.bincount(inverse[:n])
+    db_counts = np.bincount(inverse[:n], minlength=len(uniques))
     counts = db_counts[db_counts > 0]
     if q is None:
         shared = db_counts[inverse[:n]] - 1

@@ -19,12 +19,25 @@ class RetrievalNet(nn.Module):
     (``model.eval()``: validation, encoding, indexing, serving) returns the L2-normalised backbone
     features (B, F), which keep more of what classes never seen in training need. ``out_dim`` is
     then F.
+
+    instance_dims: extra head outputs after the first ``out_dim`` that the instance term alone
+    trains (see :mod:`deephash.losses.instance`): training returns all ``out_dim + instance_dims``,
+    evaluation only the first ``out_dim`` (the retrieval code), :meth:`with_instance` both parts.
     """
 
     def __init__(
-        self, backbone: nn.Module, head: nn.Module, out_dim: int, *, retrieve_from: str = "head"
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        out_dim: int,
+        *,
+        retrieve_from: str = "head",
+        instance_dims: int = 0,
     ) -> None:
         super().__init__()
+        if instance_dims < 0 or (instance_dims and retrieve_from != "head"):
+            raise ValueError("instance_dims must be >= 0, and only with retrieve_from='head'")
+        self.instance_dims = instance_dims
         if retrieve_from not in ("head", "backbone"):
             raise ValueError(f"retrieve_from must be head or backbone, got {retrieve_from!r}")
         self.backbone = backbone
@@ -51,7 +64,14 @@ class RetrievalNet(nn.Module):
         if self.retrieve_from == "backbone" and not training:
             return nn.functional.normalize(features, p=2, dim=1)
         out: torch.Tensor = self.head(features)
-        return out
+        return out if training or not self.instance_dims else out[:, : self.out_dim]
+
+    def with_instance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, C, H, W) -> (retrieval output (B, out_dim), instance outputs (B,
+        instance_dims)) in any mode: the head's extra outputs that only the instance term trains
+        (an item's identity; (B, 0) when the network has none)."""
+        out: torch.Tensor = self.head(self.backbone(x))
+        return out[:, : self.out_dim], out[:, self.out_dim :]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features before the head: (B, F)."""

@@ -69,6 +69,18 @@ class TrainConfig:
     miner: str | None = None
     miner_options: dict[str, Any] = field(default_factory=dict)
     schedules: dict[str, Any] = field(default_factory=dict)  # loss attribute -> schedule spec
+    # the instance term (deephash.losses.instance), added to the loss above: every training image
+    # also gets a copy-like view (deephash.data.copy_views: rescaled, blurred, JPEG, brightness,
+    # contrast, shifts, crops...), and the codes of the two views are pulled together and apart
+    # from the batch's other images (NT-Xent, weight instance_weight, 0: off) and spread (KoLeo,
+    # weight instance_spread). instance_bits > 0: the head outputs that many extra bits for the
+    # instance term alone (the class loss and the retrieval code keep the first `bits`); 0: the
+    # term acts on the code itself. instance_view_strength scales how often each edit happens.
+    instance_weight: float = 0.0
+    instance_temperature: float = 0.2
+    instance_spread: float = 0.0
+    instance_bits: int = 0
+    instance_view_strength: float = 1.0
     sampling: str = "pk"  # pk | offline-triplets | offline-pairs | random
     p: int = 8
     k: int = 16
@@ -177,8 +189,38 @@ class TrainConfig:
             raise ValueError(f"l2sp is a penalty weight, >= 0 (0: off); got {self.l2sp}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        self._validate_instance()
         if self.loss_lr_scale <= 0:
             raise ValueError(f"loss_lr_scale must be positive, got {self.loss_lr_scale}")
+
+    def _validate_instance(self) -> None:
+        for key in ("instance_weight", "instance_spread", "instance_temperature"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+        if self.instance_weight < 0 or self.instance_spread < 0:
+            raise ValueError(
+                f"instance_weight and instance_spread are loss weights, >= 0 (0: off); got "
+                f"{self.instance_weight} and {self.instance_spread}"
+            )
+        if self.instance_temperature <= 0:
+            raise ValueError(f"instance_temperature must be > 0, got {self.instance_temperature}")
+        if self.instance_bits < 0 or (self.instance_bits and self.bits is None):
+            raise ValueError(
+                f"instance_bits is a number of extra code bits >= 0 for a hashing recipe (bits "
+                f"set); got {self.instance_bits} with bits={self.bits}"
+            )
+        if self.uses_instance_term and self.freeze_stages is not None:
+            raise ValueError(
+                "the instance term needs copy-like views of the images, which the frozen-stage "
+                "cache does not hold: unset freeze_stages or set instance_weight and "
+                "instance_spread to 0"
+            )
+
+    @property
+    def uses_instance_term(self) -> bool:
+        """True when the recipe adds the instance term (a weight above 0)."""
+        return self.instance_weight > 0 or self.instance_spread > 0
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the resolved config as YAML (atomically)."""

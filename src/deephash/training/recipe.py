@@ -16,12 +16,15 @@ import torch
 from torch import nn
 
 from deephash.data import Batch, Batches, ProtocolData, default_protocol, load_protocol_data
+from deephash.data.copy_views import CopyViews
 from deephash.data.protocols import Protocol, create_protocol, list_protocols, protocol_spec
 from deephash.losses.base import LossOutput, MetricLoss
+from deephash.losses.instance import InstanceTerm
 from deephash.training.config import TrainConfig
 
 __all__ = [
     "build_batches",
+    "build_instance_term",
     "build_loss",
     "build_network",
     "compute_loss",
@@ -123,7 +126,7 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
         head = create_head(
             cfg.head or ("linear" if cfg.loss == "bit-bce" else "tanh"),
             backbone.out_features,
-            cfg.bits,
+            cfg.bits + cfg.instance_bits,
         )
         out_dim = cfg.bits
     else:
@@ -131,7 +134,9 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
             "embedding", backbone.out_features, cfg.embedding_dim, normalize=cfg.normalize
         )
         out_dim = cfg.embedding_dim
-    return RetrievalNet(backbone, head, out_dim, retrieve_from=cfg.retrieve_from)
+    return RetrievalNet(
+        backbone, head, out_dim, retrieve_from=cfg.retrieve_from, instance_dims=cfg.instance_bits
+    )
 
 
 def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
@@ -174,6 +179,14 @@ def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
         infer.fit(data.train.labels)
         options["targets"] = TwoStepTargets(infer.codes_)
     return create_loss(cfg.loss, **options)
+
+
+def build_instance_term(cfg: TrainConfig) -> tuple[InstanceTerm, CopyViews] | None:
+    """The recipe's instance term and the copy-like views it compares, or None when it is off."""
+    if not cfg.uses_instance_term:
+        return None
+    term = InstanceTerm(cfg.instance_weight, cfg.instance_temperature, cfg.instance_spread)
+    return term, CopyViews(strength=cfg.instance_view_strength)
 
 
 def build_batches(cfg: TrainConfig, labels: np.ndarray, rank: int = 0) -> Batches:

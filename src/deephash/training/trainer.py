@@ -142,6 +142,7 @@ def _train(
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.lr_lambda(cfg, steps_per_epoch))
     preprocess_train = data.preprocessor(augment=cfg.augment)
     preprocess_eval = data.preprocessor(augment=False)
+    instance = recipe.build_instance_term(cfg)
     cache = None
     if bottom is not None:
         cache = FrozenBottomCache.build(
@@ -196,6 +197,7 @@ def _train(
         t0 = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         aug_gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        view_rng = np.random.default_rng(_epoch_seed(cfg.seed, epoch) + 2)
         batches.set_epoch(epoch)
         for name, sched in schedules.items():
             setattr(loss_fn, name, float(sched(epoch)))
@@ -206,6 +208,7 @@ def _train(
         if bottom is not None:
             bottom.eval()
         sum_loss, sum_active, n_batches, n_terms, sum_l2sp = 0.0, 0.0, 0, 0, 0.0
+        sum_instance = 0.0
         bar = tqdm(
             batches,
             total=steps_per_epoch,
@@ -221,13 +224,22 @@ def _train(
                     batch.images, generator=aug_gen if cfg.augment else None, device=device
                 )
                 out = train_net(maps)
-            else:
+            elif instance is None:
                 x = preprocess_train(data.train.images[batch.images], generator=aug_gen)
                 out = model(x.to(device))
-            out = all_gather_with_grad(out, info)
+            else:
+                images = data.train.images[batch.images]
+                x = preprocess_train(images, generator=aug_gen)
+                x_view = preprocess_eval(instance[1](images, view_rng))
+                out, out_view = model(torch.cat([x, x_view]).to(device)).split(len(x))
+                term = instance[0](*_instance_parts(out, out_view, cfg))
+                sum_instance += float(term.loss.detach())
+            out = all_gather_with_grad(out[:, : cfg.bits] if cfg.instance_bits else out, info)
             labels = all_gather_with_grad(labels, info)
             result = recipe.compute_loss(loss_fn, out, labels, batch)
             loss = result.loss * info.world_size  # DDP averages gradients over ranks
+            if instance is not None:  # each rank's own views, averaged by DDP as the loss is
+                loss = loss + term.loss * info.world_size
             if penalty is not None:  # the same on every rank: averaging keeps it as it is
                 reg = penalty()
                 loss = loss + reg
@@ -262,6 +274,8 @@ def _train(
             record["cache_seconds"] = round(cache.seconds, 3)
         if penalty is not None:
             record["l2sp_penalty"] = sum_l2sp / max(1, n_batches)
+        if instance is not None:
+            record["instance_loss"] = sum_instance / max(1, n_batches)
         for name in schedules:
             record[name] = getattr(loss_fn, name)
         validate_now = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
@@ -313,6 +327,16 @@ def _train(
         metrics = finalize_run(run_dir, cfg, net, data, device, history, elapsed)
     barrier(info)
     return TrainResult(run_dir=run_dir, metrics=metrics, history=history)
+
+
+def _instance_parts(
+    out: torch.Tensor, out_view: torch.Tensor, cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs the instance term compares, (B, D) each: the extra instance bits when the
+    recipe has them, else the whole code (or embedding)."""
+    if cfg.instance_bits and cfg.bits is not None:
+        return out[:, cfg.bits :], out_view[:, cfg.bits :]
+    return out, out_view
 
 
 def _log_epoch(record: dict[str, Any], cfg: TrainConfig) -> None:
