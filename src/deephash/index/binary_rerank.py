@@ -1,0 +1,175 @@
+"""Two-source search over codes and compact binary descriptors: find the item, whatever its class.
+
+A class-level code puts every item of a class in one tie band, so Hamming candidates of the code
+alone must cover the whole band to contain one particular item, and that cost grows with the
+class. Here every item also has a *binary descriptor* (an instance code: a few bytes that tell the
+items of a class apart and survive copies), indexed on its own. A search takes candidates from
+both indexes — the ``candidates`` nearest codes and the ``descriptor_candidates`` nearest
+descriptors — and ranks their union by
+
+1. descriptor Hamming distance, smallest first (reported as ``score = 1 - 2 d / bits``, the
+   cosine similarity of the ±1 vectors, 1 for the same descriptor);
+2. then code Hamming distance, smallest first;
+3. then id, smallest first,
+
+so results are deterministic and equal brute force over the union. A copy of a stored item is
+found by its descriptor in a search that does not read its class's tie band; a query unlike any
+stored item still gets its class neighbours from the code index. Memory per item: the code and
+the descriptor (as 64-bit words), plus what the two indexes hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from deephash.codes import to_words
+from deephash.index._rerank_kernel import candidate_hamming
+from deephash.index.base import BinaryIndex
+from deephash.index.rerank import RerankResult, hamming_candidates
+
+__all__ = ["BinaryRerankIndex"]
+
+
+class BinaryRerankIndex:
+    """Codes in ``index`` and binary descriptors in ``descriptor_index`` (both empty; this class
+    adds to them), searched together.
+
+    candidates / descriptor_candidates: default number of candidates taken from each index.
+    """
+
+    def __init__(
+        self,
+        index: BinaryIndex,
+        descriptor_index: BinaryIndex,
+        *,
+        candidates: int = 32,
+        descriptor_candidates: int = 32,
+    ) -> None:
+        if index.ntotal or descriptor_index.ntotal:
+            raise ValueError("BinaryRerankIndex needs two empty indexes (it fills them)")
+        for name, value in (
+            ("candidates", candidates),
+            ("descriptor_candidates", descriptor_candidates),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.index, self.descriptor_index = index, descriptor_index
+        self.bits, self.descriptor_bits = index.bits, descriptor_index.bits
+        self.candidates, self.descriptor_candidates = candidates, descriptor_candidates
+        self.ids_ = np.zeros(0, dtype=np.int64)  # ascending
+        self.code_words_ = to_words(np.zeros((0, index.nbytes), dtype=np.uint8))
+        self.descriptor_words_ = to_words(np.zeros((0, descriptor_index.nbytes), dtype=np.uint8))
+        self.next_id_ = 0  # ids are never reused, even after a removal
+
+    @property
+    def ntotal(self) -> int:
+        return len(self.ids_)
+
+    def add(
+        self,
+        codes: np.ndarray,
+        descriptors: np.ndarray,
+        ids: np.ndarray | Sequence[int] | None = None,
+    ) -> None:
+        """Add codes uint8 (n, ceil(bits / 8)) with their binary descriptors uint8 (n,
+        ceil(descriptor_bits / 8)) under ``ids`` int64 (n,) (default: after the largest id ever
+        added). Both are checked before either index changes."""
+        codes = self.index._check_codes(codes, "codes")
+        desc = self.descriptor_index._check_codes(descriptors, "descriptors")
+        if len(desc) != len(codes):
+            raise ValueError(f"{len(codes)} codes but {len(desc)} descriptors")
+        new_ids = BinaryIndex._check_ids(ids, len(codes), self.next_id_)
+        if len(np.unique(new_ids)) != len(new_ids) or np.isin(new_ids, self.ids_).any():
+            raise ValueError("ids must be new and distinct")
+        self.index.add(codes, new_ids)
+        self.descriptor_index.add(desc, new_ids)
+        if len(new_ids):
+            self.next_id_ = max(self.next_id_, int(new_ids.max()) + 1)
+        order = np.argsort(np.concatenate([self.ids_, new_ids]), kind="stable")
+        self.ids_ = np.concatenate([self.ids_, new_ids])[order]
+        self.code_words_ = np.concatenate([self.code_words_, to_words(codes)])[order]
+        self.descriptor_words_ = np.concatenate([self.descriptor_words_, to_words(desc)])[order]
+
+    def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
+        """Remove items (codes and descriptors) by id; unknown ids are ignored. Returns the count."""
+        keep = ~np.isin(self.ids_, BinaryIndex._check_remove_ids(ids))
+        gone = self.ids_[~keep]
+        if len(gone):
+            self.index.remove_ids(gone)
+            self.descriptor_index.remove_ids(gone)
+            self.ids_ = self.ids_[keep]
+            self.code_words_ = self.code_words_[keep]
+            self.descriptor_words_ = self.descriptor_words_[keep]
+        return len(gone)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        query_descriptors: np.ndarray,
+        k: int,
+        *,
+        candidates: int | None = None,
+        descriptor_candidates: int | None = None,
+        radius: int | None = None,
+    ) -> RerankResult:
+        """The k best of each query's candidates from both indexes, by (descriptor distance, code
+        distance, id); only items within code distance ``radius`` when given.
+
+        queries: uint8 (nq, ceil(bits / 8)); query_descriptors: uint8 (nq, ceil(descriptor_bits /
+        8)). Returns a :class:`~deephash.index.rerank.RerankResult` (scores ``1 - 2 d / bits`` of
+        the descriptors, code distances, ids), -1 / NaN where a row has fewer than k.
+        """
+        q = self.index._check_queries(queries, self.ntotal)
+        qd = self.descriptor_index._check_codes(query_descriptors, "query descriptors")
+        if len(qd) != len(q):
+            raise ValueError(f"{len(q)} queries but {len(qd)} descriptors")
+        k = BinaryIndex._check_k(k)
+        kc = max(k, candidates if candidates is not None else self.candidates)
+        kd = max(
+            k,
+            descriptor_candidates
+            if descriptor_candidates is not None
+            else self.descriptor_candidates,
+        )
+        _, code_ids = hamming_candidates(self.index, q, kc)
+        _, desc_ids = hamming_candidates(self.descriptor_index, qd, kd)
+        ids = _unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
+        rows = np.where(ids >= 0, np.searchsorted(self.ids_, np.maximum(ids, 0)), -1)
+        d_code = candidate_hamming(to_words(q), self.code_words_, rows)
+        d_desc = candidate_hamming(to_words(qd), self.descriptor_words_, rows)
+        valid = rows >= 0 if radius is None else (rows >= 0) & (d_code <= radius)
+        big = np.int64(np.iinfo(np.int64).max)  # a typed scalar: int32 inputs widen to it
+        keys = tuple(np.where(valid, v.astype(np.int64), big) for v in (ids, d_code, d_desc))
+        order = np.lexsort(keys, axis=-1)[:, :k]
+        return _result(order, valid, d_desc, d_code, ids, k, self.descriptor_bits)
+
+
+def _unique_per_row(ids: np.ndarray) -> np.ndarray:
+    """int64 (nq, w) -> the same with each row's repeated ids (after the first) set to -1."""
+    ids = np.sort(ids, axis=1)
+    repeated = np.zeros_like(ids, dtype=bool)
+    repeated[:, 1:] = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
+    return np.where(repeated, -1, ids)
+
+
+def _result(
+    order: np.ndarray,
+    valid: np.ndarray,
+    d_desc: np.ndarray,
+    d_code: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    descriptor_bits: int,
+) -> RerankResult:
+    nq, width = order.shape
+    ok = np.take_along_axis(valid, order, 1)
+    scores = np.full((nq, k), np.nan, dtype=np.float32)
+    dist = np.full((nq, k), -1, dtype=np.int32)
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    dd = np.take_along_axis(d_desc, order, 1)
+    scores[:, :width] = np.where(ok, 1.0 - 2.0 * dd / descriptor_bits, np.nan)
+    dist[:, :width] = np.where(ok, np.take_along_axis(d_code, order, 1), -1)
+    out_ids[:, :width] = np.where(ok, np.take_along_axis(ids, order, 1), -1)
+    return RerankResult(scores, dist, out_ids)
