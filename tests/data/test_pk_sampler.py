@@ -12,18 +12,23 @@ def test_every_batch_is_p_classes_by_k() -> None:
     labels = np.repeat(np.arange(8), 10)
     sampler = PKSampler(labels, p=4, k=3, seed=1)
     assert len(sampler) == 80 // 12
+    seen = 0
     for batch in sampler:
+        seen += 1
         assert len(batch) == 12 and len(set(batch)) == 12  # enough images: no repeats
         counts = Counter(labels[batch].tolist())
         assert len(counts) == 4 and set(counts.values()) == {3}
         # the K images of a class are consecutive
         assert [labels[batch[i]] for i in range(0, 12, 3)] == list(counts)
+    assert seen == len(sampler)  # the checks above ran on every batch
 
 
 def test_small_classes_sampled_with_replacement() -> None:
     labels = np.array([0, 1, 1, 1, 1, 2, 2, 2, 2])  # class 0 has one image
     sampler = PKSampler(labels, p=3, k=4, seed=0, batches_per_epoch=5)
-    for batch in sampler:
+    batches = list(sampler)
+    assert len(batches) == 5
+    for batch in batches:
         picked = labels[batch]
         assert Counter(picked.tolist()) == {0: 4, 1: 4, 2: 4}
         assert [i for i in batch if labels[i] == 0] == [0, 0, 0, 0]

@@ -24,6 +24,7 @@ def test_cosine_and_unnormalized(small_batch) -> None:  # type: ignore[no-untype
     for metric, normalize in (("cosine", True), ("euclidean", False)):
         d = py_dist(x, metric, normalize)
         t = create_miner("hardest", metric=metric, normalize=normalize)(x, y)
+        assert len(t.anchor) > 0  # the loop below checks every mined triplet
         for a, n in zip(t.anchor.tolist(), t.negative.tolist()):
             negs = [d[a][k] for k in range(24) if y[k] != y[a]]
             assert abs(d[a][n] - min(negs)) < 1e-5

@@ -118,10 +118,6 @@ class TrainConfig:
     name: str | None = None
 
     @property
-    def is_hashing(self) -> bool:
-        return self.bits is not None
-
-    @property
     def protocol_name(self) -> str:
         return self.protocol or self.dataset
 

@@ -36,7 +36,6 @@ from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
 from deephash.evaluation.feature_store import FeatureStore, default_cache_dir
 from deephash.evaluation.hash_report import hash_report
-from deephash.losses.base import LossOutput
 from deephash.training import optim, recipe
 from deephash.training.config import TrainConfig
 from deephash.training.distributed import (
@@ -562,10 +561,3 @@ def evaluate_network(
                 )
             )
     return metrics
-
-
-def loss_output(x: LossOutput | torch.Tensor) -> LossOutput:
-    """Accept a bare scalar tensor from a custom loss as a LossOutput."""
-    if isinstance(x, LossOutput):
-        return x
-    return LossOutput(loss=x, num_terms=0, active_fraction=1.0)
