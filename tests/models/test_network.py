@@ -45,3 +45,36 @@ def test_retrieve_from_is_checked() -> None:
         RetrievalNet(nn.Identity(), nn.Identity(), 4, retrieve_from="neck")
     with pytest.raises(ValueError, match="out_features"):
         RetrievalNet(nn.Identity(), nn.Identity(), 4, retrieve_from="backbone")
+
+
+def _instance_net(grad: float) -> RetrievalNet:
+    torch.manual_seed(0)
+    backbone = create_backbone("small-cnn", in_channels=1, out_features=32)
+    return RetrievalNet(
+        backbone, create_head("tanh", 32, 16 + 8), 16, instance_dims=8, instance_backbone_grad=grad
+    )
+
+
+def test_instance_outputs_split_by_mode_and_their_backbone_gradient_is_scaled() -> None:
+    x = torch.randn(4, 1, 28, 28)
+    grads = {}
+    for scale in (1.0, 0.25, 0.0):
+        net = _instance_net(scale).train()
+        out = net(x)
+        assert out.shape == (4, 24)
+        out[:, 16:].sum().backward()  # a loss on the instance outputs only
+        grads[scale] = [p.grad.clone() for p in net.backbone.parameters() if p.grad is not None]
+        head_grad = net.head.fc.weight.grad
+        assert head_grad is not None and head_grad[16:].abs().sum() > 0  # the head rows learn
+        assert head_grad[:16].abs().sum() == 0
+        net.eval()
+        with torch.no_grad():
+            assert net(x).shape == (4, 16)
+            code, inst = net.with_instance(x)
+            torch.testing.assert_close(code, net(x))
+            assert inst.shape == (4, 8)
+    for g1, g025, g0 in zip(grads[1.0], grads[0.25], grads[0.0]):
+        torch.testing.assert_close(g025, 0.25 * g1)
+        assert g0.abs().sum() == 0
+    with pytest.raises(ValueError, match="instance_backbone_grad"):
+        _instance_net(1.5)

@@ -33,6 +33,7 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
         ({"instance_spread": "much"}, "instance_spread must be a number"),
         ({"instance_temperature": 0}, "instance_temperature must be > 0"),
         ({"instance_bits": 16}, "instance_bits is a number of extra code bits"),
+        ({"instance_backbone_grad": 2}, "instance_backbone_grad is a share of a gradient"),
         ({"instance_weight": 1, "freeze_stages": 2}, "unset freeze_stages"),
     ],
 )

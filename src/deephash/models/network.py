@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 __all__ = ["RetrievalNet"]
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the gradient by ``scale``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
 
 
 class RetrievalNet(nn.Module):
@@ -23,6 +38,8 @@ class RetrievalNet(nn.Module):
     instance_dims: extra head outputs after the first ``out_dim`` that the instance term alone
     trains (see :mod:`deephash.losses.instance`): training returns all ``out_dim + instance_dims``,
     evaluation only the first ``out_dim`` (the retrieval code), :meth:`with_instance` both parts.
+    instance_backbone_grad: the share of the instance outputs' gradient that reaches the backbone
+    (1: all; 0: the instance rows of the head learn on features the class loss alone shapes).
     """
 
     def __init__(
@@ -33,11 +50,17 @@ class RetrievalNet(nn.Module):
         *,
         retrieve_from: str = "head",
         instance_dims: int = 0,
+        instance_backbone_grad: float = 1.0,
     ) -> None:
         super().__init__()
         if instance_dims < 0 or (instance_dims and retrieve_from != "head"):
             raise ValueError("instance_dims must be >= 0, and only with retrieve_from='head'")
+        if not 0.0 <= instance_backbone_grad <= 1.0:
+            raise ValueError(
+                f"instance_backbone_grad must be in [0, 1], got {instance_backbone_grad}"
+            )
         self.instance_dims = instance_dims
+        self.instance_backbone_grad = float(instance_backbone_grad)
         if retrieve_from not in ("head", "backbone"):
             raise ValueError(f"retrieve_from must be head or backbone, got {retrieve_from!r}")
         self.backbone = backbone
@@ -64,7 +87,17 @@ class RetrievalNet(nn.Module):
         if self.retrieve_from == "backbone" and not training:
             return nn.functional.normalize(features, p=2, dim=1)
         out: torch.Tensor = self.head(features)
-        return out if training or not self.instance_dims else out[:, : self.out_dim]
+        if not self.instance_dims:
+            return out
+        if not training:
+            return out[:, : self.out_dim]
+        if self.instance_backbone_grad < 1.0:
+            # the instance outputs again, from features whose gradient is scaled down: the
+            # instance term trains its head rows fully and the shared backbone only that much
+            scaled = _ScaleGrad.apply(features, self.instance_backbone_grad)
+            instance: torch.Tensor = self.head(scaled)[:, self.out_dim :]
+            out = torch.cat([out[:, : self.out_dim], instance], dim=1)
+        return out
 
     def with_instance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (B, C, H, W) -> (retrieval output (B, out_dim), instance outputs (B,

@@ -81,6 +81,9 @@ class TrainConfig:
     instance_spread: float = 0.0
     instance_bits: int = 0
     instance_view_strength: float = 1.0
+    # share of the instance bits' gradient that reaches the backbone (1: all; lower keeps the
+    # backbone closer to what the class loss alone would make of it)
+    instance_backbone_grad: float = 1.0
     sampling: str = "pk"  # pk | offline-triplets | offline-pairs | random
     p: int = 8
     k: int = 16
@@ -190,7 +193,12 @@ class TrainConfig:
             raise ValueError(f"loss_lr_scale must be positive, got {self.loss_lr_scale}")
 
     def _validate_instance(self) -> None:
-        for key in ("instance_weight", "instance_spread", "instance_temperature"):
+        for key in (
+            "instance_weight",
+            "instance_spread",
+            "instance_temperature",
+            "instance_backbone_grad",
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{key} must be a number, got {value!r}")
@@ -198,6 +206,11 @@ class TrainConfig:
             raise ValueError(
                 f"instance_weight and instance_spread are loss weights, >= 0 (0: off); got "
                 f"{self.instance_weight} and {self.instance_spread}"
+            )
+        if not 0.0 <= self.instance_backbone_grad <= 1.0:
+            raise ValueError(
+                f"instance_backbone_grad is a share of a gradient, in [0, 1]; got "
+                f"{self.instance_backbone_grad}"
             )
         if self.instance_temperature <= 0:
             raise ValueError(f"instance_temperature must be > 0, got {self.instance_temperature}")

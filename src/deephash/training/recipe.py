@@ -135,7 +135,12 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
         )
         out_dim = cfg.embedding_dim
     return RetrievalNet(
-        backbone, head, out_dim, retrieve_from=cfg.retrieve_from, instance_dims=cfg.instance_bits
+        backbone,
+        head,
+        out_dim,
+        retrieve_from=cfg.retrieve_from,
+        instance_dims=cfg.instance_bits,
+        instance_backbone_grad=cfg.instance_backbone_grad,
     )
 
 
