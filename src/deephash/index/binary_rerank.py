@@ -27,7 +27,7 @@ import numpy as np
 from deephash.codes import to_words
 from deephash.index._rerank_kernel import candidate_hamming
 from deephash.index.base import BinaryIndex
-from deephash.index.rerank import RerankResult, hamming_candidates
+from deephash.index.rerank import RerankResult, check_new_ids, hamming_candidates, merge_by_id
 
 __all__ = ["BinaryRerankIndex"]
 
@@ -81,16 +81,17 @@ class BinaryRerankIndex:
         if len(desc) != len(codes):
             raise ValueError(f"{len(codes)} codes but {len(desc)} descriptors")
         new_ids = BinaryIndex._check_ids(ids, len(codes), self.next_id_)
-        if len(np.unique(new_ids)) != len(new_ids) or np.isin(new_ids, self.ids_).any():
-            raise ValueError("ids must be new and distinct")
+        check_new_ids(self.ids_, new_ids)
         self.index.add(codes, new_ids)
         self.descriptor_index.add(desc, new_ids)
         if len(new_ids):
             self.next_id_ = max(self.next_id_, int(new_ids.max()) + 1)
-        order = np.argsort(np.concatenate([self.ids_, new_ids]), kind="stable")
-        self.ids_ = np.concatenate([self.ids_, new_ids])[order]
-        self.code_words_ = np.concatenate([self.code_words_, to_words(codes)])[order]
-        self.descriptor_words_ = np.concatenate([self.descriptor_words_, to_words(desc)])[order]
+        self.ids_, self.code_words_, self.descriptor_words_ = merge_by_id(
+            self.ids_,
+            new_ids,
+            (self.code_words_, to_words(codes)),
+            (self.descriptor_words_, to_words(desc)),
+        )
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove items (codes and descriptors) by id; unknown ids are ignored. Returns the count."""

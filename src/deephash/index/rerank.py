@@ -34,7 +34,9 @@ __all__ = [
     "RerankIndex",
     "RerankResult",
     "as_descriptors",
+    "check_new_ids",
     "hamming_candidates",
+    "merge_by_id",
     "rerank",
 ]
 
@@ -134,6 +136,22 @@ def rerank(
     return RerankResult(scores, dist, ids)
 
 
+def check_new_ids(ids: np.ndarray, new_ids: np.ndarray) -> None:
+    """``ValueError`` unless new_ids int64 (n,) are distinct and none is in ids (m,)."""
+    if len(np.unique(new_ids)) != len(new_ids) or np.isin(new_ids, ids).any():
+        raise ValueError("ids must be new and distinct")
+
+
+def merge_by_id(
+    ids: np.ndarray, new_ids: np.ndarray, *rows: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, ...]:
+    """ids int64 (m,) ascending and new_ids (n,), with arrays aligned to each given as (rows of
+    ids (m, ...), rows of new_ids (n, ...)): all of them merged in ascending id order, ids first."""
+    merged = np.concatenate([ids, new_ids])
+    order = np.argsort(merged, kind="stable")
+    return (merged[order], *(np.concatenate([old, new])[order] for old, new in rows))
+
+
 def hamming_candidates(
     index: BinaryIndex, queries: np.ndarray, candidates: int, radius: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -190,15 +208,11 @@ class RerankIndex:
             new_ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if len(new_ids) != len(codes):
             raise ValueError(f"{len(codes)} codes but {len(new_ids)} ids")
-        if len(np.unique(new_ids)) != len(new_ids) or np.isin(new_ids, self.ids_).any():
-            raise ValueError("ids must be new and distinct")
+        check_new_ids(self.ids_, new_ids)
         self.index.add(codes, new_ids)
         if len(new_ids):
             self.next_id_ = max(self.next_id_, int(new_ids.max()) + 1)
-        all_ids = np.concatenate([self.ids_, new_ids])
-        order = np.argsort(all_ids, kind="stable")
-        self.ids_ = all_ids[order]
-        self.descriptors_ = np.concatenate([self.descriptors_, desc])[order]
+        self.ids_, self.descriptors_ = merge_by_id(self.ids_, new_ids, (self.descriptors_, desc))
 
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Remove items (codes and descriptors) by id; unknown ids are ignored. Returns the count."""
