@@ -8,8 +8,9 @@ the test photos (random crops, brightness, sizes 300-640 px):
   (codes), network + descriptor (``Collection.encode_with_descriptors``), the durable write
   (``Collection.add``: log record, fsync, index) and the whole ``add_photos`` (images/s);
 - the network alone (backbone + projection head, the same preprocessed batch) under variants:
-  torch no_grad (the encoder's path), torch.inference_mode, channels-last, 1 and 2 threads, and
-  ONNX Runtime on the same network exported with torch.onnx (max |difference| to torch printed).
+  plain NCHW torch (no_grad, inference_mode), the encoder's channels-last network (no_grad, the
+  path the collection takes; inference_mode), 1 and 2 threads, and ONNX Runtime on the same
+  network exported with torch.onnx (max |difference| to plain torch printed).
 
 Interleaved repeats, best of ``--repeats``. Writes benchmarks/results/encode.json.
 
@@ -109,19 +110,20 @@ def network_variants(
 
         return f
 
-    cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    sess = ort_session(net, x, tmp / "net.onnx", threads)
+    # the encoder's own network (channels-last on a CPU, as load_run prepares it) and a plain
+    # NCHW copy of it
+    plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+    sess = ort_session(plain, x, tmp / "net.onnx", threads)
     xn = x.numpy()
     with torch.no_grad():
-        ref = net(x).numpy()
+        ref = plain(x).numpy()
+        out["encoder_max_abs_diff"] = float(np.abs(net(x).numpy() - ref).max())
     out["onnxruntime_max_abs_diff"] = float(np.abs(sess.run(None, {"images": xn})[0] - ref).max())
-    with torch.no_grad():
-        out["channels_last_max_abs_diff"] = float(np.abs(cl(x_cl).numpy() - ref).max())
     variants: dict[str, Callable[[], Any]] = {
-        "torch_no_grad": run_no_grad(net, x),
-        "torch_inference_mode": run_inference(net, x),
-        "torch_channels_last": run_inference(cl, x_cl),
+        "torch_nchw_no_grad": run_no_grad(plain, x),
+        "torch_nchw_inference_mode": run_inference(plain, x),
+        "encoder_channels_last_no_grad": run_no_grad(net, x),
+        "encoder_channels_last_inference_mode": run_inference(net, x),
         "onnxruntime": lambda: sess.run(None, {"images": xn}),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -133,7 +135,12 @@ def network_variants(
     for k, t in times.items():
         out[k] = round(n / min(t), 1)
     torch.set_num_threads(1)
-    out["torch_channels_last_1_thread"] = round(n / best(run_inference(cl, x_cl), repeats), 1)
+    out["encoder_1_thread"] = round(n / best(run_no_grad(net, x), repeats), 1)
+    with torch.no_grad():
+        t_ort1 = ort_session(plain, x, tmp / "net1.onnx", 1)
+    out["onnxruntime_1_thread"] = round(
+        n / best(lambda: t_ort1.run(None, {"images": xn}), repeats), 1
+    )
     torch.set_num_threads(threads)
     return out
 
@@ -149,6 +156,7 @@ def stage_times(col: Any, files: list[Path], repeats: int) -> dict[str, Any]:
     t_decode = best(lambda: [read_photo(f, size, max_pixels=col.max_pixels) for f in files], 1)
     photos = [read_photo(f, size, max_pixels=col.max_pixels) for f in files]
     rgb = np.stack([p.image.rgb for p in photos])  # type: ignore[union-attr]
+    col.encode(rgb[:2]), col.encode_with_descriptors(rgb[:2])  # warm-up: builds the engine
     t_codes = best(lambda: col.encode(rgb), repeats)
     t_both = best(lambda: col.encode_with_descriptors(rgb), repeats)
     codes, desc = col.encode_with_descriptors(rgb)
@@ -166,6 +174,7 @@ def stage_times(col: Any, files: list[Path], repeats: int) -> dict[str, Any]:
     assert len(done.ids) == n
     return {
         "images": n,
+        "engine": "onnxruntime" if col.model.engine(col.descriptor) is not None else "torch",
         "decode_resize_s": round(t_decode, 3),
         "network_codes_s": round(t_codes, 3),
         "network_plus_descriptor_s": round(t_both, 3),

@@ -37,7 +37,13 @@ def _plain_network(run_dir: Path) -> torch.nn.Module:
     return net.eval()
 
 
-def test_codes_and_descriptors_equal_the_plain_networks(photo_col: Path) -> None:
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_codes_and_descriptors_equal_the_plain_networks(
+    photo_col: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    monkeypatch.setenv("DEEPHASH_ENCODER", engine)
     files, _ = list_photo_files(PHOTOS)
     with Collection.open(photo_col, device="cpu") as col:
         rgb = np.stack([read_photo(f, 96, max_pixels=10**8).image.rgb for f in files])  # type: ignore[union-attr]
@@ -45,6 +51,7 @@ def test_codes_and_descriptors_equal_the_plain_networks(photo_col: Path) -> None
         only_codes = col.encode(rgb)
         run = col.model
         x = run.preprocess(rgb)
+        assert (run.engine("early-stages") is None) == (engine == "torch")
     net = _plain_network(photo_col.parent / "model")
     checked = 0
     for i in range(len(rgb)):
@@ -57,3 +64,10 @@ def test_codes_and_descriptors_equal_the_plain_networks(photo_col: Path) -> None
         np.testing.assert_allclose(desc[i], want_desc[0].numpy(), atol=2e-3)  # float16 storage
         checked += 1
     assert checked == 2
+
+
+def test_an_unknown_engine_is_refused(photo_col: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPHASH_ENCODER", "tensorrt")
+    with Collection.open(photo_col, device="cpu") as col:
+        with pytest.raises(ValueError, match="DEEPHASH_ENCODER must be one of"):
+            col.encode(np.zeros((1, 96, 96, 3), np.uint8))

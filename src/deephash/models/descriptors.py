@@ -87,8 +87,24 @@ def _stage_modules(backbone: object) -> list[nn.Module] | None:
     return None
 
 
+def _bins(n: int, side: int, like: torch.Tensor) -> torch.Tensor:
+    """(side, n): row i averages the bin [floor(i n / side), ceil((i + 1) n / side)), the bins of
+    adaptive average pooling."""
+    m = torch.zeros(side, n, dtype=torch.float32, device=like.device)
+    for i in range(side):
+        lo, hi = (i * n) // side, -(-((i + 1) * n) // side)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
 def _grid(fmap: torch.Tensor, side: int) -> torch.Tensor:
-    pooled = nn.functional.adaptive_avg_pool2d(fmap.float(), (side, side))
+    """Adaptive average pooling to side × side, flattened (B, C·side²), written as two products
+    with bin matrices so that torch.onnx can export it for any map size (ONNX's pooling cannot
+    express bins of unequal size)."""
+    h, w = int(fmap.shape[-2]), int(fmap.shape[-1])
+    pooled = torch.einsum(
+        "bchw,sh,tw->bcst", fmap.float(), _bins(h, side, fmap), _bins(w, side, fmap)
+    )
     return torch.flatten(pooled, 1)
 
 
