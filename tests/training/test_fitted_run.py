@@ -130,3 +130,28 @@ def test_a_collection_of_the_itq_run_finds_an_items_own_image_first(
             hits = c.search_images(c.decode(blob).rgb[None], k=1)[0]
             found += hits[0].id == item_id
         assert found == 40
+
+
+def test_an_itq_row_on_a_runs_own_embeddings_saves_a_model_with_its_preprocessing(
+    tmp_path: Path, tiny_fmnist: Path, tiny_config_values: dict
+) -> None:
+    """The unseen-class recipe's shape: ITQ reusing the embeddings of a run that retrieves with
+    its backbone (no second pass over the images); the model takes that run's preprocessing."""
+    from deephash.training.config import TrainConfig
+    from deephash.training.trainer import train
+
+    cfg = {**tiny_config_values, "protocol": "fashion-mnist-unseen", "retrieve_from": "backbone"}
+    cfg.pop("protocol_options")
+    train(TrainConfig.from_dict({**cfg, "p": 3}), tmp_path / "run")
+    row = _itq_row(tiny_fmnist, tmp_path / "run")
+    metrics = run_baseline(row, tmp_path / "itq")
+    run = load_run(tmp_path / "itq", device="cpu")
+    trained = load_run(tmp_path / "run", device="cpu")
+    assert run.data_info == trained.data_info
+    reported = np.load(tmp_path / "itq" / "codes.npz")
+    data = recipe.load_data(run.config)
+    codes = pack_bits(sign(run.encode(data.query.images)))
+    # the run's embeddings and a fresh forward pass agree to float rounding; a bit whose
+    # projection is that close to 0 may flip (none does here)
+    assert (codes != reported["query"]).sum() == 0
+    assert metrics["map"] > 0
