@@ -100,18 +100,22 @@ def combine(parts: dict[str, np.ndarray], pool: str) -> np.ndarray:
 
 def transform(fit: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
     """Fitted on ``fit`` (the target images, no labels), applied to ``x``: ``none`` (L2),
-    ``centre`` (minus the target mean, L2), ``white256`` (PCA-whitened to 256 dims, L2)."""
+    ``centre`` (minus the target mean, L2), ``white256`` (PCA-whitened to 256 dims, L2),
+    ``pw256`` (PCA to 256 dims, each divided by its standard deviation's square root, L2)."""
     f, x = unit(fit), unit(x)
     if kind == "none":
         return x
     mu = f.mean(0)
     if kind == "centre":
         return unit(x - mu)
-    d = int(kind.removeprefix("white"))
+    # white<d>: PCA-whitened to d dims; pw<d>: divided by the square root of the standard
+    # deviation only (partial whitening, power 0.5)
+    power = 0.5 if kind.startswith("white") else 0.25
+    d = int(kind.removeprefix("white").removeprefix("pw"))
     cov = np.cov((f - mu).T)
     val, vec = np.linalg.eigh(cov)
     val, vec = val[::-1][:d], vec[:, ::-1][:, :d]
-    return unit((x - mu) @ vec / np.sqrt(val + 1e-6 * val[0]))
+    return unit((x - mu) @ vec / (val + 1e-6 * val[0]) ** power)
 
 
 def score(q: np.ndarray, yq: np.ndarray, db: np.ndarray, ydb: np.ndarray, loo: bool) -> dict:
@@ -128,7 +132,7 @@ def validation(args: argparse.Namespace) -> dict:
     picks = {}
     for fold, held_classes in FOLDS.items():
         held = np.where(np.isin(labels, held_classes))[0]
-        picks[fold] = np.random.default_rng(17).choice(held, 10000, replace=False)
+        picks[fold] = np.random.default_rng(17).choice(held, args.per_fold, replace=False)
     rows = []
     for arch in args.arch:
         for size in args.sizes:
@@ -136,7 +140,8 @@ def validation(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             parts = extract(arch, size, d.data.images[sel][every])
             secs = time.perf_counter() - t0
-            per = {0: slice(0, 10000), 1: slice(10000, 20000)}
+            n = args.per_fold
+            per = {0: slice(0, n), 1: slice(n, 2 * n)}
             for pool in args.pools:
                 for kind in args.transforms:
                     res = {}
@@ -144,7 +149,8 @@ def validation(args: argparse.Namespace) -> dict:
                         x = combine({k: v[per[fold]] for k, v in parts.items()}, pool)
                         y = labels[picks[fold]]
                         z = transform(x, x, kind)
-                        res[fold] = score(z[:2000], y[:2000], z, y, True)
+                        nq = n // 5
+                        res[fold] = score(z[:nq], y[:nq], z, y, True)
                     row = {
                         "arch": arch,
                         "size": size,
@@ -186,20 +192,22 @@ def main() -> None:
     ap.add_argument("--arch", nargs="+", default=["efficientnet-lite0"])
     ap.add_argument("--sizes", type=int, nargs="+", default=[64])
     ap.add_argument("--pools", nargs="+", default=["head", "s6+head", "s5+s6+head"])
-    ap.add_argument("--transforms", nargs="+", default=["none", "centre", "white256"])
+    ap.add_argument("--transforms", nargs="+", default=["none", "centre", "pw256", "white256"])
     ap.add_argument(
         "--recipe", help="test: ARCH:SIZE:POOL:FIT, e.g. efficientnet-lite0:96:head:centre"
     )
     ap.add_argument("--protocols", nargs="+", default=["fashion-mnist-unseen", "fashion-mnist"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-fold", type=int, default=10000, help="held-out images per fold")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = validation(args) if args.split == "validation" else test(args)
     result["command"] = "python benchmarks/unseen_transductive_scan.py " + " ".join(
         __import__("sys").argv[1:]
     )
-    out = ROOT / "benchmarks" / "results" / f"unseen_transductive_{args.split}.json"
+    out = Path(args.out) / f"unseen_transductive_{args.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():  # several scans append their rows
         old = json.loads(out.read_text())
