@@ -73,7 +73,6 @@ class LoadedRun:
             progress=progress,
         )
 
-
     def engine(self, descriptor: str | None) -> Any:
         """The ONNX Runtime encoder of this network (and ``descriptor``), built once, or None
         when torch encodes (see :data:`ENCODER_ENGINES`)."""
