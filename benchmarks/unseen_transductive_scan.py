@@ -118,9 +118,11 @@ def transform(fit: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
     return unit((x - mu) @ vec / (val + 1e-6 * val[0]) ** power)
 
 
-def score(q: np.ndarray, yq: np.ndarray, db: np.ndarray, ydb: np.ndarray, loo: bool) -> dict:
+def score(
+    q: np.ndarray, yq: np.ndarray, db: np.ndarray, ydb: np.ndarray, loo: bool, seed: int = 0
+) -> dict:
     r = retrieval_metrics(q, yq, db, ydb, leave_one_out=loo)
-    itq = ITQ(48, seed=0).fit(db)
+    itq = ITQ(48, seed=seed).fit(db)
     r2 = retrieval_metrics(itq.project(q), yq, itq.project(db), ydb, bits=48, leave_one_out=loo)
     return {"float": round(r["map"], 4), "itq48": round(r2["map"], 4)}
 
@@ -179,7 +181,7 @@ def test(args: argparse.Namespace) -> dict:
             x = combine(parts, pool)
             q, db = (x, x) if loo else (x[: len(q_img)], x[len(q_img) :])
             zq, zdb = transform(db, q, kind), transform(db, db, kind)
-            res = score(zq, data.query.labels, zdb, data.database.labels, loo)
+            res = score(zq, data.query.labels, zdb, data.database.labels, loo, seed)
             row = {"protocol": protocol, "seed": seed, "recipe": args.recipe, **res}
             rows.append(row)
             print(json.dumps(row), flush=True)
