@@ -166,7 +166,7 @@ def run_create(args: argparse.Namespace) -> int:
     if args.images is not None:
         from deephash.cli.photo_collection import create_from_photos
 
-        return create_from_photos(args)
+        return create_from_photos(args, create_collection)
     if (args.bits, args.image_size, args.fit_sample) != (None, None, None):
         raise ValueError(
             "--bits, --image-size and --fit-sample are for --images (a run has its own)"

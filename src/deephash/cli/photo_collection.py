@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["create_from_photos"]
@@ -18,11 +19,13 @@ def _check_new_folder(directory: Path) -> None:
         )
 
 
-def create_from_photos(args: argparse.Namespace) -> int:
-    """Fit the model into ``DIR/model``, create the collection, add every readable photo."""
+def create_from_photos(
+    args: argparse.Namespace, create_collection: Callable[[argparse.Namespace, str], int]
+) -> int:
+    """Fit the model into ``DIR/model``, create the collection with ``create_collection(args,
+    run_dir)`` (``collection create``'s own), add every readable photo."""
     from tqdm import tqdm
 
-    from deephash.cli.collection import create_collection
     from deephash.collection import DEFAULT_MAX_PIXELS, Collection
     from deephash.collection.layout import MODEL_DIR
     from deephash.collection.photo_files import Skipped, list_photo_files
