@@ -17,6 +17,13 @@ from deephash.training.runs import load_run
 KIND = "early-stages"
 
 
+@pytest.fixture(autouse=True)
+def torch_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare stored descriptors bit for bit with torch's own; the ONNX Runtime
+    engine is checked against torch (within float rounding) in test_encoder.py."""
+    monkeypatch.setenv("DEEPHASH_ENCODER", "torch")
+
+
 def reference_descriptors(run_dir: Path, paths: list[Path]) -> np.ndarray:
     """The run's network on the files (LoadedRun's decoder), float16-rounded as stored."""
     run = load_run(run_dir)

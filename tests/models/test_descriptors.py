@@ -50,3 +50,27 @@ def test_errors(net: RetrievalNet) -> None:
     flat = RetrievalNet(nn.Sequential(nn.Flatten(), nn.Linear(784, 8)), nn.Identity(), 8)
     with pytest.raises(ValueError, match="convolution stages"):
         compute_descriptors(flat, torch.zeros(1, 1, 28, 28), "stages")
+
+
+def test_efficientnet_lite_stages_by_hand() -> None:
+    """EfficientNet-Lite names its stages' last blocks: the stage kinds pool their outputs."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    backbone = create_backbone("efficientnet-lite0", num_classes=0, input_size=32)
+    net = RetrievalNet(backbone, create_head("tanh", 1280, 16), 16).eval()
+    x = torch.randn(2, 3, 32, 32)
+    parts = []
+    with torch.no_grad():
+        h = F.relu6(backbone._bn0(backbone._conv_stem(x)))
+        for i, block in enumerate(backbone._blocks):
+            h = block(h)
+            if i + 1 in backbone.stage_ends[:2]:
+                g = nn.functional.adaptive_avg_pool2d(h, 3).flatten(1)
+                parts.append(g / g.norm(dim=1, keepdim=True))
+    want = torch.cat(parts, 1)
+    want = want / want.norm(dim=1, keepdim=True)
+    desc, out = compute_descriptors(net, x, "early-stages")
+    assert desc.shape == (2, 9 * (16 + 24)) == (2, descriptor_dim(net, "early-stages", (3, 32, 32)))
+    torch.testing.assert_close(desc, want)
+    torch.testing.assert_close(out, net(x))

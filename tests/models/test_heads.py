@@ -128,7 +128,14 @@ def test_divide_encode_exact_threshold_blocks_saturated_gradient() -> None:
 
 
 def test_factory_and_errors() -> None:
-    assert list_heads() == ["divide-encode", "embedding", "linear", "sign-ste", "tanh"]
+    assert list_heads() == [
+        "divide-encode",
+        "embedding",
+        "linear",
+        "projection",
+        "sign-ste",
+        "tanh",
+    ]
     assert isinstance(create_head("embedding", 10, 4, normalize=False), EmbeddingHead)
     with pytest.raises(ValueError, match="unknown head"):
         create_head("conv", 10, 4)

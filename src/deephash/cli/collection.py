@@ -26,9 +26,32 @@ def register(sub: Any) -> None:
     )
     csub = p.add_subparsers(dest="collection_command", metavar="ACTION")
 
-    c = csub.add_parser("create", help="make an empty collection for a hashing run's model")
+    c = csub.add_parser(
+        "create",
+        help="make a collection for a hashing run's model, or index a folder of photos",
+        description="--run RUN_DIR: an empty collection for a hashing run's model (a trained run, "
+        "or an ITQ / LSH row of `deephash compare`). --images FOLDER: no labels and no training: "
+        "a pretrained backbone (ImageNet EfficientNet-Lite0) with codes fitted on a sample of the "
+        "folder's own photos (saved in DIR/model), then every readable image of the folder and "
+        "its sub-folders added; files that cannot be read are named with their reason.",
+    )
     c.add_argument("dir", help="new collection folder")
-    c.add_argument("--run", required=True, help="a hashing run folder (trained with --bits)")
+    source = c.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a hashing run folder (trained with --bits, or fitted)")
+    source.add_argument(
+        "--images", metavar="FOLDER", help="a folder of photos (sub-folders too) to index"
+    )
+    c.add_argument("--bits", type=int, help="--images: code length (default 64)")
+    c.add_argument(
+        "--image-size",
+        type=int,
+        help="--images: side in pixels the photos are encoded at (default 224, the backbone's)",
+    )
+    c.add_argument(
+        "--fit-sample",
+        type=int,
+        help="--images: photos the codes are fitted on (a random sample; default 2000)",
+    )
     c.add_argument(
         "--backend",
         default="mih",
@@ -47,7 +70,7 @@ def register(sub: Any) -> None:
         help="descriptor stored with every item to re-rank Hamming candidates by, so a search "
         "finds the item itself first: one of "
         f"{', '.join(_descriptor_kinds())}; 'none': Hamming ranking only; 'auto' (default): "
-        "the recommended kind for the run's backbone (early-stages for small-cnn and VGG, else backbone)",
+        "the recommended kind for the run's backbone (early-stages for small-cnn, VGG and EfficientNet-Lite, else backbone)",
     )
     c.add_argument(
         "--candidates",
@@ -65,6 +88,7 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--nlist", type=int, help="BIN_IVF_FLAT: inverted-file cells (default 1024)")
     c.add_argument("--nprobe", type=int, help="BIN_IVF_FLAT: cells searched per query (default 16)")
+    add_device_arg(c)
     c.set_defaults(func=run_create)
 
     a = csub.add_parser(
@@ -141,12 +165,25 @@ def _descriptor_kinds() -> list[str]:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    if args.images is not None:
+        from deephash.cli.photo_collection import create_from_photos
+
+        return create_from_photos(args, create_collection)
+    if (args.bits, args.image_size, args.fit_sample) != (None, None, None):
+        raise ValueError(
+            "--bits, --image-size and --fit-sample are for --images (a run has its own)"
+        )
+    return create_collection(args, args.run)
+
+
+def create_collection(args: argparse.Namespace, run_dir: str) -> int:
+    """Create the collection of ``args`` for the model of ``run_dir`` and print what it is."""
     from deephash.collection import Collection
     from deephash.collection.collection import DEFAULT_CANDIDATES, recommended_descriptor
 
     rerank = args.rerank
     if rerank == "auto":
-        rerank = recommended_descriptor(args.run)
+        rerank = recommended_descriptor(run_dir)
     elif rerank == "none":
         rerank = None
     if rerank is None and args.candidates is not None:
@@ -154,7 +191,7 @@ def run_create(args: argparse.Namespace) -> int:
     candidates = DEFAULT_CANDIDATES if args.candidates is None else args.candidates
     with Collection.create(
         args.dir,
-        args.run,
+        run_dir,
         backend=args.backend,
         uri=args.uri,
         rerank=rerank,
@@ -172,8 +209,8 @@ def run_create(args: argparse.Namespace) -> int:
         )
         print(
             f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
-            f"backend {col.backend}, {ranking}; add images with "
-            f"`deephash collection add {args.dir} ...`"
+            f"backend {col.backend}, {ranking}"
+            + ("" if args.images else f"; add images with `deephash collection add {args.dir} ...`")
         )
     return 0
 

@@ -489,7 +489,8 @@ class Collection:
             return np.zeros((0, self.nbytes), dtype=np.uint8)
         model = self.model
         x = to_model_input(rgb, int(model.data_info["in_channels"]))
-        return pack_bits(sign(model.encode(x, batch_size=batch_size)))
+        out, _ = model.encode_for_search(x, None, batch_size)
+        return pack_bits(sign(out))
 
     def encode_with_descriptors(
         self, rgb: np.ndarray, batch_size: int = 256
@@ -499,24 +500,15 @@ class Collection:
         pass gives both (the codes equal :meth:`encode`'s)."""
         if not self.reranks:
             return self.encode(rgb, batch_size), None
-        import torch
-
-        from deephash.models.descriptors import compute_descriptors
-
         if rgb.shape[0] == 0:
             return np.zeros((0, self.nbytes), np.uint8), np.zeros(
                 (0, self.descriptor_dim), np.float32
             )
         model = self.model
         x = to_model_input(rgb, int(model.data_info["in_channels"]))
-        codes, descs = [], []
-        with torch.no_grad():
-            for s in range(0, len(x), batch_size):
-                t = model.preprocess(x[s : s + batch_size]).to(model.device)
-                desc, out = compute_descriptors(model.net, t, str(self.descriptor))
-                codes.append(pack_bits(sign(out.cpu().numpy())))
-                descs.append(desc.cpu().numpy())
-        return np.concatenate(codes), as_descriptors(np.concatenate(descs), self.descriptor_dim)
+        out, desc = model.encode_for_search(x, str(self.descriptor), batch_size)
+        assert desc is not None  # asked for
+        return pack_bits(sign(out)), as_descriptors(desc, self.descriptor_dim)
 
     def encode_records(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 (N, S, S, 3) -> one structured row per image: ``code`` uint8 (nbytes,) and,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deephash.collection.layout import MODEL_DIR
 from deephash.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES
 from deephash.index.milvus import is_server_uri
 
@@ -107,7 +108,10 @@ def new_settings(
     if uri is not None and backend != "milvus":
         raise ValueError("--uri is only for the milvus backend")
     index_settings = milvus_index_settings(backend, uri, milvus_index, nlist, nprobe)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    # the one thing the folder may already hold: the model fitted for it (create --images)
+    if directory.exists() and (
+        not directory.is_dir() or any(p.name != MODEL_DIR for p in directory.iterdir())
+    ):
         raise FileExistsError(
             f"{directory} exists and is not an empty folder; pick a new folder for the "
             "collection (or open this one)"

@@ -29,7 +29,8 @@ Kinds (``list_descriptors()``), from the same forward pass as the code:
     the codes already carry and loses shift robustness; the early stages keep the instance.
 
 ``conv`` and the ``stages`` kinds need a backbone whose ``features`` is an ``nn.Sequential`` of
-stages (small-cnn, VGG); the others work with every backbone.
+stages (small-cnn, VGG) or that names its stages' last modules with ``stage_modules()``
+(EfficientNet-Lite); the others work with every backbone.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ RECOMMENDED_DESCRIPTOR = "early-stages"
 def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each convolution stage's output map (B, C_i, H_i, W_i) and the network's output."""
     backbone = getattr(net, "backbone", None)
-    stages = getattr(backbone, "features", None)
-    if not isinstance(stages, nn.Sequential):
+    stages = _stage_modules(backbone)
+    if stages is None:
         raise ValueError(
             f"descriptor needs a backbone with convolution stages (backbone.features, an "
-            f"nn.Sequential), which {type(backbone).__name__} lacks; use 'backbone' or 'head'"
+            f"nn.Sequential, or stage_modules()), which {type(backbone).__name__} lacks; use "
+            "'backbone' or 'head'"
         )
     maps: list[torch.Tensor] = []
     hooks = [s.register_forward_hook(lambda m, i, o: maps.append(o)) for s in stages]
@@ -71,8 +73,38 @@ def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], to
     return maps, out
 
 
+def _stage_modules(backbone: object) -> list[nn.Module] | None:
+    """The modules whose outputs are the stage maps: ``features`` (an nn.Sequential of stages,
+    small-cnn and VGG) or what ``stage_modules()`` names (EfficientNet-Lite: each stage's last
+    block); None for a backbone without stages."""
+    features = getattr(backbone, "features", None)
+    if isinstance(features, nn.Sequential):
+        return list(features)
+    named = getattr(backbone, "stage_modules", None)
+    if callable(named):
+        modules: list[nn.Module] = named()
+        return modules
+    return None
+
+
+def _bins(n: int, side: int, like: torch.Tensor) -> torch.Tensor:
+    """(side, n): row i averages the bin [floor(i n / side), ceil((i + 1) n / side)), the bins of
+    adaptive average pooling."""
+    m = torch.zeros(side, n, dtype=torch.float32, device=like.device)
+    for i in range(side):
+        lo, hi = (i * n) // side, -(-((i + 1) * n) // side)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
 def _grid(fmap: torch.Tensor, side: int) -> torch.Tensor:
-    pooled = nn.functional.adaptive_avg_pool2d(fmap.float(), (side, side))
+    """Adaptive average pooling to side × side, flattened (B, C·side²), written as two products
+    with bin matrices so that torch.onnx can export it for any map size (ONNX's pooling cannot
+    express bins of unequal size)."""
+    h, w = int(fmap.shape[-2]), int(fmap.shape[-1])
+    pooled = torch.einsum(
+        "bchw,sh,tw->bcst", fmap.float(), _bins(h, side, fmap), _bins(w, side, fmap)
+    )
     return torch.flatten(pooled, 1)
 
 
@@ -140,7 +172,7 @@ def supports(net: nn.Module, kind: str) -> bool:
     """Whether ``net`` can give descriptor ``kind`` (the stage kinds need convolution stages)."""
     if kind in ("head", "backbone"):
         return True
-    return isinstance(getattr(getattr(net, "backbone", None), "features", None), nn.Sequential)
+    return _stage_modules(getattr(net, "backbone", None)) is not None
 
 
 def descriptor_dim(net: nn.Module, kind: str, input_shape: tuple[int, int, int]) -> int:

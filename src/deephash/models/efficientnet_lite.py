@@ -264,6 +264,11 @@ class EfficientNetLite(Backbone):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return x.mean(dim=(2, 3))
 
+    def stage_modules(self) -> list[nn.Module]:
+        """The last block of each of the 7 stages: their outputs are the stage maps that
+        re-rank descriptors pool (:mod:`deephash.models.descriptors`)."""
+        return [self._blocks[end - 1] for end in self.stage_ends]
+
     def get_classifier(self) -> nn.Module | None:
         if self._fc is None:
             return None

@@ -178,7 +178,7 @@ class DivideEncodeHead(nn.Module):
         return out
 
 
-_HEAD_KINDS = ("divide-encode", "embedding", "linear", "sign-ste", "tanh")
+_HEAD_KINDS = ("divide-encode", "embedding", "linear", "projection", "sign-ste", "tanh")
 
 
 def list_heads() -> list[str]:
@@ -191,8 +191,9 @@ def create_head(kind: str, in_features: int, out_dim: int, **opts: Any) -> nn.Mo
 
     kind: ``"embedding"`` (:class:`EmbeddingHead`, opts: ``normalize``), ``"tanh"``, ``"linear"``,
     ``"sign-ste"`` (:class:`HashHead`, opts: ``beta``) or ``"divide-encode"``
-    (:class:`DivideEncodeHead`, opts: ``eps``, ``straight_through``). ``out_dim`` is the embedding
-    dimension or the number of bits.
+    (:class:`DivideEncodeHead`, opts: ``eps``, ``straight_through``) or ``"projection"``
+    (:class:`~deephash.models.projection_head.ProjectionHead`: a fitted ITQ / LSH, not trained).
+    ``out_dim`` is the embedding dimension or the number of bits.
     """
     if kind == "embedding":
         return EmbeddingHead(in_features, out_dim, **opts)
@@ -200,4 +201,8 @@ def create_head(kind: str, in_features: int, out_dim: int, **opts: Any) -> nn.Mo
         return HashHead(in_features, out_dim, kind=kind, **opts)  # type: ignore[arg-type]
     if kind == "divide-encode":
         return DivideEncodeHead(in_features, out_dim, **opts)
+    if kind == "projection":
+        from deephash.models.projection_head import ProjectionHead
+
+        return ProjectionHead(in_features, out_dim, **opts)
     raise ValueError(f"unknown head {kind!r}; available: {', '.join(_HEAD_KINDS)}")

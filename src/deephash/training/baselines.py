@@ -19,7 +19,13 @@ import numpy as np
 
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
 
-__all__ = ["BASELINE_KEYS", "BASELINE_METHODS", "features_from_run", "run_baseline"]
+__all__ = [
+    "BASELINE_KEYS",
+    "BASELINE_METHODS",
+    "features_from_run",
+    "run_baseline",
+    "saves_model",
+]
 
 BASELINE_METHODS = ("features", "lsh", "itq")
 BASELINE_KEYS = {
@@ -112,6 +118,66 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
     return metrics
 
 
+def _data_info(values: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """What preprocessing needs for the images the baseline's features came from: the trained
+    run's own ``data_info`` when its embeddings were reused, else the protocol data's, loaded as
+    :func:`~deephash.evaluation.features.extract_baseline` loads it."""
+    from deephash.atomic_io import load_checkpoint
+
+    source = metrics.get("features_from")
+    if source:
+        src = Path(source).parent
+        ckpt = src / "best.pt" if (src / "best.pt").exists() else src / "last.pt"
+        info: dict[str, Any] = load_checkpoint(ckpt)["data_info"]
+        return info
+    from deephash.data import default_protocol, load_protocol_data
+    from deephash.models import backbone_input_stats
+    from deephash.training import recipe
+
+    backbone = values.get("backbone", "small-cnn")
+    data = load_protocol_data(
+        default_protocol(values.get("protocol") or values.get("dataset", "fashion-mnist")),
+        data_dir=values.get("data_dir"),
+        seed=int(values.get("seed", 0)),
+        normalization=backbone_input_stats(backbone),
+        **(values.get("protocol_options") or {}),
+    )
+    return recipe.data_info(data)
+
+
+def saves_model(values: dict[str, Any]) -> bool:
+    """Whether the baseline saves a servable model (a run folder): hashing rows (LSH, ITQ) of a
+    backbone with named weights, or of pixels; not random weights, which the folder could not
+    name again."""
+    named = values.get("weights") is not None or values.get("backbone") == "pixels"
+    return values.get("method") in ("lsh", "itq") and named
+
+
+def _save_model(
+    values: dict[str, Any],
+    run_dir: Path,
+    hasher: Any,
+    metrics: dict[str, Any],
+    *,
+    num_fitted: int,
+) -> None:
+    """Save the backbone and the fitted projection as a run folder (config.yaml, best.pt) that
+    ``encode``, ``evaluate``, ``collection create --run`` and ``serve`` take."""
+    from deephash.training.fitted_run import fitted_config, save_fitted_run
+
+    if not saves_model(values):
+        return
+    cfg = fitted_config(values, name=run_dir.parent.name)
+    save_fitted_run(
+        run_dir,
+        cfg,
+        hasher,
+        _data_info(values, metrics),
+        normalize=bool(values.get("normalize", False)),
+        fitted={"method": values["method"], "fit_on": "database", "images": int(num_fitted)},
+    )
+
+
 def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """Run a baseline recipe and write ``run_dir/metrics.json``; returns the metrics.
 
@@ -153,6 +219,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         from deephash.hashing import ITQ, LSH
 
         bits = int(values["bits"])
+        extracted = metrics
         f = np.load(run_dir / "features.npz")
         model = (ITQ if method == "itq" else LSH)(bits, seed=int(values.get("seed", 0)))
         model.fit(f["database"])
@@ -179,6 +246,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             query_labels=f["query_labels"],
             database_labels=f["database_labels"],
         )
+        _save_model(values, run_dir, model, extracted, num_fitted=len(f["database"]))
     metrics["method"] = method
     metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(run_dir / "metrics.json", metrics)

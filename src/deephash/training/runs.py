@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,12 @@ from torch import nn
 from deephash.atomic_io import load_checkpoint
 from deephash.training.config import TrainConfig
 
-__all__ = ["LoadedRun", "load_run"]
+__all__ = ["ENCODER_ENGINES", "LoadedRun", "load_run"]
+
+# the engine that encodes images for a collection and the server ($DEEPHASH_ENCODER): "auto"
+# (ONNX Runtime when installed, on a CPU, and within 1e-4 of torch; else torch), "torch",
+# "onnxruntime" (an error when it cannot be used)
+ENCODER_ENGINES = ("auto", "torch", "onnxruntime")
 
 
 @dataclass
@@ -25,6 +33,8 @@ class LoadedRun:
     net: nn.Module
     device: torch.device
     data_info: dict[str, Any]
+    _engines: dict[str | None, Any] = field(default_factory=dict, repr=False)
+    _engine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
         """uint8 (B, H, W[, C]) -> normalised float (B, C, H, W), as during training."""
@@ -63,6 +73,67 @@ class LoadedRun:
             progress=progress,
         )
 
+    def engine(self, descriptor: str | None) -> Any:
+        """The ONNX Runtime encoder of this network (and ``descriptor``), built once, or None
+        when torch encodes (see :data:`ENCODER_ENGINES`)."""
+        with self._engine_lock:
+            if descriptor not in self._engines:
+                self._engines[descriptor] = self._build_engine(descriptor)
+            return self._engines[descriptor]
+
+    def _build_engine(self, descriptor: str | None) -> Any:
+        from deephash.models.onnx_encoder import OnnxEncoder, onnxruntime_available
+
+        choice = os.environ.get("DEEPHASH_ENCODER", "auto")
+        if choice not in ENCODER_ENGINES:
+            raise ValueError(f"DEEPHASH_ENCODER must be one of {ENCODER_ENGINES}, got {choice!r}")
+        if choice == "torch" or (choice == "auto" and self.device.type != "cpu"):
+            return None
+        if not onnxruntime_available():
+            if choice == "onnxruntime":
+                raise ImportError("DEEPHASH_ENCODER=onnxruntime: pip install 'deephash[onnx]'")
+            return None
+        size = self.data_info["image_shape"]
+        shape = (int(self.data_info["in_channels"]), int(size[0]), int(size[1]))
+        try:
+            return OnnxEncoder(self.net, shape, descriptor)
+        except Exception as exc:  # export or agreement failed: torch stays the engine
+            if choice == "onnxruntime":
+                raise
+            # e.g. a pooling ONNX cannot express: torch encodes, as without ONNX Runtime
+            logging.getLogger(__name__).info("%s: encoding with torch (%s)", self.run_dir, exc)
+            return None
+
+    def encode_for_search(
+        self, images: np.ndarray, descriptor: str | None = None, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 images (N, H, W[, C]) at the model's size -> (outputs float32 (N, out_dim),
+        descriptors float32 (N, D) or None): what a collection stores, through the engine
+        (ONNX Runtime or torch, see :data:`ENCODER_ENGINES`)."""
+        from deephash.models.descriptors import compute_descriptors
+
+        engine = self.engine(descriptor)
+        outs: list[np.ndarray] = []
+        descs: list[np.ndarray] = []
+        with torch.inference_mode():
+            for s in range(0, len(images), batch_size):
+                x = self.preprocess(images[s : s + batch_size])
+                if engine is not None:
+                    out, desc = engine(x)
+                elif descriptor is None:
+                    out, desc = self.net(x.to(self.device)).float(), None
+                else:
+                    desc, out = compute_descriptors(self.net, x.to(self.device), descriptor)
+                outs.append(out.cpu().numpy())
+                if desc is not None:
+                    descs.append(desc.cpu().numpy())
+        width = int(getattr(self.net, "out_dim", 0)) or None
+        empty = np.zeros((0, width or 0), np.float32)
+        return (
+            np.concatenate(outs) if outs else empty,
+            (np.concatenate(descs) if descs else None),
+        )
+
 
 def load_run(run_dir: str | Path, *, device: str = "auto", checkpoint: str = "best") -> LoadedRun:
     """Rebuild the network of ``run_dir`` and load its ``best.pt`` (or ``last.pt``) weights."""
@@ -88,4 +159,7 @@ def load_run(run_dir: str | Path, *, device: str = "auto", checkpoint: str = "be
     )
     net.load_state_dict(state["model"])
     net.to(dev).eval()
+    from deephash.models.cpu_inference import channels_last_for_cpu
+
+    channels_last_for_cpu(net, dev)  # encoding speed; the values agree to float rounding
     return LoadedRun(run_dir=run_dir, config=cfg, net=net, device=dev, data_info=info)

@@ -356,7 +356,7 @@ def run_compare(
                 run_dir = base / name / f"seed{seed}"
                 print(f"[compare] {row_name} seed {seed} -> {run_dir}")
                 if "method" in values:  # features / LSH / ITQ baselines: nothing to train
-                    from deephash.training.baselines import run_baseline
+                    from deephash.training.baselines import run_baseline, saves_model
 
                     given = {**common, **per_protocol}
                     spec = {
@@ -366,7 +366,9 @@ def run_compare(
                     }
                     if str(spec.get("weights", "")).startswith("@"):
                         spec["weights"] = str(base / spec["weights"][1:] / f"seed{seed}")
-                    if not (run_dir / "metrics.json").exists():
+                    # a hashing row fitted before it saved its model is fitted again
+                    model_missing = saves_model(spec) and not (run_dir / "config.yaml").exists()
+                    if not (run_dir / "metrics.json").exists() or model_missing:
                         run_baseline(spec, run_dir)
                     bits = spec.get("bits")
                 else:
