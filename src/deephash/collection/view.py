@@ -25,7 +25,8 @@ class View:
     ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
     ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
     ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
-    ``main`` is the engine itself and there is no delta. ``descriptors`` (re-ranking collections)
+    ``main`` is the engine itself, ``delta`` the additions it may not show yet and ``removed``
+    the removals it may not show yet (see :mod:`.freshness`). ``descriptors`` (re-ranking collections)
     holds each live item's descriptor, row for row with ``ids`` (the stored float16 values).
     """
 
@@ -61,9 +62,13 @@ def hamming_candidates(
     if not len(view.ids) or not len(q):
         return dist_out, ids_out
     parts: list[tuple[np.ndarray, np.ndarray]] = []
-    if external:
-        if view.main is not None:
-            parts.append(view.main.search(q, min(k, len(view.ids))))
+    if external:  # the engine (tombstones may take places in its answer) and the pending delta
+        in_engine = len(view.ids) - (0 if view.delta is None else view.delta.ntotal)
+        if view.main is not None and in_engine > 0:
+            parts.append(view.main.search(q, k + len(view.removed)))
+        if view.delta is not None:
+            with kernel_lock:
+                parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
     else:
         with kernel_lock:
             if view.main is not None and view.main.ntotal:
@@ -82,8 +87,13 @@ def hamming_candidates(
             ok &= d_row <= radius
         if len(removed):
             ok &= ~np.isin(i_row, removed)
+        if external:  # only live items: not what another writer or a lost removal left there
+            pos = np.minimum(np.searchsorted(view.ids, i_row), len(view.ids) - 1)
+            ok &= view.ids[pos] == i_row
         d_row, i_row = d_row[ok], i_row[ok]
-        order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
+        order = np.lexsort((i_row, d_row))  # by distance, ties by the smaller id
+        # an addition the engine already holds is also still in the delta: same id, same distance
+        order = order[np.r_[True, i_row[order][1:] != i_row[order][:-1]]][:k]
         dist_out[row, : len(order)] = d_row[order]
         ids_out[row, : len(order)] = i_row[order]
     return dist_out, ids_out
