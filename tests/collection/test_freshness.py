@@ -97,6 +97,7 @@ def test_pending_changes_merge_like_flat_while_the_engine_lags(
         info = col.info()
         assert info["pending_additions"] == 148 and info["pending_removals"] == 5
         assert info["count"] == 295 == col.count  # the collection's own count
+        assert col.engine_pending == {"pending_additions": 148, "pending_removals": 5}
         assert check_equal(col, codes[[0, 3, 151, 299]]) == 16
     finally:
         engine.gate.set()

@@ -785,6 +785,12 @@ class Collection:
         )
         return replace(view, main=index)
 
+    @property
+    def engine_pending(self) -> dict[str, int] | None:
+        """How many acknowledged additions and removals an external engine may not show yet (the
+        pending delta; see :mod:`.freshness`); None for a local backend."""
+        return pending_counts(self._view) if self.external else None
+
     def wait_for_engine(self, timeout: float = 30.0, *, seen: bool = False) -> bool:
         """Wait until the external engine has applied every acknowledged change (``seen``: and
         was read back showing them, so the pending delta is empty). True at once for a local

@@ -22,6 +22,8 @@ def engine_spec(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         # searches never wait for the server's time tick: the collection's pending delta gives
         # read-your-writes (see :mod:`.freshness`)
         "consistency": "Bounded",
+        # ties at the cut are settled from the collection's own codes (see :mod:`.engine_search`)
+        "exact_ties": False,
         **settings.get("milvus_index", {}),
     }
     return f"milvus:{settings['uri']}", options

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deephash.collection.engine_search import engine_candidates
 from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
 from deephash.index.rerank import rerank
@@ -56,26 +57,21 @@ def hamming_candidates(
     """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
     distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
     (nq, k)), each row sorted, -1 where a row has fewer. ``external``: ``main`` is an external
-    engine (searched without ``kernel_lock``, which serialises the local numba kernels)."""
+    engine, merged with the pending delta (see :mod:`.engine_search`); ``kernel_lock``
+    serialises the local numba kernels."""
     dist_out = np.full((len(q), k), -1, dtype=np.int32)
     ids_out = np.full((len(q), k), -1, dtype=np.int64)
     if not len(view.ids) or not len(q):
         return dist_out, ids_out
+    if external:
+        return engine_candidates(view, q, k, radius, kernel_lock)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
-    if external:  # the engine (tombstones may take places in its answer) and the pending delta
-        in_engine = len(view.ids) - (0 if view.delta is None else view.delta.ntotal)
-        if view.main is not None and in_engine > 0:
-            parts.append(view.main.search(q, k + len(view.removed)))
+    with kernel_lock:
+        if view.main is not None and view.main.ntotal:
+            # removed ids may take places in main's answer: ask for that many more
+            parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
         if view.delta is not None:
-            with kernel_lock:
-                parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
-    else:
-        with kernel_lock:
-            if view.main is not None and view.main.ntotal:
-                # removed ids may take places in main's answer: ask for that many more
-                parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
-            if view.delta is not None:
-                parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
+            parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
     if not parts:
         return dist_out, ids_out
     dist = np.concatenate([d for d, _ in parts], axis=1)
@@ -87,13 +83,8 @@ def hamming_candidates(
             ok &= d_row <= radius
         if len(removed):
             ok &= ~np.isin(i_row, removed)
-        if external:  # only live items: not what another writer or a lost removal left there
-            pos = np.minimum(np.searchsorted(view.ids, i_row), len(view.ids) - 1)
-            ok &= view.ids[pos] == i_row
         d_row, i_row = d_row[ok], i_row[ok]
-        order = np.lexsort((i_row, d_row))  # by distance, ties by the smaller id
-        # an addition the engine already holds is also still in the delta: same id, same distance
-        order = order[np.r_[True, i_row[order][1:] != i_row[order][:-1]]][:k]
+        order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
         dist_out[row, : len(order)] = d_row[order]
         ids_out[row, : len(order)] = i_row[order]
     return dist_out, ids_out
