@@ -40,7 +40,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench_serve import Server, cli, query_images  # this folder is on sys.path when run
+from bench_serve import (  # this folder is on sys.path when run
+    Server,
+    cli,
+    query_images,
+    rare_images,
+)
 from deephash.index.milvus_server import LocalMilvusServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +175,14 @@ async def soak(
         async def remover() -> None:
             n = 0
             while time.monotonic() < end:
-                item_id = start_count // 2 + n
-                if item_id >= start_count:
+                if args.remove_added:  # the adder's items, oldest first
+                    if n >= len(added):
+                        await asyncio.sleep(0.05)
+                        continue
+                    item_id = added[n]
+                else:
+                    item_id = start_count // 2 + n
+                if item_id >= start_count and not args.remove_added:
                     return
                 try:
                     code = (await http.get(f"/items/{item_id}")).json()["code"]
@@ -205,7 +216,9 @@ async def soak(
         )
         seconds = time.monotonic() - t_start
         # every acknowledged change is there
-        missing = [i for i in added if (await http.get(f"/items/{i}")).status_code != 200]
+        gone = set(removed)
+        kept = [i for i in added if i not in gone]
+        missing = [i for i in kept if (await http.get(f"/items/{i}")).status_code != 200]
         resurrected = [i for i in removed if (await http.get(f"/items/{i}")).status_code != 404]
         count = (await http.get("/health")).json()["count"]
         server_stats = (await http.get("/stats")).json()
@@ -225,10 +238,12 @@ async def soak(
         "rss_series": rss,
         "additions_acknowledged": len(added),
         "additions_missing": len(missing),
+        "additions_removed_again": len(set(added) & set(removed)),
         "removals_acknowledged": len(removed),
         "removals_still_present": len(resurrected),
         "count": count,
         "count_expected": start_count + len(added) - len(removed),
+        "images_added_from": len(uploads),
         "server_stats": server_stats,
     }
 
@@ -246,6 +261,14 @@ def main() -> int:
     p.add_argument("--out", help="result JSON (default benchmarks/results/soak[-backend].json)")
     p.add_argument(
         "--milvus-server", action="store_true", help="milvus: run a local Milvus server for it"
+    )
+    p.add_argument(
+        "--remove-added",
+        action="store_true",
+        help="remove the adder's own items (oldest first) instead of the collection's second "
+        "half, and add only images whose code fewer than 300 items share, so that the very next "
+        "search can show each change (with codes shared by thousands of items, a new item, the "
+        "largest id, never ranks in the first 1000)",
     )
     p.add_argument("--kill-at", type=float, help="kill the Milvus server this many s in")
     p.add_argument("--down-s", type=float, default=10.0, help="s before it is started again")
@@ -274,7 +297,13 @@ def main() -> int:
         start_count = httpx.get(server.url + "/health").json()["count"]
         for i in range(50):  # warm the paths before the first memory sample
             httpx.post(server.url + "/search", json={"id": i, "k": 10})
-        print(f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}", flush=True)
+        if args.remove_added:
+            uploads = rare_images(server.url, uploads) or uploads
+        print(
+            f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}, "
+            f"{len(uploads)} images to add",
+            flush=True,
+        )
         result = asyncio.run(soak(server.url, server.proc.pid, args, start_count, uploads, milvus))
     finally:
         server.stop()

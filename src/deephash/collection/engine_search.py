@@ -71,7 +71,8 @@ def engine_candidates(
         order = np.lexsort((i_row, d_row))
         order = order[np.r_[True, i_row[order][1:] != i_row[order][:-1]]]  # in engine and delta
         d_row, i_row = d_row[order], i_row[order]
-        if exact and len(d_row) > k and d_row[k - 1] == d_row[k]:  # a tie at the cut
+        tied = len(d_row) > k and d_row[k - 1] == d_row[k]
+        if exact and tied and (radius is None or d_row[k - 1] <= radius):  # a tie at the cut
             b = int(d_row[k - 1])
             keep = d_row < b
             fill = smallest_ids_at(view, q[row], b, k - int(keep.sum()))
