@@ -14,19 +14,35 @@ block. For an approximate engine (``BIN_IVF_FLAT``) the engine's ties stand.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # view.py imports this module
-    from deephash.collection.view import View
+from deephash.index import BinaryIndex
+
+
+class SearchedView(Protocol):
+    """What a search reads of the collection's view (:class:`~deephash.collection.view.View`,
+    which imports this module)."""
+
+    @property
+    def ids(self) -> np.ndarray: ...
+    @property
+    def codes(self) -> np.ndarray: ...
+    @property
+    def main(self) -> BinaryIndex | None: ...
+    @property
+    def delta(self) -> BinaryIndex | None: ...
+    @property
+    def removed(self) -> frozenset[int]: ...
+
 
 __all__ = ["engine_candidates", "smallest_ids_at"]
 
 _FIRST_BLOCK = 4096  # codes scanned first for a tie; each further block doubles
 
 
-def smallest_ids_at(view: View, query: np.ndarray, distance: int, n: int) -> np.ndarray:
+def smallest_ids_at(view: SearchedView, query: np.ndarray, distance: int, n: int) -> np.ndarray:
     """int64 (<= n,): the n smallest ids of ``view`` whose code is at Hamming ``distance`` from
     query (uint8 (nbytes,)), scanning in id order in growing blocks until n are found."""
     found: list[np.ndarray] = []
@@ -41,7 +57,7 @@ def smallest_ids_at(view: View, query: np.ndarray, distance: int, n: int) -> np.
 
 
 def engine_candidates(
-    view: View, q: np.ndarray, k: int, radius: int | None, kernel_lock: threading.Lock
+    view: SearchedView, q: np.ndarray, k: int, radius: int | None, kernel_lock: threading.Lock
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
     distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
