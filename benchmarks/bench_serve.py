@@ -217,11 +217,29 @@ async def load(
 
 
 async def adder(
-    url: str, images: list[bytes], rate: float, stop: asyncio.Event, acked: dict[int, bytes]
+    url: str,
+    images: list[bytes],
+    rate: float,
+    stop: asyncio.Event,
+    acked: dict[int, bytes],
+    check: int = 0,
+    removed: list[int] | None = None,
 ) -> dict[str, int]:
     """Send one addition every 1/rate seconds until ``stop`` (open loop: a slow answer does not
-    delay the next request; at most 64 in flight)."""
+    delay the next request; at most 64 in flight). With ``check`` > 0 (read-your-writes): the
+    very next request after each acknowledged addition searches with its image (radius 0) and
+    must find it; every ``check``-th addition is then removed, and the very next search with its
+    image must not find it (removed ids go to ``removed``, out of ``acked``)."""
     sent = failed = 0
+    checks = {
+        "found": 0,
+        "not_found": 0,
+        "removed": 0,
+        "gone": 0,
+        "still_found": 0,
+        "inconclusive": 0,
+        "check_failed": 0,
+    }
     in_flight = asyncio.Semaphore(64)
     tasks: list[asyncio.Task[None]] = []
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
@@ -232,11 +250,45 @@ async def adder(
                 try:
                     r = await http.post("/items", files={"image": ("add.png", data, "image/png")})
                     if r.status_code == 201:
-                        acked[r.json()["ids"][0]] = data
+                        new_id = r.json()["ids"][0]
+                        acked[new_id] = data
+                        if check:
+                            await check_write(http, new_id, data, len(acked) % check == 0)
                     else:
                         failed += 1
                 except httpx.HTTPError:
                     failed += 1
+
+        async def search_image(http: httpx.AsyncClient, data: bytes) -> list[int] | None:
+            files = {"image": ("q.png", data, "image/png")}
+            r = await http.post("/search?k=1000&radius=0", files=files)
+            if r.status_code != 200:
+                checks["check_failed"] += 1
+                return None
+            found = [h["id"] for h in r.json()["results"]]
+            if len(found) < 1000:
+                return found
+            checks["inconclusive"] += 1  # 1000 exact copies with smaller ids: cannot tell
+            return None
+
+        async def check_write(
+            http: httpx.AsyncClient, new_id: int, data: bytes, remove: bool
+        ) -> None:
+            found = await search_image(http, data)
+            if found is not None:
+                checks["found" if new_id in found else "not_found"] += 1
+            if not remove:
+                return
+            if (await http.delete(f"/items/{new_id}")).status_code != 200:
+                checks["check_failed"] += 1
+                return
+            del acked[new_id]
+            if removed is not None:
+                removed.append(new_id)
+            checks["removed"] += 1
+            found = await search_image(http, data)
+            if found is not None:
+                checks["still_found" if new_id in found else "gone"] += 1
 
         t0 = time.perf_counter()
         while not stop.is_set():
@@ -249,19 +301,22 @@ async def adder(
                 except asyncio.TimeoutError:
                     pass
         await asyncio.gather(*tasks)
-    return {"sent": sent, "failed": failed}
+    return {"sent": sent, "failed": failed, **({"read_your_writes": checks} if check else {})}
 
 
 async def scenario(
     url: str, mode: str, clients: int, args: argparse.Namespace, uploads: list[bytes],
-    ids: list[int], acked: dict[int, bytes],
+    ids: list[int], acked: dict[int, bytes], removed: list[int],
 ) -> dict[str, Any]:  # fmt: skip
     stop = asyncio.Event()
     if args.add_rate <= 0:  # searches alone
         idle = {"sent": 0, "failed": 0}
         add_task = asyncio.create_task(asyncio.sleep(0, result=idle))
     else:
-        add_task = asyncio.create_task(adder(url, uploads[::-1], args.add_rate, stop, acked))
+        images = args.rare or uploads[::-1]
+        add_task = asyncio.create_task(
+            adder(url, images, args.add_rate, stop, acked, args.check_writes, removed)
+        )
     t0 = time.perf_counter()
     if mode == "id-raw":
         result = await load_raw(url, clients, args.requests, ids, args.k)
@@ -273,10 +328,27 @@ async def scenario(
     return {**result, "adds": adds}
 
 
-def verify(url: str, acked: dict[int, bytes], expected_count: int) -> dict[str, Any]:
+def rare_images(url: str, images: list[bytes], most: int = 300) -> list[bytes]:
+    """The images whose code fewer than ``most`` stored items share (a radius-0 search by image):
+    an addition of one is visible in a radius-0 search of k = 1000 (ties go to the smaller ids,
+    so an addition to a group of thousands of equal codes never shows in the first 1000)."""
+    keep = []
+    for data in images:
+        files = {"image": ("q.png", data, "image/png")}
+        r = httpx.post(f"{url}/search?k=1000&radius=0", files=files, timeout=30.0)
+        if r.status_code == 200 and len(r.json()["results"]) < most:
+            keep.append(data)
+    return keep
+
+
+def verify(
+    url: str, acked: dict[int, bytes], expected_count: int, removed: list[int] | None = None
+) -> dict[str, Any]:
     """Every acknowledged id is stored, and searching with its own image finds it at distance 0
-    (radius 0; where more than k items share the code, the answer is full of exact matches)."""
+    (radius 0; where more than k items share the code, the answer is full of exact matches);
+    every removed id is gone."""
     missing = [i for i in acked if httpx.get(f"{url}/items/{i}").status_code != 200]
+    back = [i for i in removed or [] if httpx.get(f"{url}/items/{i}").status_code != 404]
     not_found = 0
     for item_id, data in list(acked.items()):
         r = httpx.post(
@@ -289,9 +361,11 @@ def verify(url: str, acked: dict[int, bytes], expected_count: int) -> dict[str, 
         "acknowledged": len(acked),
         "missing": len(missing),
         "not_found_by_image": not_found,
+        "removed": len(removed or []),
+        "removed_still_present": len(back),
         "count": count,
         "count_expected": expected_count,
-        "ok": not missing and not not_found and count == expected_count,
+        "ok": not missing and not not_found and not back and count == expected_count,
     }
 
 
@@ -321,6 +395,14 @@ def main() -> int:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the collection")
+    p.add_argument(
+        "--check-writes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="read-your-writes: search with each added image right after it is acknowledged "
+        "(must be found); remove every N-th and search again (must be gone). 0: off",
+    )
     p.add_argument("--quick", action="store_true", help="2,000 images, 100 requests")
     p.add_argument("--out", help="result JSON (default benchmarks/results/serve[-backend].json)")
     args = p.parse_args()
@@ -368,20 +450,26 @@ def main() -> int:
     server = Server(folder, folder.parent / f"{folder.name}.server.log")
     print(f"start-up: {server.startup_s:.2f} s", flush=True)
     acked: dict[int, bytes] = {}
+    removed: list[int] = []
     results = []
     try:
         start_count = httpx.get(server.url + "/health").json()["count"]
         ids = [int(i) for i in np.random.default_rng(0).integers(0, start_count, 1000)]
+        # read-your-writes checks add images whose code few items share (see rare_images)
+        args.rare = rare_images(server.url, uploads) if args.check_writes else []
+        print(f"images for read-your-writes checks: {len(args.rare)} of {len(uploads)}")
         for mode in args.modes:
             for clients in args.clients:
-                r = asyncio.run(scenario(server.url, mode, clients, args, uploads, ids, acked))
+                r = asyncio.run(
+                    scenario(server.url, mode, clients, args, uploads, ids, acked, removed)
+                )
                 results.append(r)
                 print(
                     f"{mode:>6} x{clients:<3} {r['queries_per_s']:>8.1f} q/s  p50 {r['p50_ms']:7.2f} "
                     f"ms  p99 {r['p99_ms']:7.2f} ms  failed {r['failed']}  adds {r['adds']}",
                     flush=True,
                 )
-        check = verify(server.url, acked, start_count + len(acked))
+        check = verify(server.url, acked, start_count + len(acked), removed)
         stats = httpx.get(server.url + "/stats").json()
     finally:
         server.stop()
@@ -404,6 +492,19 @@ def main() -> int:
         "add_rate_per_s": args.add_rate,
         "scenarios": results,
         "failed_requests": sum(r["failed"] + r["adds"]["failed"] for r in results),
+        "read_your_writes_images": len(args.rare),
+        "read_your_writes": {
+            key: sum(r["adds"].get("read_your_writes", {}).get(key, 0) for r in results)
+            for key in (
+                "found",
+                "not_found",
+                "removed",
+                "gone",
+                "still_found",
+                "inconclusive",
+                "check_failed",
+            )
+        },
         "additions": check,
         "server_stats": stats,
         "machine": {
@@ -418,7 +519,10 @@ def main() -> int:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {out_file}")
-    return 0 if check["ok"] and out["failed_requests"] == 0 else 1
+    ryw = out["read_your_writes"]
+    print(f"read-your-writes: {ryw}")
+    ryw_ok = not (ryw["not_found"] or ryw["still_found"] or ryw["check_failed"])
+    return 0 if check["ok"] and out["failed_requests"] == 0 and ryw_ok else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     python benchmarks/soak_serve.py                      # 10 minutes, the 48-bit demo model
     python benchmarks/soak_serve.py --minutes 1 --images 5000      # a short run
+    python benchmarks/soak_serve.py --backend milvus --milvus-server --add-rate 100 \
+        --kill-at 300                                    # a local Milvus server, killed at 5 min
 
 A fresh collection of ``--images`` Fashion-MNIST training images (benchmarks/.soak-<backend>,
 rebuilt each run) is served while, for ``--minutes``: 8 clients search by id (closed loop, ids from
@@ -11,6 +13,15 @@ second (both paced; every request has a 30 s timeout). The server's resident mem
 sampled every 10 s. At the end every acknowledged addition must be stored (GET /items/<id>) and
 every acknowledged removal gone, and the count must match. Any failed request (an exception, a
 timeout, a status other than 200/201) is counted. Writes benchmarks/results/soak[-backend].json.
+
+Read-your-writes: right after each acknowledged addition the adder searches with its image
+(radius 0) and must find it; right after each acknowledged removal the remover searches with the
+removed item's code (radius 0) and must not find it. ``--milvus-server`` runs a local Milvus
+standalone server (the milvus-server extra) for ``--backend milvus``; ``--kill-at S`` kills it
+(SIGKILL) S seconds into the soak and starts it again ``--down-s`` later: searches must answer
+503 within 5 s of the kill (those 503s, until the first search answered after the restart, are
+counted apart, not as failures), writes go on being acknowledged, and nothing acknowledged may
+be lost.
 """
 
 from __future__ import annotations
@@ -29,7 +40,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench_serve import Server, cli, query_images  # this folder is on sys.path when run
+from bench_serve import (  # this folder is on sys.path when run
+    Server,
+    cli,
+    query_images,
+    rare_images,
+)
+from deephash.index.milvus_server import LocalMilvusServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +60,12 @@ def rss_mb(pid: int) -> float:
 
 
 async def soak(
-    url: str, pid: int, args: argparse.Namespace, start_count: int, uploads: list[bytes]
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    start_count: int,
+    uploads: list[bytes],
+    milvus: LocalMilvusServer | None = None,
 ) -> dict[str, Any]:
     end = time.monotonic() + 60.0 * args.minutes
     stats: dict[str, Any] = {
@@ -53,7 +75,13 @@ async def soak(
         "add_failed": 0,
         "removes": 0,
         "remove_failed": 0,
+        "outage_503": 0,
+        "added_found_next_search": 0,
+        "added_not_found_next_search": 0,
+        "removed_gone_next_search": 0,
+        "removed_found_next_search": 0,
     }
+    outage: dict[str, Any] = {"down": False}
     latencies: list[float] = []
     added: list[int] = []
     removed: list[int] = []
@@ -69,19 +97,61 @@ async def soak(
             if len(errors) < 20:
                 errors.append(f"{kind}: {what}"[:300])
 
+        def search_ok(r: httpx.Response) -> bool:
+            """200; a 503 while the engine is down is counted apart (and not as a failure)."""
+            if r.status_code == 503 and outage["down"]:
+                stats["outage_503"] += 1
+                outage.setdefault("first_503_s", round(time.monotonic() - outage["killed"], 2))
+                return False
+            if r.status_code != 200:
+                failed("search", f"{r.status_code} {r.text}")
+                return False
+            if outage.get("restarted") and "back_s" not in outage:
+                outage["back_s"] = round(time.monotonic() - outage["restarted"], 2)
+                outage["down"] = False
+            return True
+
         async def searcher(c: int) -> None:
             j = c
             while time.monotonic() < end:
                 t = time.perf_counter()
                 try:
                     r = await http.post("/search", json={"id": search_ids[j], "k": 10})
-                    if r.status_code != 200:
-                        failed("search", f"{r.status_code} {r.text}")
+                    if search_ok(r):
+                        latencies.append((time.perf_counter() - t) * 1000.0)
+                    elif outage["down"]:
+                        await asyncio.sleep(0.05)
                 except httpx.HTTPError as exc:
                     failed("search", repr(exc))
-                latencies.append((time.perf_counter() - t) * 1000.0)
                 stats["searches"] += 1
                 j += 8
+
+        async def found_by(query: dict[str, Any], item_id: int) -> bool | None:
+            """Whether a radius-0 search for ``query`` (an image, or a code) returns item_id
+            (None: the engine is down, or more than 1,000 exact matches)."""
+            if "image" in query:
+                r = await http.post("/search?k=1000&radius=0", files=query)
+            else:
+                r = await http.post("/search", json={**query, "k": 1000, "radius": 0})
+            if not search_ok(r):
+                return None
+            ids = [h["id"] for h in r.json()["results"]]
+            return item_id in ids if len(ids) < 1000 else None
+
+        async def killer() -> None:
+            if milvus is None or args.kill_at is None:
+                return
+            await asyncio.sleep(max(0.0, t_start + args.kill_at - time.monotonic()))
+            outage["down"], outage["killed"] = True, time.monotonic()
+            outage["at_s"] = round(outage["killed"] - t_start, 1)
+            await asyncio.to_thread(milvus.kill)
+            print(f"  milvus server killed at {outage['at_s']} s", flush=True)
+            await asyncio.sleep(args.down_s)
+            t = time.monotonic()
+            await asyncio.to_thread(milvus.start)
+            outage["restarted"] = time.monotonic()
+            outage["restart_s"] = round(outage["restarted"] - t, 1)
+            print(f"  milvus server started again ({outage['restart_s']} s)", flush=True)
 
         async def adder() -> None:
             n = 0
@@ -91,6 +161,9 @@ async def soak(
                     r = await http.post("/items", files={"image": ("s.png", data, "image/png")})
                     if r.status_code == 201:
                         added.extend(r.json()["ids"])
+                        seen = await found_by({"image": ("s.png", data, "image/png")}, added[-1])
+                        if seen is not None:
+                            stats[f"added_{'' if seen else 'not_'}found_next_search"] += 1
                     else:
                         failed("add", f"{r.status_code} {r.text}")
                 except httpx.HTTPError as exc:
@@ -102,13 +175,23 @@ async def soak(
         async def remover() -> None:
             n = 0
             while time.monotonic() < end:
-                item_id = start_count // 2 + n
-                if item_id >= start_count:
+                if args.remove_added:  # the adder's items, oldest first
+                    if n >= len(added):
+                        await asyncio.sleep(0.05)
+                        continue
+                    item_id = added[n]
+                else:
+                    item_id = start_count // 2 + n
+                if item_id >= start_count and not args.remove_added:
                     return
                 try:
+                    code = (await http.get(f"/items/{item_id}")).json()["code"]
                     r = await http.delete(f"/items/{item_id}")
                     if r.status_code == 200:
                         removed.append(item_id)
+                        seen = await found_by({"code": code}, item_id)
+                        if seen is not None:
+                            stats[f"removed_{'found' if seen else 'gone'}_next_search"] += 1
                     else:
                         failed("remove", f"{r.status_code} {r.text}")
                 except httpx.HTTPError as exc:
@@ -128,10 +211,14 @@ async def soak(
                     flush=True,
                 )
 
-        await asyncio.gather(*(searcher(c) for c in range(8)), adder(), remover(), sampler())
+        await asyncio.gather(
+            *(searcher(c) for c in range(8)), adder(), remover(), sampler(), killer()
+        )
         seconds = time.monotonic() - t_start
         # every acknowledged change is there
-        missing = [i for i in added if (await http.get(f"/items/{i}")).status_code != 200]
+        gone = set(removed)
+        kept = [i for i in added if i not in gone]
+        missing = [i for i in kept if (await http.get(f"/items/{i}")).status_code != 200]
         resurrected = [i for i in removed if (await http.get(f"/items/{i}")).status_code != 404]
         count = (await http.get("/health")).json()["count"]
         server_stats = (await http.get("/stats")).json()
@@ -144,16 +231,19 @@ async def soak(
         "search_p99_ms": round(float(np.percentile(lat, 99)), 2),
         "failed_requests": stats["search_failed"] + stats["add_failed"] + stats["remove_failed"],
         "errors": errors,
+        "outage": {k: v for k, v in outage.items() if k not in ("killed", "restarted")},
         "rss_mib_start": rss[0][1],
         "rss_mib_end": rss_mb(pid),
         "rss_mib_max": max(v for _, v in rss),
         "rss_series": rss,
         "additions_acknowledged": len(added),
         "additions_missing": len(missing),
+        "additions_removed_again": len(set(added) & set(removed)),
         "removals_acknowledged": len(removed),
         "removals_still_present": len(resurrected),
         "count": count,
         "count_expected": start_count + len(added) - len(removed),
+        "images_added_from": len(uploads),
         "server_stats": server_stats,
     }
 
@@ -169,11 +259,33 @@ def main() -> int:
     p.add_argument("--remove-rate", type=float, default=10.0, help="removals per second")
     p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
     p.add_argument("--out", help="result JSON (default benchmarks/results/soak[-backend].json)")
+    p.add_argument(
+        "--milvus-server", action="store_true", help="milvus: run a local Milvus server for it"
+    )
+    p.add_argument(
+        "--remove-added",
+        action="store_true",
+        help="remove the adder's own items (oldest first) instead of the collection's second "
+        "half, and add only images whose code fewer than 300 items share, so that the very next "
+        "search can show each change (with codes shared by thousands of items, a new item, the "
+        "largest id, never ranks in the first 1000)",
+    )
+    p.add_argument("--kill-at", type=float, help="kill the Milvus server this many s in")
+    p.add_argument("--down-s", type=float, default=10.0, help="s before it is started again")
     args = p.parse_args()
     run = Path(args.run)
-    folder = ROOT / "benchmarks" / f".soak-{args.backend}"
+    name = args.backend + ("-server" if args.milvus_server else "")
+    folder = ROOT / "benchmarks" / f".soak-{name}"
     if folder.exists():
         shutil.rmtree(folder)
+    milvus = None
+    if args.milvus_server:
+        import tempfile
+
+        # a 10 s etcd session lease (Milvus's default 30 s): a killed server serves again sooner
+        milvus = LocalMilvusServer(tempfile.mkdtemp(prefix="soak-milvus-"), session_ttl=10)
+        milvus.start()
+        args.uri = milvus.uri
     extra = ["--uri", args.uri] if args.uri else []
     cli("collection", "create", str(folder), "--run", str(run), "--backend", args.backend, *extra)
     data = ["--data-dir", args.data_dir] if args.data_dir else []
@@ -185,20 +297,32 @@ def main() -> int:
         start_count = httpx.get(server.url + "/health").json()["count"]
         for i in range(50):  # warm the paths before the first memory sample
             httpx.post(server.url + "/search", json={"id": i, "k": 10})
-        print(f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}", flush=True)
-        result = asyncio.run(soak(server.url, server.proc.pid, args, start_count, uploads))
+        if args.remove_added:
+            uploads = rare_images(server.url, uploads) or uploads
+        print(
+            f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}, "
+            f"{len(uploads)} images to add",
+            flush=True,
+        )
+        result = asyncio.run(soak(server.url, server.proc.pid, args, start_count, uploads, milvus))
     finally:
         server.stop()
+        if milvus is not None:
+            milvus.stop()
     ok = (
         result["failed_requests"] == 0
         and result["additions_missing"] == 0
         and result["removals_still_present"] == 0
+        and result["added_not_found_next_search"] == 0
+        and result["removed_found_next_search"] == 0
         and result["count"] == result["count_expected"]
+        and (args.kill_at is None or result["outage"].get("first_503_s", 99) < 5.0)
     )
     out = {
         "benchmark": "soak",
         "run": str(run.resolve()),
         "backend": args.backend,
+        "engine": "milvus 2.3.5 standalone server (local)" if args.milvus_server else args.uri,
         "start_items": start_count,
         "minutes": args.minutes,
         "search_clients": 8,
@@ -213,11 +337,12 @@ def main() -> int:
         },
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    suffix = "" if args.backend == "mih" else f"-{args.backend}"
+    suffix = "" if name == "mih" else f"-{name}"
     out_file = Path(args.out or ROOT / "benchmarks" / "results" / f"soak{suffix}.json")
     out_file.write_text(json.dumps(out, indent=2) + "\n")
     summary = {k: out[k] for k in ("searches", "failed_requests", "additions_acknowledged",
-                                   "additions_missing", "removals_acknowledged",
+                                   "additions_missing", "removals_acknowledged", "outage",
+                                   "added_not_found_next_search", "removed_found_next_search",
                                    "rss_mib_start", "rss_mib_end", "search_p99_ms", "ok")}  # fmt: skip
     print(f"soak: {summary}\nwrote {out_file}")
     return 0 if ok else 1

@@ -41,6 +41,7 @@ def test_external_engine_mirrors_the_collection(
     codes = rng.integers(0, 256, (50, 2), dtype=np.uint8)
     col.add([NewItem(c) for c in codes])
     col.remove([3, 4, 5])
+    assert col.wait_for_engine(10.0)  # the engine is written off the request path
     assert engine.ids.tolist() == col.ids.tolist()
     q = codes[7]
     d = hamming_distance_matrix(q[None], col.codes)[0]

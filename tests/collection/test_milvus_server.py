@@ -3,6 +3,7 @@ the collection (distances, ties by id, radius) through additions and removals, a
 index chosen per collection."""
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,53 @@ def test_bad_milvus_index_settings_are_refused_before_anything_is_written(
         with pytest.raises(ValueError, match=message):
             Collection.create(tmp_path / "x", tiny_hash_run, **options)
         assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("where", ["lite", "server"])
+def test_read_your_writes_without_waiting_for_the_engine(
+    where: str, tiny_hash_run: Path, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch
+) -> None:
+    """Against Milvus Lite and the server: each acknowledged addition is found and each removal
+    gone in the very next search (from the pending delta, the engine searched at Bounded
+    consistency), equal to brute force with ties; an engine write made slow by 1 s delays
+    neither; the delta drains once the engine shows the changes."""
+    pytest.importorskip("pymilvus")
+    from deephash.index.milvus import MilvusBinaryIndex
+
+    uri = request.getfixturevalue("milvus_server").uri if where == "server" else None
+    rng = np.random.default_rng(7)
+    centres = rng.integers(0, 256, (3, 2), dtype=np.uint8)
+    codes = centres[rng.integers(0, 3, 200)] ^ (rng.random((200, 2)) < 0.08).astype(np.uint8)
+    folder = tmp_path / "c"
+    with Collection.create(
+        folder, tiny_hash_run, backend="milvus", uri=uri, milvus_collection=f"ryw_{where}"
+    ) as col:
+        col.add([NewItem(c) for c in codes[:150]])
+        assert col.wait_for_engine(60.0, seen=True)
+        engine = col._view.main
+        assert isinstance(engine, MilvusBinaryIndex) and engine.consistency == "Bounded"
+        insert = MilvusBinaryIndex.insert
+
+        def slow_insert(self: MilvusBinaryIndex, *args: Any, **kwargs: Any) -> None:
+            time.sleep(1.0)
+            insert(self, *args, **kwargs)
+
+        monkeypatch.setattr(MilvusBinaryIndex, "insert", slow_insert)
+        t0 = time.monotonic()
+        for c in codes[150:170]:
+            (new_id,) = col.add([NewItem(c)])
+            assert new_id in [h.id for h in col.search(c, 200, radius=0)[0]]
+        col.remove([0, 1, 151])
+        hits = col.search(codes[0], 200)[0]
+        assert {0, 1, 151}.isdisjoint(h.id for h in hits)
+        assert time.monotonic() - t0 < 10.0  # 20 engine writes of 1 s would take 20 s
+        assert col.info()["pending_additions"] > 0
+        for q in codes[[0, 5, 160]]:
+            for k in (1, 10, 120):
+                assert pairs(col.search(q, k)[0]) == brute(col, q, k)
+        monkeypatch.setattr(MilvusBinaryIndex, "insert", insert)
+        assert col.wait_for_engine(60.0, seen=True)
+        assert col.info()["pending_additions"] == col.info()["pending_removals"] == 0
+        assert engine.ids.tolist() == col.ids.tolist()
+        for q in codes[[0, 5, 160]]:
+            assert pairs(col.search(q, 120)[0]) == brute(col, q, 120)

@@ -299,3 +299,64 @@ def test_a_server_restart_is_survived_by_the_same_index(
     for got, want in zip(index.search(q, 5), flat.search(q, 5)):
         np.testing.assert_array_equal(got, want)
     assert time.monotonic() - t0 < 30.0
+
+
+def _ladder(n: int = 17) -> np.ndarray:
+    """16-bit codes at distances 0, 1, ..., 16 from the zero code (code i has i low bits set)."""
+    bits = (np.arange(16)[None, :] < np.arange(n)[:, None]).astype(np.uint8)
+    return np.packbits(bits, axis=1, bitorder="little")
+
+
+def test_one_request_per_search_unless_the_cut_is_tied(uri: str, name: str, monkeypatch) -> None:
+    # k + 1 rows are asked for; the tied distance is re-read only when the k-th and (k+1)-th rows
+    # are at the same distance; no count request.
+    index = create_index(f"milvus:{uri}", 16, collection=name)
+    flat = HammingIndex(16)
+    for idx in (index, flat):
+        idx.add(_ladder())
+    bands: list[int] = []
+    band = milvus_module.MilvusBinaryIndex._band
+    monkeypatch.setattr(
+        milvus_module.MilvusBinaryIndex,
+        "_band",
+        lambda self, queries, lo, hi, *a: bands.append(lo) or band(self, queries, lo, hi, *a),
+    )
+
+    def no_count(*args: Any) -> int:
+        raise AssertionError("a count request on the search path")
+
+    monkeypatch.setattr(index, "_count", no_count)
+    q = np.zeros((1, 2), np.uint8)
+    for k in (1, 5, 16, 17, 30):  # distinct distances: one request each
+        for got, want in zip(index.search(q, k), flat.search(q, k)):
+            np.testing.assert_array_equal(got, want)
+    assert bands == []
+    tie = _ladder(5)[4:]  # a second code at distance 4
+    for idx in (index, flat):
+        idx.add(tie, ids=np.array([100]))
+        idx.add(tie, ids=np.array([3]) + 200)
+    for k, tied in ((4, False), (5, True), (6, True), (7, False)):  # distance 4: ids 4, 100, 203
+        bands.clear()
+        for got, want in zip(index.search(q, k), flat.search(q, k)):
+            np.testing.assert_array_equal(got, want)
+        assert bands == ([4] if tied else []), k
+
+
+def test_insert_delete_and_stored_for_a_writer_that_keeps_the_ids(
+    refs, uri: str, name: str
+) -> None:
+    x = refs["random"](np.random.default_rng(4), 50, 32)
+    index = create_index(f"milvus:{uri}", 32, collection=name, consistency="Bounded")
+    index.insert(x[:30], np.arange(30))
+    index.insert(x[20:40], np.arange(20, 40), replace=True)  # a retry: nothing stored twice
+    index.delete(np.array([3, 4, 1000]))
+    assert index.ntotal == 38  # a Strong count
+    deadline = time.monotonic() + 30.0  # a Bounded read may lag the writes by a few seconds
+    while (seen := index.stored(np.array([0, 3, 39, 40])).tolist()) != [0, 39]:
+        assert set(seen) <= {0, 39} and time.monotonic() < deadline
+        time.sleep(0.2)
+    flat = HammingIndex(32)
+    flat.add(x[:40], np.arange(40))
+    flat.remove_ids(np.array([3, 4]))
+    np.testing.assert_array_equal(index.ids, flat.ids)
+    np.testing.assert_array_equal(index.codes, flat.codes)

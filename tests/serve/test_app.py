@@ -104,6 +104,7 @@ def test_status_docs_and_page(client: TestClient, tiny_hash_run: Path) -> None:
     stats = client.get("/stats").json()
     assert stats["count"] == 60 and stats["bits"] == 16 and stats["backend"] == "mih"
     assert stats["run"] == str(tiny_hash_run.resolve()) and stats["uptime_s"] > 0
+    assert stats["engine_pending"] is None  # a local index: nothing pending anywhere
     lat = stats["query_latency_ms"]
     assert lat["count"] == 5 and 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
     assert client.get("/docs").status_code == 200

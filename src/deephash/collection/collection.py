@@ -42,9 +42,15 @@ minus the ids removed since; main is rebuilt once those changes exceed 1/16 of t
 index kernels are numba-parallel, and numba's workqueue threading layer aborts the process if two
 threads launch kernels at once, so the kernel calls are serialised by a second mutex (a search
 takes about 0.1 ms for 60,000 codes and uses every core); decoding, encoding and building responses
-run in parallel. An external engine (``milvus``) is one shared, mutable object: there, writers
-change it and swap the view under the write side of a readers-writer lock, and searches hold the
-read side.
+run in parallel. An external engine (``milvus``) is never called under the write mutex: a change
+is acknowledged once it is in the log and in the view's pending delta (:mod:`.freshness`), and
+:class:`~deephash.collection.engine_writer.EngineWriter` applies it to the engine from its own
+thread (group commit), draining the delta once the engine shows it; a search asks the engine at
+Bounded consistency (no wait for the server's clock) and merges the delta in. The count is the
+collection's own (``len(ids)``, no engine request): it is the only writer of its engine, a second
+``deephash`` process on the folder is refused by the OS lock, and another process writing the
+same Milvus collection is detected by the writer's idle audit (counts differ) and undone by a
+re-sync.
 
 Failures. The log is the source of truth; neither failure below loses an acknowledged change.
 A disk that fills up fails the log append of an addition or removal (``OSError`` ENOSPC): the
@@ -53,8 +59,9 @@ an image file or an automatic compaction that fails after the record is durable 
 change (the image bytes stay in memory and in the log until a compaction writes them; compaction
 is retried 30 s later). An external engine that cannot be reached
 (:class:`~deephash.index.EngineUnavailableError`) fails searches (503) but not writes: they go to
-the log and the view, the engine is marked stale, and the next search first re-syncs it from the
-collection (removing what it holds that the collection does not, adding what it lacks).
+the log and the view's pending delta and stay queued; once the engine answers, the engine writer
+re-syncs it from the collection (removing what it holds that the collection does not, adding what
+it lacks) and applies the queue, while searches are already answered from engine plus delta.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -76,13 +83,14 @@ import numpy as np
 from deephash.atomic_io import atomic_write_json
 from deephash.codes import code_bytes, pack_bits, sign
 from deephash.collection._durable import fsync_dir, fsync_files
-from deephash.collection._rwlock import ReadWriteLock
 from deephash.collection.descriptor_file import (
     DESCRIPTOR_FILE,
     encode_descriptor,
     write_descriptors,
 )
-from deephash.collection.external_engine import engine_spec, engine_write, resync_engine
+from deephash.collection.engine_writer import EngineWriter
+from deephash.collection.external_engine import engine_spec, resync_engine
+from deephash.collection.freshness import drained, pending_counts, with_additions, with_removals
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -133,6 +141,7 @@ class Collection:
 
     rebuild_min = 1024  # changes the delta may hold before the main index is rebuilt
     compact_bytes = 256 * 1024 * 1024  # log size that triggers a compaction
+    engine_settle_s = 5.0  # an external engine's staleness bound (see :mod:`.engine_writer`)
 
     def __init__(
         self,
@@ -153,14 +162,13 @@ class Collection:
         self._write_lock = threading.Lock()
         self._kernel_lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self._rw = ReadWriteLock()
         self._model: Any = None
         self._log: AppendLog | None = None
         self._log_records = 0
         self._unsynced_images: list[str] = []
         self._pending_images: dict[str, bytes] = {}  # image files a full disk refused
         self._compact_retry_at = 0.0
-        self._engine_stale = False  # the external engine missed writes or was unreachable
+        self._engine_writer: EngineWriter | None = None  # applies changes to an external engine
         self._view: View
         self._closed = False
 
@@ -612,19 +620,21 @@ class Collection:
                 if view.descriptors is None or descriptors is None
                 else np.concatenate([view.descriptors, descriptors])
             )
-            if self.external:
-                with self._rw.write():
-                    if view.main is not None:
-                        main = view.main
-                        self._engine_write(lambda: main.add(codes, new_ids))
-                    self._view = View(
-                        all_ids,
-                        all_codes,
-                        view.items,
-                        ids[-1] + 1,
-                        view.main,
+            if self.external:  # pending in the delta; the engine writer applies it later
+                self._view = with_additions(
+                    replace(
+                        view,
+                        ids=all_ids,
+                        codes=all_codes,
+                        next_id=ids[-1] + 1,
                         descriptors=all_desc,
-                    )
+                    ),
+                    new_ids,
+                    codes,
+                    self.bits,
+                )
+                if self._engine_writer is not None:
+                    self._engine_writer.add(new_ids, codes)
             else:
                 old = view.delta
                 self._publish_local(
@@ -687,19 +697,14 @@ class Collection:
             keep = ~np.isin(view.ids, gone)
             live_ids, live_codes = view.ids[keep], view.codes[keep]
             live_desc = None if view.descriptors is None else view.descriptors[keep]
-            if self.external:
-                with self._rw.write():
-                    if view.main is not None:
-                        main = view.main
-                        self._engine_write(lambda: main.remove_ids(gone))
-                    self._view = View(
-                        live_ids,
-                        live_codes,
-                        view.items,
-                        view.next_id,
-                        view.main,
-                        descriptors=live_desc,
-                    )
+            if self.external:  # tombstoned; the engine writer applies it later
+                self._view = with_removals(
+                    replace(view, ids=live_ids, codes=live_codes, descriptors=live_desc),
+                    gone,
+                    self.bits,
+                )
+                if self._engine_writer is not None:
+                    self._engine_writer.remove(gone)
             else:
                 delta_ids = np.zeros(0, np.int64) if view.delta is None else view.delta.ids
                 delta_codes = (
@@ -755,34 +760,43 @@ class Collection:
         return replace(view, main=index, delta=None, removed=frozenset())
 
     def _sync_external(self, view: View) -> View:
-        """Connect to the external engine and make it hold exactly the collection's items (see
-        :func:`~deephash.collection.external_engine.resync_engine`)."""
+        """Connect to the external engine, make it hold exactly the collection's items (see
+        :func:`~deephash.collection.external_engine.resync_engine`) and start the thread that
+        applies later changes to it (:class:`~deephash.collection.engine_writer.EngineWriter`)."""
         if self.read_only:  # a reader (``collection info``) does not touch the engine
             return view
         name, options = engine_spec(self.settings)
         index = create_index(name, self.bits, **options)
         resync_engine(index, view)
+        self._engine_writer = EngineWriter(
+            index,
+            self.directory,
+            view=lambda: self._view,
+            drain=self._drain_pending,
+            settle_s=self.engine_settle_s,
+        )
         return replace(view, main=index)
 
-    def _recover_engine(self) -> None:
-        """Re-sync a stale external engine with the collection (writes made while it was
-        unreachable went to the log only); :class:`EngineUnavailableError` while it is still
-        down."""
-        with self._write_lock:
-            if not self._engine_stale:
-                return
-            view = self._view
-            if view.main is not None:
-                with self._rw.write():
-                    resync_engine(view.main, view)
-            self._engine_stale = False
-            _log.warning("%s: the search engine is back and re-synced", self.directory)
+    @property
+    def engine_pending(self) -> dict[str, int] | None:
+        """How many acknowledged additions and removals an external engine may not show yet (the
+        pending delta; see :mod:`.freshness`); None for a local backend."""
+        return pending_counts(self._view) if self.external else None
 
-    def _engine_write(self, write: Callable[[], object]) -> None:
-        """Apply a change (already durable in the log) to the external engine; if that fails the
-        engine is marked stale and re-synced before the next search, and the change stands."""
-        if not self._engine_stale and not engine_write(write, self.directory):
-            self._engine_stale = True
+    def wait_for_engine(self, timeout: float = 30.0, *, seen: bool = False) -> bool:
+        """Wait until the external engine has applied every acknowledged change (``seen``: and
+        was read back showing them, so the pending delta is empty). True at once for a local
+        backend; False when ``timeout`` s passed first. Searches never need this: they see every
+        acknowledged change anyway (tests, benchmarks and a clean hand-over do)."""
+        writer = self._engine_writer
+        if writer is None:
+            return True
+        return writer.wait_drained(timeout) if seen else writer.wait_applied(timeout)
+
+    def _drain_pending(self, seen_added: np.ndarray, seen_removed: np.ndarray) -> None:
+        """Drop from the pending delta what the engine was seen to show (no engine call here)."""
+        with self._write_lock:
+            self._view = drained(self._view, seen_added, seen_removed, self.bits)
 
     def _maybe_compact(self) -> None:
         """Compact when the log is long; a failure (disk full) is logged, not raised: the change
@@ -877,14 +891,12 @@ class Collection:
             raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
         kp = self.candidates if candidates is None else candidates
         if self.external:
-            if self._engine_stale:
-                self._recover_engine()
             try:
-                with self._rw.read():
-                    return self._search_view(self._view, q, k, radius, q_desc, kp)
+                return self._search_view(self._view, q, k, radius, q_desc, kp)
             except EngineUnavailableError:
-                # it may have lost or missed writes while down: re-sync before trusting it again
-                self._engine_stale = True
+                # it may have lost or missed writes while down: re-sync it once it answers
+                if self._engine_writer is not None:
+                    self._engine_writer.mark_stale()
                 raise
         return self._search_view(self._view, q, k, radius, q_desc, kp)
 
@@ -959,11 +971,15 @@ class Collection:
                 if self.reranks
                 else None
             ),
-            **({"uri": self.settings["uri"]} if self.external else {}),
+            **({"uri": self.settings["uri"], **pending_counts(view)} if self.external else {}),
         }
 
     def close(self) -> None:
-        """Compact the log (a faster next start), close it and release the lock."""
+        """Apply the changes queued for an external engine (for a few seconds at most; the next
+        open re-syncs what is left), compact the log (a faster next start), close it and release
+        the lock."""
+        if self._engine_writer is not None:
+            self._engine_writer.close()
         with self._write_lock:
             if self._closed:
                 return

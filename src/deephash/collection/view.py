@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deephash.collection.engine_search import engine_candidates
 from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
 from deephash.index.rerank import rerank
@@ -25,7 +26,8 @@ class View:
     ``main`` (an index built once) plus ``delta`` (a flat index of the additions since), skipping
     ``removed`` (ids of ``main`` removed since): an addition or removal costs O(its size), and
     ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
-    ``main`` is the engine itself and there is no delta. ``descriptors`` (re-ranking collections)
+    ``main`` is the engine itself, ``delta`` the additions it may not show yet and ``removed``
+    the removals it may not show yet (see :mod:`.freshness`). ``descriptors`` (re-ranking collections)
     holds each live item's descriptor, row for row with ``ids`` (the stored float16 values).
     """
 
@@ -55,22 +57,21 @@ def hamming_candidates(
     """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
     distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
     (nq, k)), each row sorted, -1 where a row has fewer. ``external``: ``main`` is an external
-    engine (searched without ``kernel_lock``, which serialises the local numba kernels)."""
+    engine, merged with the pending delta (see :mod:`.engine_search`); ``kernel_lock``
+    serialises the local numba kernels."""
     dist_out = np.full((len(q), k), -1, dtype=np.int32)
     ids_out = np.full((len(q), k), -1, dtype=np.int64)
     if not len(view.ids) or not len(q):
         return dist_out, ids_out
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
     if external:
-        if view.main is not None:
-            parts.append(view.main.search(q, min(k, len(view.ids))))
-    else:
-        with kernel_lock:
-            if view.main is not None and view.main.ntotal:
-                # removed ids may take places in main's answer: ask for that many more
-                parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
-            if view.delta is not None:
-                parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
+        return engine_candidates(view, q, k, radius, kernel_lock)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    with kernel_lock:
+        if view.main is not None and view.main.ntotal:
+            # removed ids may take places in main's answer: ask for that many more
+            parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
+        if view.delta is not None:
+            parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
     if not parts:
         return dist_out, ids_out
     dist = np.concatenate([d for d, _ in parts], axis=1)

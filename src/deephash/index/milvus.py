@@ -11,9 +11,12 @@ must be a multiple of 8) and ``meta`` (JSON: the item's metadata, ``{}`` when th
 for ``consistency`` (default ``Session``): a search sees every write this process made before it
 (pymilvus tracks the last write's timestamp per collection, process-wide), without waiting for the
 server's next time tick as ``Strong`` does (up to 200 ms a request on a Milvus server; Milvus Lite
-does not wait). ``deephash serve`` is the only writer of its collection, so Session is what it needs;
-pass ``Strong`` when several processes write one Milvus collection and must see each other's writes
-at once.
+does not wait); after a delete or a new connection the next read is a Strong one (neither moves
+that timestamp). ``Bounded`` and ``Eventually`` never wait: a read may miss the last writes (on
+the local 2.3.5 server a Bounded search showed an insert after about 200 ms, one time tick). A
+deephash collection searches at ``Bounded`` and keeps read-your-writes itself (its pending delta,
+:mod:`deephash.collection.freshness`); pass ``Strong`` when several processes write one Milvus
+collection and must see each other's writes at once. Counts (``ntotal``) are always Strong reads.
 
 Index types: ``BIN_FLAT`` (exhaustive, exact in distances; the only one Milvus Lite builds) and
 ``BIN_IVF_FLAT`` (inverted file with ``nlist`` cells, ``nprobe`` of them searched: approximate, for
@@ -21,10 +24,11 @@ a Milvus server). Results follow the deephash contract:
 
 - ``search``: rows sorted by (distance, id), padded with -1. Milvus orders equal distances as it
   likes and cuts the top k anywhere inside the last tied distance, so with ``exact_ties`` (the
-  default for ``BIN_FLAT``) the last distance is re-read in full with a range search and its smallest
-  ids are kept: the result then equals the ``flat`` index's exactly, at the price of about one more
-  request per distinct cut distance. Without it the distances are still exact (``BIN_FLAT``) but
-  which ids fill the last tied distance is Milvus's choice.
+  default for ``BIN_FLAT``) it asks for k + 1 rows, and only where the k-th and (k+1)-th are at
+  the same distance is that distance re-read in full with a range search and its smallest ids
+  kept: the result then equals the ``flat`` index's exactly, at the price of one more request for
+  the queries cut inside a tie. Without it the distances are still exact (``BIN_FLAT``) but which
+  ids fill the last tied distance is Milvus's choice. A search makes no count request.
 - ``range_search``: deephash keeps faiss's ``distance < radius``; Milvus's range search keeps
   ``range_filter <= distance < radius`` for ``HAMMING``, the same convention. Milvus returns at most
   16,384 results per query and request, so a query that fills that limit is split into narrower
@@ -41,7 +45,9 @@ server is back. If the fresh client cannot connect either, the request raises
 it at once until a second has passed, when the next one tries again. A server that restarted and
 has not loaded the collection yet gets a ``load_collection`` and the request is repeated.
 
-Writes go straight to Milvus (``persistent = True``): ``save(path)`` writes a small deephash index
+Writes go straight to Milvus (``persistent = True``); ``insert``, ``delete`` and ``stored`` are
+the unchecked writes and the visibility read of a writer that keeps the set of ids itself (a
+collection): ``save(path)`` writes a small deephash index
 file holding the URI, collection name and settings (never a token), which ``load_index`` turns back
 into a connection to the same collection. Milvus has no transactions: an ``add`` larger than one
 insert request (4,096 rows) that fails midway leaves the earlier rows stored, and two clients adding
@@ -72,6 +78,7 @@ __all__ = ["INDEX_TYPES", "MilvusBinaryIndex", "import_pymilvus", "is_unavailabl
 
 INDEX_TYPES = ("BIN_FLAT", "BIN_IVF_FLAT")
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
+_NO_WAIT = ("Bounded", "Eventually")  # levels that never wait for the server's time tick
 _MAX_LIMIT = 16384  # Milvus's cap on results per query (topk) and on queries per request (nq)
 _RESULT_BUDGET = 1 << 20  # nq * limit per search request: keeps each gRPC answer a few MB
 _CHUNK = 4096  # rows per insert request and ids per `id in [...]` expression
@@ -397,6 +404,8 @@ class MilvusBinaryIndex(BinaryIndex):
         no timestamp at all, so its reads are Eventually ones, which right after a server restart
         run on a query node that has not replayed its log yet. Once a Strong read has come back,
         the node has caught up, and later reads see everything before it."""
+        if self.consistency in _NO_WAIT:  # the caller keeps read-your-writes itself
+            return self._request(lambda c: fn(c, self.consistency))
         key = (self.uri, self.collection)
         untimed = _UNTIMED.get(key, 0)
         level = "Strong" if untimed > _STRONG_SEEN.get(key, 0) else self.consistency
@@ -428,7 +437,21 @@ class MilvusBinaryIndex(BinaryIndex):
         )
 
     def _count(self, expr: str = "") -> int:
-        return int(self._query(expr, ["count(*)"])[0]["count(*)"])
+        """A count at Strong consistency (it waits for the server's time tick, up to 200 ms): it
+        is never on the search path, and a count that missed recent writes would mislead."""
+        rows = self._request(
+            lambda c: list(
+                c.query(
+                    self.collection,
+                    filter=expr,
+                    output_fields=["count(*)"],
+                    consistency_level="Strong",
+                    timeout=self.timeout,
+                    retry_times=_RETRIES,
+                )
+            )
+        )
+        return int(rows[0]["count(*)"])
 
     def _rows(self, ids: np.ndarray, fields: list[str]) -> list[dict[str, Any]]:
         """The stored rows with these ids (unknown ids are absent), in no particular order."""
@@ -662,6 +685,45 @@ class MilvusBinaryIndex(BinaryIndex):
         if new_meta is not None and self._schema is None:
             self._schema = {k: v.dtype.kind == "U" for k, v in new_meta.items()}
 
+    def insert(self, codes: np.ndarray, ids: np.ndarray, *, replace: bool = False) -> None:
+        """Write rows whose ids the caller knows to be new, without reading first (no duplicate
+        check, no metadata): for a writer that keeps the set of ids itself, as a collection does.
+
+        codes: uint8 (n, bits / 8). ids: int64 (n,), distinct. ``replace``: upsert instead of
+        insert, for a retry after a failure (an insert whose answer was lost may have been
+        applied, and Milvus would store a second row with the same id; an upsert replaces it).
+        """
+        codes = self._check_codes(codes, "codes")
+        new_ids = self._check_ids(ids, codes.shape[0], 0)
+        rows = [
+            {"id": int(i), "code": c.tobytes(), "meta": {}} for i, c in zip(new_ids.tolist(), codes)
+        ]
+        for lo in range(0, len(rows), _CHUNK):
+            chunk = rows[lo : lo + _CHUNK]
+            self._request(
+                lambda c, chunk=chunk: (c.upsert if replace else c.insert)(  # type: ignore[misc]
+                    self.collection, chunk, timeout=self.timeout, retry_times=_RETRIES
+                ),
+                retry=replace,
+            )
+
+    def delete(self, ids: np.ndarray | Sequence[int]) -> None:
+        """Delete these ids without reading first (ids not stored are ignored); idempotent."""
+        wanted = np.unique(self._check_remove_ids(ids))
+        for lo in range(0, wanted.shape[0], _CHUNK):
+            part = wanted[lo : lo + _CHUNK].tolist()
+            self._request(
+                lambda c, part=part: c.delete(  # type: ignore[misc]
+                    self.collection, ids=part, timeout=self.timeout, retry_times=_RETRIES
+                )
+            )
+            self._untimed()
+
+    def stored(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
+        """int64: those of ``ids`` that a read at this index's consistency level sees stored."""
+        q = np.unique(np.asarray(ids, dtype=np.int64))
+        return np.sort(np.asarray([r["id"] for r in self._rows(q, [])], dtype=np.int64))
+
     def remove_ids(self, ids: np.ndarray | Sequence[int]) -> int:
         """Delete the rows with these ids; ids not stored are ignored, as in faiss.
 
@@ -699,44 +761,68 @@ class MilvusBinaryIndex(BinaryIndex):
 
         queries: uint8 (nq, bits / 8). Returns distances int32 (nq, k) and ids int64 (nq, k), each
         row sorted by (distance, id), padded with -1 when the collection holds fewer than k codes.
+        One search request (k + 1 rows with ``exact_ties``); a second one, for the tied distance
+        only, when the k-th and (k+1)-th rows are at the same distance. No count request: an
+        empty answer to every query is checked with one.
         """
-        n = self.ntotal
-        q = self._check_queries(queries, n)
+        q = self._check_codes(queries, "queries")
         k = self._check_k(k)
-        target = min(k, n)
         dist = np.full((q.shape[0], k), -1, dtype=np.int32)
         ids = np.full((q.shape[0], k), -1, dtype=np.int64)
-        if q.shape[0] == 0 or target == 0:
+        if q.shape[0] == 0:
             return dist, ids
         qb = [row.tobytes() for row in q]
-        hits = self._hits(qb, min(target, _MAX_LIMIT), {})
-        # Rows to complete from distance `band` on: those Milvus cut short (k > 16384, or fewer
-        # rows returned than stored) and, with exact_ties, those cut inside a tied distance.
-        band: dict[int, int] = {}
-        for r, (d, i) in enumerate(hits):
-            got = d.shape[0]
-            if got < target or (self.exact_ties and got < n):
-                b = int(d[-1]) if got else 0
-                keep = d < b
-                hits[r] = (d[keep], i[keep])
-                band[r] = b
-        while band:
+        limit = min(k + 1 if self.exact_ties else k, _MAX_LIMIT)
+        hits = self._hits(qb, limit, {})
+        if all(d.shape[0] == 0 for d, _ in hits) and self._count() == 0:
+            self._check_queries(q, 0)  # raises: the index is empty
+        band = self._cut(hits, k, limit)
+        while band:  # complete rows from distance `band[r]` on, smallest ids first
             b = min(band.values())
             rows = [r for r, v in band.items() if v == b]
             for r, (bd, bi) in zip(rows, self._band([qb[r] for r in rows], b, b + 1)):
-                need = target - hits[r][0].shape[0]
+                need = k - hits[r][0].shape[0]
                 hits[r] = (
                     np.concatenate([hits[r][0], bd[:need]]),
                     np.concatenate([hits[r][1], bi[:need]]),
                 )
-                if hits[r][0].shape[0] == target or b >= self.bits:
+                if hits[r][0].shape[0] == k or b >= self.bits:
                     del band[r]
                 else:
                     band[r] = b + 1
         for r, (d, i) in enumerate(hits):
-            dist[r, : d.shape[0]] = d
-            ids[r, : i.shape[0]] = i
+            dist[r, : d.shape[0]] = d[:k]
+            ids[r, : i.shape[0]] = i[:k]
         return dist, ids
+
+    def _cut(self, hits: list[tuple[np.ndarray, np.ndarray]], k: int, limit: int) -> dict[int, int]:
+        """Trim each row of ``hits`` (sorted by (distance, id), at most ``limit`` rows) to what is
+        certain, in place; returns {row: distance from which it must be completed by range reads}.
+
+        A row is complete when Milvus returned fewer than ``limit`` rows (it holds no more;
+        BIN_FLAT), or when its k-th and (k+1)-th distances differ. It is completed from the k-th
+        distance when those two are equal (``exact_ties``: which ids Milvus kept inside that tie is
+        its choice), from its last distance when k > 16,384 (the cap) filled it, and, for
+        BIN_IVF_FLAT, when fewer than k came back."""
+        band: dict[int, int] = {}
+        for r, (d, i) in enumerate(hits):
+            got = d.shape[0]
+            if got == limit and got > k:  # asked for k + 1
+                if d[k - 1] != d[k]:
+                    hits[r] = (d[:k], i[:k])
+                    continue
+                b = int(d[k - 1])
+            elif got == limit and (limit < k or (self.exact_ties and limit == k)):
+                # Milvus's cap (16,384), not the collection, ended the row
+                b = int(d[-1])
+            elif got < k and self.index_type != "BIN_FLAT":
+                b = int(d[-1]) if got else 0
+            else:
+                continue
+            keep = d < b
+            hits[r] = (d[keep], i[keep])
+            band[r] = b
+        return band
 
     def range_search(
         self, queries: np.ndarray, radius: int

@@ -621,6 +621,7 @@ def create_app(
                 if collection.reranks
                 else None
             ),
+            "engine_pending": collection.engine_pending,  # milvus: changes it may not show yet
             "uptime_s": round(time.time() - started, 3),
             "query_latency_ms": latency.percentiles(),
             "encoder": {"batches": batcher.batches, "mean_batch": round(batcher.mean_batch, 3)},

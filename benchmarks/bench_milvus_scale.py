@@ -1,0 +1,153 @@
+"""A collection of 1M codes on a local Milvus server: load time, search-by-id latency, memory.
+
+    python benchmarks/bench_milvus_scale.py                 # 1,000,000 64-bit codes
+    python benchmarks/bench_milvus_scale.py --items 100000  # a shorter run
+
+Starts the local Milvus 2.3.5 standalone server (the milvus-server extra) in a temporary folder,
+creates a ``--backend milvus`` collection (BIN_FLAT, exact ties) for ``--bits``-bit codes and adds
+``--items`` clustered codes (4,096 random centres, 6 bits flipped) in additions of ``--batch``
+through :meth:`Collection.add` (each fsynced in the log, then queued for the engine). Reports:
+the time until every addition is acknowledged, until the engine has applied them all and until it
+shows them all (the pending delta empty); then ``--queries`` searches by id (k = 10) from 1 and
+from 8 threads, latency per search (p50/p99, ms) and searches/s; the resident memory of the Milvus
+server and of this process (the collection: its codes, ids and metadata in memory). Writes
+benchmarks/results/milvus_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from deephash.collection import Collection, NewItem
+from deephash.index.milvus_server import LocalMilvusServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    return float("nan")
+
+
+def codes_for(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
+    centres = rng.integers(0, 2, (4096, bits), dtype=np.uint8)
+    x = centres[rng.integers(0, 4096, n)]
+    flips = rng.random((n, bits)).argsort(axis=1)[:, :6]
+    np.put_along_axis(x, flips, 1 - np.take_along_axis(x, flips, axis=1), axis=1)
+    return np.packbits(x, axis=1, bitorder="little")
+
+
+def latencies(col: Collection, ids: np.ndarray, threads: int) -> dict[str, float]:
+    out: list[float] = []
+    lock = threading.Lock()
+
+    def worker(part: np.ndarray) -> None:
+        mine = []
+        for i in part.tolist():
+            t = time.perf_counter()
+            col.search_by_id(i, 10)
+            mine.append((time.perf_counter() - t) * 1000.0)
+        with lock:
+            out.extend(mine)
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(p,)) for p in np.array_split(ids, threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = np.array(out)
+    return {
+        "threads": threads,
+        "searches": len(out),
+        "searches_per_s": round(len(out) / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--bits", type=int, default=64)
+    p.add_argument("--batch", type=int, default=10_000)
+    p.add_argument("--queries", type=int, default=2000)
+    p.add_argument("--run", default=str(ROOT / "runs/demo/best-hash-48"), help="run (its config)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/milvus_scale.json"))
+    args = p.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-milvus-scale-"))
+    run = base / "run"  # the run's config with --bits: the collection reads its code width there
+    run.mkdir()
+    cfg = yaml.safe_load((Path(args.run) / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "bits": args.bits}))
+    server = LocalMilvusServer(base / "milvus")
+    server.start()
+    assert server.pid is not None
+    result: dict[str, object] = {"items": args.items, "bits": args.bits, "batch": args.batch}
+    try:
+        rss0 = rss_mib(server.pid)
+        col = Collection.create(
+            base / "col", run, backend="milvus", uri=server.uri, milvus_collection="scale"
+        )
+        codes = codes_for(np.random.default_rng(0), args.items, args.bits)
+        t0 = time.perf_counter()
+        for lo in range(0, args.items, args.batch):
+            col.add([NewItem(c) for c in codes[lo : lo + args.batch]])
+        acked = time.perf_counter() - t0
+        assert col.wait_for_engine(3600.0)
+        applied = time.perf_counter() - t0
+        assert col.wait_for_engine(3600.0, seen=True)
+        seen = time.perf_counter() - t0
+        print(f"acknowledged {acked:.1f} s, applied {applied:.1f} s, shown {seen:.1f} s")
+        result.update(
+            acknowledged_s=round(acked, 1),
+            engine_applied_s=round(applied, 1),
+            engine_shows_all_s=round(seen, 1),
+            engine_writes=col._engine_writer.batches if col._engine_writer else None,
+        )
+        ids = np.random.default_rng(1).integers(0, args.items, args.queries)
+        col.search_by_id(0, 10)  # warm
+        for threads in (1, 8):
+            r = latencies(col, ids, threads)
+            print(r, flush=True)
+            result[f"search_by_id_{threads}"] = r
+        result.update(
+            milvus_rss_mib_empty=rss0,
+            milvus_rss_mib_loaded=rss_mib(server.pid),
+            deephash_rss_mib=rss_mib(os.getpid()),
+        )
+        t = time.perf_counter()
+        col.close()
+        result["close_s"] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        col = Collection.open(base / "col", load_model=False)
+        result["open_s"] = round(time.perf_counter() - t, 1)  # replay + engine re-sync (id scan)
+        col.close()
+    finally:
+        server.stop()
+    result.update(
+        engine="milvus 2.3.5 standalone server (local), BIN_FLAT",
+        machine={"cpus": os.cpu_count(), "platform": platform.platform()},
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    )
+    print(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
