@@ -56,7 +56,7 @@ demo: setup data
 	else $(VENV)/bin/deephash train --config $(DEMO_CONFIG) --out $(DEMO_RUN); fi
 	$(VENV)/bin/deephash report $(DEMO_RUN)
 	@echo "run folder: $(DEMO_RUN) (metrics.json, last.pt, history.png, tsne.png, tsne_codes.png, pr_curve.png)"
-	@echo "search it in a browser (the 60,000 training images; see README, Serving):"
+	@echo "search it in a browser (the 60,000 training images; see docs/SERVING.md):"
 	@echo "  $(VENV)/bin/deephash collection create runs/demo/collection --run $(DEMO_RUN)"
 	@echo "  $(VENV)/bin/deephash collection add runs/demo/collection --dataset fashion-mnist"
 	@echo "  $(VENV)/bin/deephash serve runs/demo/collection      # then open http://127.0.0.1:8000/"

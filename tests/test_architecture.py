@@ -1,7 +1,7 @@
 """The house rule: every ``deephash`` import points to an earlier stage of the data flow (or stays
 inside its own package), and no files import each other in a circle.
 
-The stage order is the README's ("What is inside"); imports inside functions count too.
+The stage order is docs/CONTRIBUTING.md's ("What is inside"); imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def package(module: str, modules: dict[str, Path]) -> str:
 def test_every_module_has_a_stage() -> None:
     modules = all_modules()
     missing = sorted({stage(m, modules) for m in modules} - set(RANK))
-    assert not missing, f"add these to STAGES (and the README's stage order): {missing}"
+    assert not missing, f"add these to STAGES (and the stage order in docs/CONTRIBUTING.md): {missing}"
 
 
 def test_imports_point_downstream_only() -> None:
