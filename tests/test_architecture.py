@@ -86,7 +86,9 @@ def package(module: str, modules: dict[str, Path]) -> str:
 def test_every_module_has_a_stage() -> None:
     modules = all_modules()
     missing = sorted({stage(m, modules) for m in modules} - set(RANK))
-    assert not missing, f"add these to STAGES (and the stage order in docs/CONTRIBUTING.md): {missing}"
+    assert not missing, (
+        f"add these to STAGES (and the stage order in docs/CONTRIBUTING.md): {missing}"
+    )
 
 
 def test_imports_point_downstream_only() -> None:

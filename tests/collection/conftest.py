@@ -1,5 +1,6 @@
-"""Shared helpers of the collection tests."""
+"""Shared helpers of the collection tests; puts this folder on sys.path for ``_brute_hits``."""
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import pytest
 
 from deephash.collection import Collection
 from deephash.data.image_folder import list_image_folder
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _crash(col: Collection) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _brute_hits import brute, pairs
 
 import deephash.collection.collection as collection_module
-from deephash.codes import hamming_distance_matrix
 from deephash.collection import Collection, NewItem
 from deephash.collection.freshness import drained, with_additions, with_removals
 from deephash.collection.view import View
@@ -51,18 +51,6 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> GatedEngine:
     monkeypatch.setattr(collection_module, "create_index", fake_create_index)
     monkeypatch.setattr(Collection, "engine_settle_s", 0.05)
     return the_engine
-
-
-def brute(col: Collection, q: np.ndarray, k: int, radius: int | None = None) -> list[tuple]:
-    d = hamming_distance_matrix(q[None, :], col.codes)[0]
-    order = np.lexsort((col.ids, d))
-    if radius is not None:
-        order = order[d[order] <= radius]
-    return [(int(col.ids[i]), int(d[i])) for i in order[:k]]
-
-
-def pairs(hits: list[Any]) -> list[tuple]:
-    return [(h.id, h.distance) for h in hits]
 
 
 def clustered(rng: np.random.Generator, n: int) -> np.ndarray:

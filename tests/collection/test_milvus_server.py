@@ -9,21 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _brute_hits import brute, pairs
 
-from deephash.codes import hamming_distance_matrix
 from deephash.collection import Collection, NewItem
-
-
-def brute(col: Collection, q: np.ndarray, k: int, radius: int | None = None) -> list[tuple]:
-    d = hamming_distance_matrix(q[None, :], col.codes)[0]
-    order = np.lexsort((col.ids, d))
-    if radius is not None:
-        order = order[d[order] <= radius]
-    return [(int(col.ids[i]), int(d[i])) for i in order[:k]]
-
-
-def pairs(hits: list[Any]) -> list[tuple]:
-    return [(h.id, h.distance) for h in hits]
 
 
 def test_collection_on_the_server_equals_brute_force(
