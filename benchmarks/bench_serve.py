@@ -396,6 +396,12 @@ def main() -> int:
     p.add_argument("--data-dir", help="folder holding fashion-mnist (default: the usual places)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the collection")
     p.add_argument(
+        "--rerank",
+        default=None,
+        help="the collection's re-rank descriptor (collection create --rerank: auto, none or a "
+        "kind); default: the collection's own default",
+    )
+    p.add_argument(
         "--check-writes",
         type=int,
         default=0,
@@ -431,6 +437,7 @@ def main() -> int:
     if not folder.exists():
         t0 = time.perf_counter()
         extra = ["--uri", args.uri] if args.uri else []
+        extra += ["--rerank", args.rerank] if args.rerank else []
         cli(
             "collection",
             "create",
