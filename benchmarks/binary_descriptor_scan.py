@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench_copies import perceptual  # this folder is on sys.path when run
 from deephash.codes import hamming_distance_matrix, pack_bits, sign
 from deephash.data.copies import apply_copy_transform, list_copy_transforms
 from deephash.hashing import ITQ
 from deephash.models.descriptors import compute_descriptors
 from deephash.training import recipe
 from deephash.training.runs import load_run
+from instance_probe import source_first
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,24 +51,14 @@ def describe(run: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return pack_bits(sign(np.concatenate(codes))), np.concatenate(desc), np.concatenate(inst)
 
 
-def first(primary: np.ndarray, code_dist: np.ndarray, sources: np.ndarray) -> float:
+def ratio(primary: np.ndarray, code_dist: np.ndarray, sources: np.ndarray) -> float:
     """Share of rows whose source has the smallest (primary, code distance, id)."""
-    rows = np.arange(len(sources))
-    p, c = primary[rows, sources][:, None], code_dist[rows, sources][:, None]
-    ids = np.arange(primary.shape[1])[None, :]
-    better = (primary < p) | (
-        (primary == p) & ((code_dist < c) | ((code_dist == c) & (ids < sources[:, None])))
-    )
-    return float((~better.any(axis=1)).mean())
+    return float(source_first(primary, sources, code_dist).mean())
 
 
 def add_phash(binary: dict[str, np.ndarray], images: np.ndarray) -> None:
     """imagehash's 64-bit pHash of the images, alone and appended to every other descriptor."""
-    import imagehash
-    from PIL import Image
-
-    bits = np.stack([imagehash.phash(Image.fromarray(img)).hash.reshape(-1) for img in images])
-    ph = pack_bits(np.where(bits, 1, -1))
+    ph = perceptual(images, "phash")
     for name in list(binary):
         binary[f"{name}+phash"] = np.concatenate([binary[name], ph], axis=1)
     binary["phash"] = ph
@@ -121,14 +113,14 @@ def main() -> None:
         copies = apply_copy_transform(t, val[sources], seed=1)
         q_codes, q_desc, q_inst = describe(run, copies)
         code_dist = hamming_distance_matrix(q_codes, db_codes).astype(np.int64)
-        row = {"early-stages float": first(-(q_desc @ db_desc.T), code_dist, sources)}
+        row = {"early-stages float": ratio(-(q_desc @ db_desc.T), code_dist, sources)}
         q_all = binarise(q_desc, q_inst)
         add_phash(q_all, copies)
         for name, q_bin in q_all.items():
-            row[name] = first(
+            row[name] = ratio(
                 hamming_distance_matrix(q_bin, db_bin[name]).astype(np.int64), code_dist, sources
             )
-        row["codes alone"] = first(code_dist, np.zeros_like(code_dist), sources)
+        row["codes alone"] = ratio(code_dist, np.zeros_like(code_dist), sources)
         result["r1"][t] = row
         print(t, {k: round(v, 3) for k, v in row.items()}, flush=True)
     names = list(next(iter(result["r1"].values())))

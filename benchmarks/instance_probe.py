@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench_copies import perceptual  # this folder is on sys.path when run
 from deephash.codes import hamming_distance_matrix, pack_bits, sign
 from deephash.data.copies import apply_copy_transform, list_copy_transforms
 from deephash.hashing import code_usage
@@ -49,14 +50,16 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def source_first(dist: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """bool (nq,): the source has the smallest (distance, id) of its row; dist int (nq, n)."""
+def source_first(
+    primary: np.ndarray, sources: np.ndarray, secondary: np.ndarray | None = None
+) -> np.ndarray:
+    """bool (nq,): the source has the smallest (primary, secondary, id) of its row; int (nq, n)."""
     rows = np.arange(len(sources))
-    own = dist[rows, sources]
-    better = (dist < own[:, None]) | (
-        (dist == own[:, None]) & (np.arange(dist.shape[1]) < sources[:, None])
-    )
-    return ~better.any(axis=1)
+    second = np.zeros_like(primary) if secondary is None else secondary
+    p, c = primary[rows, sources][:, None], second[rows, sources][:, None]
+    ids = np.arange(primary.shape[1])[None, :]
+    tied = (primary == p) & ((second < c) | ((second == c) & (ids < sources[:, None])))
+    return ~((primary < p) | tied).any(axis=1)
 
 
 @torch.no_grad()
@@ -70,14 +73,6 @@ def encode_parts(run: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray |
         inst.append(i.cpu().numpy())
     c_all, i_all = np.concatenate(codes), np.concatenate(inst)
     return pack_bits(sign(c_all)), (pack_bits(sign(i_all)) if i_all.shape[1] else None)
-
-
-def phash(images: np.ndarray) -> np.ndarray:
-    import imagehash
-    from PIL import Image
-
-    bits = np.stack([imagehash.phash(Image.fromarray(img)).hash.reshape(-1) for img in images])
-    return pack_bits(np.where(bits, 1, -1))
 
 
 def main() -> None:
@@ -104,7 +99,7 @@ def main() -> None:
     codes, inst = encode_parts(run, val)
     rng = np.random.default_rng(0)
     sources = np.sort(rng.choice(len(val), min(args.sources, len(val)), replace=False))
-    ph_db = phash(val)
+    ph_db = perceptual(val, "phash")
     result: dict[str, Any] = {
         "name": args.name,
         "overrides": overrides,
@@ -125,7 +120,7 @@ def main() -> None:
             d_inst = hamming_distance_matrix(qi, inst).astype(np.int64)
             row["instance"] = float(source_first(d_inst, sources).mean())
             row["code+instance"] = float(source_first(d_code * (ib + 1) + d_inst, sources).mean())
-        d_ph = hamming_distance_matrix(phash(copies), ph_db).astype(np.int64)
+        d_ph = hamming_distance_matrix(perceptual(copies, "phash"), ph_db).astype(np.int64)
         row["phash"] = float(source_first(d_ph, sources).mean())
         result["copies"][t] = row
         print(t, row, flush=True)

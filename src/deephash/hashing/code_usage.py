@@ -60,11 +60,6 @@ def bit_entropy(codes: np.ndarray, bits: int | None = None) -> np.ndarray:
     return out
 
 
-def _packed(codes: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
-    signed = as_signed_codes(codes, bits)
-    return pack_bits(signed), signed.shape[1]
-
-
 def code_usage(
     database: np.ndarray,
     query: np.ndarray | None = None,
@@ -77,9 +72,10 @@ def code_usage(
     database: codes (n, ...), query: codes (nq, ...) in the same form, or None. leave_one_out:
     query i is database item i (an unseen-class protocol), so it is not counted in its own bucket.
     """
-    db, nbits = _packed(database, bits)
+    signed = as_signed_codes(database, bits)  # unpacked once: buckets and bit entropies
+    db, nbits = pack_bits(signed), signed.shape[1]
     n = db.shape[0]
-    q = None if query is None else _packed(query, bits)[0]
+    q = None if query is None else pack_bits(as_signed_codes(query, bits))
     if leave_one_out and (q is None or q.shape[0] != n):
         raise ValueError("leave_one_out needs one query per database item")
     stacked = db if q is None else np.concatenate([db, q])
@@ -92,7 +88,7 @@ def code_usage(
     else:
         shared = db_counts[inverse[n:]] - (1 if leave_one_out else 0)
     share = counts / n
-    h_bits = bit_entropy(db, nbits)
+    h_bits = bit_entropy(signed)
     return CodeUsage(
         bits=nbits,
         num_codes=n,
