@@ -62,3 +62,14 @@ def test_to_words_pads() -> None:
 def test_unpack_rejects_wrong_width() -> None:
     with pytest.raises(ValueError, match="bytes per row"):
         unpack_bits(np.zeros((2, 3), dtype=np.uint8), 32)
+
+
+def test_check_padding_bits() -> None:
+    from deephash.codes import check_padding_bits
+
+    ok = np.array([[0xFF, 0x0F]], dtype=np.uint8)  # 12 bits: high nibble of byte 1 unused
+    check_padding_bits(ok, 12)
+    check_padding_bits(np.array([[0xFF, 0xFF]], dtype=np.uint8), 16)  # no padding bits at 16
+    check_padding_bits(np.zeros((0, 2), dtype=np.uint8), 12)
+    with pytest.raises(ValueError, match="query codes set padding bits beyond bit 11"):
+        check_padding_bits(np.array([[0, 0x10]], dtype=np.uint8), 12, "query codes")

@@ -15,6 +15,7 @@ import torch
 from deephash._numba import njit, popcount64
 
 __all__ = [
+    "check_padding_bits",
     "code_bytes",
     "hamming_distance_matrix",
     "pack_bits",
@@ -29,6 +30,20 @@ def code_bytes(bits: int) -> int:
     if bits <= 0:
         raise ValueError(f"bits must be positive, got {bits}")
     return (bits + 7) // 8
+
+
+def check_padding_bits(packed: np.ndarray, bits: int, what: str = "codes") -> None:
+    """Raise a ValueError when packed codes set any of the unused high bits of their last byte.
+
+    packed: uint8 (n, ceil(bits / 8)). ``what`` names the codes in the message ("query codes").
+    Codes of a whole number of bytes have no padding bits and always pass.
+    """
+    arr = np.asarray(packed)
+    if bits % 8 and arr.ndim == 2 and arr.shape[0] and np.any(arr[:, -1] >> (bits % 8)):
+        raise ValueError(
+            f"{what} set padding bits beyond bit {bits - 1} (the unused high bits of the last byte must "
+            "be zero; pack codes with deephash.codes.pack_bits)"
+        )
 
 
 def sign(x: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -81,7 +81,7 @@ from typing import Any
 import numpy as np
 
 from deephash.atomic_io import atomic_write_json
-from deephash.codes import code_bytes, pack_bits, sign
+from deephash.codes import check_padding_bits, code_bytes, pack_bits, sign
 from deephash.collection._durable import fsync_dir, fsync_files
 from deephash.collection.descriptor_file import (
     DESCRIPTOR_FILE,
@@ -581,8 +581,7 @@ class Collection:
                 raise ValueError(
                     f"codes must have {self.nbytes} bytes ({self.bits} bits), got {codes.shape[1]}"
                 )
-            if self.bits % 8 and np.any(codes[:, -1] >> (self.bits % 8)):
-                raise ValueError(f"codes set bits beyond bit {self.bits - 1}")
+            check_padding_bits(codes, self.bits)
         descriptors = self._new_descriptors(new) if new else None
         with self._write_lock:
             self._check_writable()
@@ -872,8 +871,7 @@ class Collection:
                 f"queries must be packed uint8 codes of shape (n, {self.nbytes}) for "
                 f"{self.bits}-bit codes, got {q.dtype} {q.shape}"
             )
-        if self.bits % 8 and np.any(q[:, -1] >> (self.bits % 8)):
-            raise ValueError(f"query codes set bits beyond bit {self.bits - 1}")
+        check_padding_bits(q, self.bits, "query codes")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if radius is not None and radius < 0:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from deephash.codes import code_bytes
+from deephash.codes import check_padding_bits, code_bytes
 from deephash.index._format import Container, write_container
 
 __all__ = ["BinaryIndex"]
@@ -124,11 +124,7 @@ class BinaryIndex:
                 f"{what} must have shape (n, {self.nbytes}) for {self.bits}-bit codes, got "
                 f"{arr.shape}"
             )
-        if self.bits % 8 and arr.shape[0] and np.any(arr[:, -1] >> (self.bits % 8)):
-            raise ValueError(
-                f"{what} set bits beyond bit {self.bits - 1} (the unused high bits of the last "
-                "byte must be zero)"
-            )
+        check_padding_bits(arr, self.bits, what)
         return np.ascontiguousarray(arr)
 
     def _check_queries(self, queries: np.ndarray, ntotal: int | None = None) -> np.ndarray:

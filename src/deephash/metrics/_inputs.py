@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
+from deephash.checks import check_choice
 from deephash.codes import to_words
 
 # The option values; public signatures take plain ``str`` (names come from configs and the CLI)
@@ -76,19 +77,6 @@ def _to_numpy(x: ArrayLike, name: str) -> np.ndarray:
         return np.asarray(x)
     except Exception as exc:  # pragma: no cover - exotic inputs
         raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x)}") from exc
-
-
-def check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
-    """Raise a ValueError listing the valid choices when ``value`` is not one of them."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def check_positive_int(value: int, name: str) -> int:
-    """Return ``value`` as int after checking it is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _prepare_points(

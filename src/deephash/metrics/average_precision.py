@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deephash.metrics._inputs import (
-    _AP_DIVISORS,
-    APDivisor,
-    ArrayLike,
-    Distance,
-    check_choice,
-    check_positive_int,
-    prepare,
-)
+from deephash.checks import check_choice, check_positive_int
+from deephash.metrics._inputs import _AP_DIVISORS, APDivisor, ArrayLike, Distance, prepare
 from deephash.metrics._ranking import RankStats, compute_rank_stats
 
 __all__ = ["average_precision_from_stats", "mean_average_precision"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from deephash.metrics._inputs import ArrayLike, Distance, check_positive_int, prepare
+from deephash.checks import check_positive_int
+from deephash.metrics._inputs import ArrayLike, Distance, prepare
 from deephash.metrics._ranking import RankStats, compute_rank_stats
 
 __all__ = ["knn_accuracy", "knn_accuracy_from_stats"]

@@ -8,14 +8,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from deephash.metrics._inputs import (
-    _NO_RETRIEVAL,
-    ArrayLike,
-    Distance,
-    NoRetrieval,
-    check_choice,
-    prepare,
-)
+from deephash.checks import check_choice
+from deephash.codes import check_padding_bits
+from deephash.metrics._inputs import _NO_RETRIEVAL, ArrayLike, Distance, NoRetrieval, prepare
 from deephash.metrics._ranking import compute_rank_stats
 
 __all__ = ["PrecisionRecallCurve", "default_rank_cutoffs", "precision_recall_curve"]
@@ -65,13 +60,8 @@ def _check_bits(bits: int | None, nbytes: int, query: ArrayLike, database: Array
             f"bits={bits!r} does not match codes of {nbytes} bytes (need {8 * (nbytes - 1) + 1}.."
             f"{8 * nbytes})"
         )
-    if bits % 8:
-        for name, arr in (("query", query), ("database", database)):
-            if np.any(np.asarray(arr)[:, -1] >> (bits % 8)):
-                raise ValueError(
-                    f"{name} codes have non-zero padding bits beyond bit {bits}; pack them with "
-                    "deephash.codes.pack_bits"
-                )
+    for name, arr in (("query", query), ("database", database)):
+        check_padding_bits(np.asarray(arr), bits, f"{name} codes")
     return bits
 
 

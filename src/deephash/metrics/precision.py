@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from deephash.metrics._inputs import (
-    _NO_RETRIEVAL,
-    ArrayLike,
-    Distance,
-    NoRetrieval,
-    check_choice,
-    check_positive_int,
-    prepare,
-)
+from deephash.checks import check_choice, check_positive_int
+from deephash.metrics._inputs import _NO_RETRIEVAL, ArrayLike, Distance, NoRetrieval, prepare
 from deephash.metrics._ranking import RankStats, compute_rank_stats
 
 __all__ = ["precision_at_k", "precision_within_radius", "radius_precision_from_stats"]

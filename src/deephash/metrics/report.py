@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deephash.metrics._inputs import (
-    _AP_DIVISORS,
-    APDivisor,
-    ArrayLike,
-    Distance,
-    check_choice,
-    check_positive_int,
-    prepare,
-)
+from deephash.checks import check_choice, check_positive_int
+from deephash.metrics._inputs import _AP_DIVISORS, APDivisor, ArrayLike, Distance, prepare
 from deephash.metrics._ranking import compute_rank_stats
 from deephash.metrics.average_precision import average_precision_from_stats
 from deephash.metrics.knn import knn_accuracy_from_stats

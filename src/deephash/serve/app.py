@@ -33,6 +33,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deephash.codes import check_padding_bits
 from deephash.collection import Collection, Hit, ImageBombError, ImageDecodeError, NewItem
 from deephash.index import EngineUnavailableError
 from deephash.serve.auth import token_matches
@@ -457,8 +458,10 @@ def create_app(
                 f"{collection.bits}-bit codes have {nbytes} bytes ({2 * nbytes} hex digits)",
             )
         code = np.frombuffer(raw, dtype=np.uint8)[None, :].copy()
-        if collection.bits % 8 and code[0, -1] >> (collection.bits % 8):
-            raise ApiError(400, "bad_code", f"code sets bits beyond bit {collection.bits - 1}")
+        try:
+            check_padding_bits(code, collection.bits, "the code")
+        except ValueError as exc:
+            raise ApiError(400, "bad_code", str(exc)) from None
         return code
 
     @app.post(
