@@ -119,6 +119,116 @@ def _relevance_inputs(prep: Prepared) -> tuple[np.ndarray, ...]:
     return prep.query_labels, prep.database_labels, q_mask, db_mask
 
 
+@dataclass
+class _Sums:
+    """The per-query accumulators both kernels fill in place (shapes as in :class:`RankStats`;
+    topk: int64 (nq, t) the t nearest database rows, t = 0 without kNN)."""
+
+    ap_sum: np.ndarray
+    ap_hits: np.ndarray
+    n_relevant: np.ndarray
+    cut_hits: np.ndarray
+    r_ap_sum: np.ndarray
+    r_hits: np.ndarray
+    topk: np.ndarray
+
+    @classmethod
+    def zeros(cls, nq: int, n_depths: int, n_cutoffs: int, top_t: int) -> _Sums:
+        return cls(
+            ap_sum=np.zeros((nq, n_depths)),
+            ap_hits=np.zeros((nq, n_depths), dtype=np.int64),
+            n_relevant=np.zeros(nq, dtype=np.int64),
+            cut_hits=np.zeros((nq, n_cutoffs), dtype=np.int64),
+            r_ap_sum=np.zeros(nq),
+            r_hits=np.zeros(nq, dtype=np.int64),
+            topk=np.zeros((nq, top_t), dtype=np.int64),
+        )
+
+    def rows(self, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        """Views of queries lo..hi-1, in the kernels' argument order (topk apart)."""
+        return (
+            self.ap_sum[lo:hi],
+            self.ap_hits[lo:hi],
+            self.n_relevant[lo:hi],
+            self.cut_hits[lo:hi],
+            self.r_ap_sum[lo:hi],
+            self.r_hits[lo:hi],
+        )
+
+
+def _check_request(prep: Prepared, knn_k: int, radius: bool, *depths: np.ndarray) -> None:
+    if knn_k and prep.multilabel:
+        raise ValueError(
+            "kNN accuracy needs single-label inputs (n,) class ids; multi-label matrices "
+            "have no majority vote"
+        )
+    if radius and not prep.hamming:
+        raise ValueError("precision within a Hamming radius needs distance='hamming'")
+    n = prep.num_ranked
+    for arr in depths:
+        if arr.size and (arr[0] < 1 or arr[-1] > n):
+            raise ValueError(f"internal: ranking depths must lie in 1..{n}, got {arr}")
+
+
+def _hamming_pass(
+    prep: Prepared, ap_ks: np.ndarray, cutoffs: np.ndarray, sums: _Sums, radius: bool
+) -> tuple[np.ndarray, ...] | None:
+    """Fill ``sums`` for packed codes, a chunk of queries at a time; returns the Hamming-radius
+    sums (precision, nonempty, recall), each (D,), when ``radius`` is asked for, else None."""
+    nd = prep.max_distance + 1
+    if nd > np.iinfo(np.uint16).max:
+        raise ValueError(f"codes longer than {np.iinfo(np.uint16).max - 1} bits are not supported")
+    totals = [np.zeros(nd), np.zeros(nd, dtype=np.int64), np.zeros(nd)]
+    threads = numba.get_num_threads()
+    q_lab, db_lab, q_mask, db_mask = _relevance_inputs(prep)
+    for lo in range(0, prep.num_queries, HAMMING_QUERY_CHUNK):
+        hi = min(prep.num_queries, lo + HAMMING_QUERY_CHUNK)
+        hist = np.empty((hi - lo, nd), dtype=np.int64)
+        relhist = np.empty((hi - lo, nd), dtype=np.int64)
+        hamming_rank_stats(
+            prep.query[lo:hi],
+            prep.database,
+            q_lab[lo:hi],
+            db_lab,
+            q_mask[lo:hi],
+            db_mask,
+            prep.multilabel,
+            ap_ks,
+            cutoffs,
+            *sums.rows(lo, hi),
+            sums.topk[lo:hi],
+            hist,
+            relhist,
+            min(hi - lo, 8 * threads),
+            lo if prep.leave_one_out else -1,
+        )
+        if radius:
+            for total, part in zip(totals, _radius_sums(hist, relhist), strict=True):
+                total += part
+    return tuple(totals) if radius else None
+
+
+def _float_pass(prep: Prepared, ap_ks: np.ndarray, cutoffs: np.ndarray, sums: _Sums) -> None:
+    """Fill ``sums`` for float embeddings (euclidean or cosine) in one kernel call."""
+    cosine = prep.distance == "cosine"
+    query = normalize_rows(prep.query) if cosine else prep.query
+    database = normalize_rows(prep.database) if cosine else prep.database
+    float_rank_stats(
+        query,
+        tile_database(database, FLOAT_DB_BLOCK),
+        prep.num_database,
+        cosine,
+        *_relevance_inputs(prep),
+        prep.multilabel,
+        ap_ks,
+        cutoffs,
+        *sums.rows(0, prep.num_queries),
+        sums.topk,
+        FLOAT_QUERY_BLOCK,
+        0 if prep.leave_one_out else -1,
+    )
+
+
 def compute_rank_stats(
     prep: Prepared,
     *,
@@ -135,117 +245,27 @@ def compute_rank_stats(
     other items keep their order, so positions, ties and every statistic (R included) are those of
     the database without that item.
     """
-    n = prep.num_ranked
-    nq = prep.num_queries
-    if knn_k and prep.multilabel:
-        raise ValueError(
-            "kNN accuracy needs single-label inputs (n,) class ids; multi-label matrices "
-            "have no majority vote"
-        )
-    if radius and not prep.hamming:
-        raise ValueError("precision within a Hamming radius needs distance='hamming'")
     ap_ks_arr = np.unique(np.asarray(ap_ks, dtype=np.int64))
     cut_arr = np.unique(np.asarray(cutoffs, dtype=np.int64))
-    for arr in (ap_ks_arr, cut_arr):
-        if arr.size and (arr[0] < 1 or arr[-1] > n):
-            raise ValueError(f"internal: ranking depths must lie in 1..{n}, got {arr}")
-    top_t = min(int(knn_k), n)
-    ap_sum = np.zeros((nq, ap_ks_arr.size))
-    ap_hits = np.zeros((nq, ap_ks_arr.size), dtype=np.int64)
-    n_relevant = np.zeros(nq, dtype=np.int64)
-    cut_hits = np.zeros((nq, cut_arr.size), dtype=np.int64)
-    r_ap_sum = np.zeros(nq)
-    r_hits = np.zeros(nq, dtype=np.int64)
-    topk = np.zeros((nq, top_t), dtype=np.int64) if top_t else None
-    knn_pred = np.zeros(nq, dtype=np.int64) if top_t else None
+    _check_request(prep, knn_k, radius, ap_ks_arr, cut_arr)
+    top_t = min(int(knn_k), prep.num_ranked)
+    sums = _Sums.zeros(prep.num_queries, ap_ks_arr.size, cut_arr.size, top_t)
     radius_sums = None
-
     if prep.hamming:
-        nd = prep.max_distance + 1
-        if nd > np.iinfo(np.uint16).max:
-            raise ValueError(
-                f"codes longer than {np.iinfo(np.uint16).max - 1} bits are not supported"
-            )
-        psum = np.zeros(nd)
-        nonempty = np.zeros(nd, dtype=np.int64)
-        rsum = np.zeros(nd)
-        threads = numba.get_num_threads()
-        q_lab, db_lab, q_mask, db_mask = _relevance_inputs(prep)
-        for lo in range(0, nq, HAMMING_QUERY_CHUNK):
-            hi = min(nq, lo + HAMMING_QUERY_CHUNK)
-            c = hi - lo
-            hist = np.empty((c, nd), dtype=np.int64)
-            relhist = np.empty((c, nd), dtype=np.int64)
-            chunk_top = np.zeros((c, top_t), dtype=np.int64)
-            hamming_rank_stats(
-                prep.query[lo:hi],
-                prep.database,
-                q_lab[lo:hi],
-                db_lab,
-                q_mask[lo:hi],
-                db_mask,
-                prep.multilabel,
-                ap_ks_arr,
-                cut_arr,
-                ap_sum[lo:hi],
-                ap_hits[lo:hi],
-                n_relevant[lo:hi],
-                cut_hits[lo:hi],
-                r_ap_sum[lo:hi],
-                r_hits[lo:hi],
-                chunk_top,
-                hist,
-                relhist,
-                min(c, 8 * threads),
-                lo if prep.leave_one_out else -1,
-            )
-            if topk is not None:
-                topk[lo:hi] = chunk_top
-            if radius:
-                p, ne, r = _radius_sums(hist, relhist)
-                psum += p
-                nonempty += ne
-                rsum += r
-        if radius:
-            radius_sums = (psum, nonempty, rsum)
+        radius_sums = _hamming_pass(prep, ap_ks_arr, cut_arr, sums, radius)
     else:
-        cosine = prep.distance == "cosine"
-        query = normalize_rows(prep.query) if cosine else prep.query
-        database = normalize_rows(prep.database) if cosine else prep.database
-        float_rank_stats(
-            query,
-            tile_database(database, FLOAT_DB_BLOCK),
-            prep.num_database,
-            cosine,
-            *_relevance_inputs(prep),
-            prep.multilabel,
-            ap_ks_arr,
-            cut_arr,
-            ap_sum,
-            ap_hits,
-            n_relevant,
-            cut_hits,
-            r_ap_sum,
-            r_hits,
-            np.zeros((nq, top_t), dtype=np.int64) if topk is None else topk,
-            FLOAT_QUERY_BLOCK,
-            0 if prep.leave_one_out else -1,
-        )
-
-    query_classes = None if prep.multilabel else prep.query_labels
-    if topk is not None and knn_pred is not None:
-        knn_pred[:] = majority_vote(prep.database_labels[topk])
+        _float_pass(prep, ap_ks_arr, cut_arr, sums)
     return RankStats(
         ap_ks=ap_ks_arr,
-        ap_sum=ap_sum,
-        ap_hits=ap_hits,
-        n_relevant=n_relevant,
+        ap_sum=sums.ap_sum,
+        ap_hits=sums.ap_hits,
+        n_relevant=sums.n_relevant,
         cutoffs=cut_arr,
-        cut_hits=cut_hits,
-        r_ap_sum=r_ap_sum,
-        r_hits=r_hits,
-        knn_pred=knn_pred,
-        query_classes=query_classes,
+        cut_hits=sums.cut_hits,
+        r_ap_sum=sums.r_ap_sum,
+        r_hits=sums.r_hits,
+        knn_pred=majority_vote(prep.database_labels[sums.topk]) if top_t else None,
+        query_classes=None if prep.multilabel else prep.query_labels,
         radius_precision_sum=None if radius_sums is None else radius_sums[0],
         radius_nonempty=None if radius_sums is None else radius_sums[1],
         radius_recall_sum=None if radius_sums is None else radius_sums[2],
