@@ -25,7 +25,22 @@ def register(sub: Any) -> None:
         "item metadata, a copy of every image, and an fsynced log of changes.",
     )
     csub = p.add_subparsers(dest="collection_command", metavar="ACTION")
+    _add_create(csub)
+    _add_add(csub)
+    r = csub.add_parser("remove", help="remove items by id")
+    r.add_argument("dir", help="collection folder")
+    r.add_argument("ids", nargs="+", type=int, metavar="ID")
+    r.set_defaults(func=run_remove)
+    _add_duplicates(csub)
+    i = csub.add_parser(
+        "info", help="print the collection's settings, counts and code usage (JSON)"
+    )
+    i.add_argument("dir", help="collection folder")
+    i.set_defaults(func=run_info)
+    p.set_defaults(func=lambda args: _no_action(p))
 
+
+def _add_create(csub: Any) -> None:
     c = csub.add_parser(
         "create",
         help="make a collection for a hashing run's model, or index a folder of photos",
@@ -91,6 +106,8 @@ def register(sub: Any) -> None:
     add_device_arg(c)
     c.set_defaults(func=run_create)
 
+
+def _add_add(csub: Any) -> None:
     a = csub.add_parser(
         "add",
         help="add image files or folders (class sub-folders give labels)",
@@ -114,11 +131,8 @@ def register(sub: Any) -> None:
     add_device_arg(a)
     a.set_defaults(func=run_add)
 
-    r = csub.add_parser("remove", help="remove items by id")
-    r.add_argument("dir", help="collection folder")
-    r.add_argument("ids", nargs="+", type=int, metavar="ID")
-    r.set_defaults(func=run_remove)
 
+def _add_duplicates(csub: Any) -> None:
     d = csub.add_parser(
         "duplicates",
         help="list groups of near-identical stored images",
@@ -144,13 +158,6 @@ def register(sub: Any) -> None:
     )
     d.add_argument("--json", action="store_true", help="print {groups, pairs} as JSON")
     d.set_defaults(func=run_duplicates)
-
-    i = csub.add_parser(
-        "info", help="print the collection's settings, counts and code usage (JSON)"
-    )
-    i.add_argument("dir", help="collection folder")
-    i.set_defaults(func=run_info)
-    p.set_defaults(func=lambda args: _no_action(p))
 
 
 def _no_action(p: argparse.ArgumentParser) -> int:
