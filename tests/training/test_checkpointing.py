@@ -15,7 +15,7 @@ def test_a_new_run_refuses_a_folder_that_holds_one(tmp_path: Path) -> None:
 
 
 def test_resume_needs_last_pt(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="cannot resume: .*last.pt does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"cannot resume: .*last\.pt does not exist"):
         check_run_folder(tmp_path, resume=True)
 
 
