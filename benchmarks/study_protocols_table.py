@@ -31,7 +31,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    from deephash.training.study import load_study
+    from deephash.training.compare import load_study
     from deephash.viz import plot_protocol_scatter
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

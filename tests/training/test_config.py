@@ -29,6 +29,9 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
         ({"p": 1}, "p >= 2"),
         ({"optimizer": "lbfgs"}, "optimizer must be"),
         ({"lr": 0}, "lr must be positive"),
+        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"epochs": 2.5}, "epochs must be a positive integer"),
+        ({"embedding_dim": -1}, "embedding_dim must be a positive integer"),
         ({"instance_weight": -0.5}, "instance_weight and instance_spread are loss weights"),
         ({"instance_spread": "much"}, "instance_spread must be a number"),
         ({"instance_temperature": 0}, "instance_temperature must be > 0"),
@@ -53,7 +56,7 @@ def test_missing_or_malformed_file(tmp_path: Path) -> None:
 
 def test_shipped_configs_are_valid() -> None:
     from deephash.training.baselines import BASELINE_METHODS
-    from deephash.training.study import load_study
+    from deephash.training.compare import load_study
 
     root = Path(__file__).resolve().parents[2] / "configs"
     files = sorted(root.rglob("*.yaml"))

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from deephash.training.baselines import BASELINE_KEYS, BASELINE_METHODS
+from deephash.training.compare import load_study, run_compare
 from deephash.training.config import load_config
-from deephash.training.study import load_study, run_compare
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 STUDY = CONFIGS / "study-seeds-cifar10.yaml"

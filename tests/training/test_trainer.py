@@ -216,7 +216,7 @@ def test_time_limit_leaves_room_for_validation(
     enough that the last validation still ends within the limit."""
     import types
 
-    from deephash.training import trainer
+    from deephash.training import setup, time_budget, trainer
 
     clock = {"now": 0.0}
 
@@ -224,14 +224,16 @@ def test_time_limit_leaves_room_for_validation(
         clock["now"] += 1.0
         return clock["now"]
 
-    real_validate = trainer._validate
+    real_validate = trainer.validate
 
     def slow_validate(*args: Any, **kwargs: Any) -> dict:
         clock["now"] += 10.0
         return real_validate(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=perf_counter))
-    monkeypatch.setattr(trainer, "_validate", slow_validate)
+    fake_time = types.SimpleNamespace(perf_counter=perf_counter)
+    for module in (setup, time_budget, trainer):  # every clock read of the loop
+        monkeypatch.setattr(module, "time", fake_time)
+    monkeypatch.setattr(trainer, "validate", slow_validate)
     cfg = _cfg(tiny_config_values, epochs=50, batches_per_epoch=8, time_limit_minutes=0.6)
     result = trainer.train(cfg, tmp_path / "t")
     hist = result.history

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deephash.cli.train import parse_sets
-    from deephash.training.study import run_compare
+    from deephash.training.compare import run_compare
 
     run_compare(
         args.configs,

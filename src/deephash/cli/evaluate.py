@@ -27,9 +27,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deephash.atomic_io import atomic_write_json
+    from deephash.run_folder import RunFolder
     from deephash.training import recipe
+    from deephash.training.final_eval import evaluate_network
     from deephash.training.runs import load_run
-    from deephash.training.trainer import evaluate_network
 
     run_dir = Path(args.run_dir)
     loaded = load_run(run_dir, device=args.device, checkpoint=args.checkpoint)
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.tsne_samples = 0
     data = recipe.load_data(cfg)
     metrics = evaluate_network(cfg, loaded.net, data, loaded.device, run_dir=run_dir)
-    old_path = run_dir / "metrics.json"
+    old_path = RunFolder(run_dir).metrics
     if old_path.exists():
         old = json.loads(old_path.read_text())
         for key in ("train_seconds", "epochs_run", "best_epoch", "best_val_map"):

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deephash.run_folder import RunFolder
+
 COLUMNS = [
     ("map", "mAP@all"),
     ("map_at_k", "mAP@k"),
@@ -35,7 +37,7 @@ def table(paths: list[Path]) -> str:
     )
     lines = [head, "|" + "---|" * (len(COLUMNS) + 5)]
     for path in paths:
-        f = path / "metrics.json" if path.is_dir() else path
+        f = RunFolder(path).metrics if path.is_dir() else path
         if not f.is_file():
             raise FileNotFoundError(f"{f} does not exist (has the run finished?)")
         m = json.loads(f.read_text())

@@ -125,12 +125,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deephash.run_folder import RunFolder
     from deephash.training.config import load_config
     from deephash.training.trainer import train
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = load_config(run_dir / "config.yaml")
+        cfg = load_config(RunFolder(run_dir).config)
         result = train(cfg, run_dir, resume=True)
     else:
         if not args.out:

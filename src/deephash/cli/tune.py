@@ -62,7 +62,7 @@ def parse_grid(items: list[str]) -> dict[str, Sequence[Any]]:
 def run(args: argparse.Namespace) -> int:
     from deephash.cli.train import parse_sets
     from deephash.training.config import load_config
-    from deephash.training.study import run_tune
+    from deephash.training.tune import run_tune
 
     base = load_config(args.config, **parse_sets(args.set))
     result = run_tune(base, parse_grid(args.param), args.out, cross_validate=args.cross_validate)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
 from deephash.device import resolve_device
 from deephash.evaluation.evaluator import embed_images, retrieval_metrics
+from deephash.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from deephash.data import ProtocolData
 
 __all__ = ["extract_baseline"]
 
@@ -75,32 +83,7 @@ def extract_baseline(
         **(backbone_options or {}),
     )
     net = net.to(dev).eval()
-    pre = data.preprocessor(augment=False)
-    store = None
-    if cache:
-        from deephash.evaluation.feature_store import FeatureStore, default_cache_dir
-
-        key = FeatureStore.key_for(
-            net,
-            backbone=backbone,
-            # what decides the output besides the weights (the options that change the
-            # architecture show in the module itself, which the key covers)
-            input_size=getattr(net, "min_input_size", None),
-            mean=data.mean,
-            std=data.std,
-        )
-        store = FeatureStore(default_cache_dir() / "features", key, dtype=torch.float32)
-
-    def embed(images: np.ndarray, desc: str) -> np.ndarray:
-        if store is not None:
-            out = store.maps(
-                net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
-            )
-            return out.numpy()
-        return embed_images(
-            net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
-        )
-
+    embed = _feature_embedder(net, data, backbone, dev, batch_size, progress, cache)
     q = embed(data.query.images, "query features")
     loo = data.protocol.leave_one_out  # query and database are the same images
     db = q if loo else embed(data.database.images, "database features")
@@ -130,14 +113,7 @@ def extract_baseline(
         }
     )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_save_npz(
-        out / "features.npz",
-        query=q,
-        query_labels=data.query.labels,
-        database=db,
-        database_labels=data.database.labels,
-    )
-    atomic_write_json(out / "metrics.json", metrics)
+    _write_outputs(out, data, q, db, metrics)
     if tsne_samples > 0:
         from deephash.viz import plot_tsne
 
@@ -151,3 +127,60 @@ def extract_baseline(
             seed=seed,
         )
     return metrics
+
+
+def _feature_embedder(
+    net: nn.Module,
+    data: ProtocolData,
+    backbone: str,
+    dev: torch.device,
+    batch_size: int,
+    progress: bool,
+    cache: bool,
+) -> Callable[[np.ndarray, str], np.ndarray]:
+    """``embed(images, desc)``: uint8 (N, H, W[, C]) -> float32 features (N, D) of ``net`` (in
+    eval mode on ``dev``); with ``cache``, through the content-addressed feature store."""
+    pre = data.preprocessor(augment=False)
+    store = None
+    if cache:
+        import torch
+
+        from deephash.evaluation.feature_store import FeatureStore, default_cache_dir
+
+        key = FeatureStore.key_for(
+            net,
+            backbone=backbone,
+            # what decides the output besides the weights (the options that change the
+            # architecture show in the module itself, which the key covers)
+            input_size=getattr(net, "min_input_size", None),
+            mean=data.mean,
+            std=data.std,
+        )
+        store = FeatureStore(default_cache_dir() / "features", key, dtype=torch.float32)
+
+    def embed(images: np.ndarray, desc: str) -> np.ndarray:
+        if store is not None:
+            out = store.maps(
+                net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
+            )
+            return out.numpy()
+        return embed_images(
+            net, images, pre, device=dev, batch_size=batch_size, progress=progress, desc=desc
+        )
+
+    return embed
+
+
+def _write_outputs(
+    out: Path, data: ProtocolData, q: np.ndarray, db: np.ndarray, metrics: dict[str, Any]
+) -> None:
+    """``features.npz`` (query (Q, D), database (N, D) and their labels) and ``metrics.json``."""
+    folder = RunFolder(out)
+    atomic_save_npz(
+        folder.features,
+        query=q,
+        query_labels=data.query.labels,
+        database=db,
+        database_labels=data.database.labels,
+    )
+    atomic_write_json(folder.metrics, metrics)

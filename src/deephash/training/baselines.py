@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from deephash.atomic_io import atomic_save_npz, atomic_write_json
+from deephash.run_folder import RunFolder
 
 __all__ = [
     "BASELINE_KEYS",
@@ -64,11 +65,10 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
     weights = values.get("weights")
     if not weights or not bool(values.get("normalize", False)):
         return None
-    src = Path(str(weights))
-    files = ("embeddings.npz", "config.yaml", "metrics.json")
-    if not all((src / f).is_file() for f in files):  # a finished run
+    src = RunFolder(str(weights))
+    if not all(f.is_file() for f in (src.embeddings, src.config, src.metrics)):  # a finished run
         return None
-    cfg = yaml.safe_load((src / "config.yaml").read_text()) or {}
+    cfg = yaml.safe_load(src.config.read_text()) or {}
     same = (
         cfg.get("retrieve_from") == "backbone"
         and cfg.get("backbone") == values.get("backbone", "small-cnn")
@@ -82,9 +82,9 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
     if not same:
         return None
     t0 = time.perf_counter()
-    e = np.load(src / "embeddings.npz")
+    e = np.load(src.embeddings)
     q, db = e["query"], e["database"]
-    loo = bool(json.loads((src / "metrics.json").read_text()).get("leave_one_out", False))
+    loo = bool(json.loads(src.metrics.read_text()).get("leave_one_out", False))
     metrics = retrieval_metrics(
         q,
         e["query_labels"],
@@ -104,12 +104,12 @@ def features_from_run(values: dict[str, Any], run_dir: Path) -> dict[str, Any] |
             "feature_dim": int(q.shape[1]),
             "normalized": True,
             "seed": int(values.get("seed", 0)),
-            "features_from": str(src / "embeddings.npz"),
+            "features_from": str(src.embeddings),
             "seconds": round(time.perf_counter() - t0, 2),
         }
     )
     atomic_save_npz(
-        run_dir / "features.npz",
+        RunFolder(run_dir).features,
         query=q,
         query_labels=e["query_labels"],
         database=db,
@@ -126,8 +126,7 @@ def _data_info(values: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any
 
     source = metrics.get("features_from")
     if source:
-        src = Path(source).parent
-        ckpt = src / "best.pt" if (src / "best.pt").exists() else src / "last.pt"
+        ckpt = RunFolder(Path(source).parent).checkpoint()
         info: dict[str, Any] = load_checkpoint(ckpt)["data_info"]
         return info
     from deephash.data import default_protocol, load_protocol_data
@@ -220,7 +219,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
         bits = int(values["bits"])
         extracted = metrics
-        f = np.load(run_dir / "features.npz")
+        f = np.load(RunFolder(run_dir).features)
         model = (ITQ if method == "itq" else LSH)(bits, seed=int(values.get("seed", 0)))
         model.fit(f["database"])
         q, db = model.project(f["query"]), model.project(f["database"])
@@ -240,7 +239,7 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             "method": method,
         }
         atomic_save_npz(
-            run_dir / "codes.npz",
+            RunFolder(run_dir).codes,
             query=pack_bits(sign(q)),
             database=pack_bits(sign(db)),
             query_labels=f["query_labels"],
@@ -249,5 +248,5 @@ def run_baseline(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         _save_model(values, run_dir, model, extracted, num_fitted=len(f["database"]))
     metrics["method"] = method
     metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(RunFolder(run_dir).metrics, metrics)
     return metrics

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from deephash.checks import check_positive_int
+
 __all__ = ["TrainConfig", "load_config"]
 
 
@@ -144,10 +146,8 @@ class TrainConfig:
         """Raise ValueError for settings that cannot work."""
         if self.bits is not None and not 8 <= self.bits <= 256:
             raise ValueError(f"bits must be in 8..256, got {self.bits}")
-        if self.embedding_dim <= 0:
-            raise ValueError(f"embedding_dim must be positive, got {self.embedding_dim}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        check_positive_int(self.embedding_dim, "embedding_dim")
+        check_positive_int(self.epochs, "epochs")
         if self.sampling not in {"pk", "offline-triplets", "offline-pairs", "random"}:
             raise ValueError(
                 f"sampling must be pk, offline-triplets, offline-pairs or random; got {self.sampling!r}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deephash.atomic_io import save_checkpoint
+from deephash.run_folder import RunFolder
 from deephash.training.config import TrainConfig
 
 __all__ = ["FITTED_KEYS", "fitted_config", "save_fitted_run"]
@@ -76,6 +77,6 @@ def save_fitted_run(
         "history": [],
         "fitted": fitted or {},
     }
-    save_checkpoint(run_dir / "best.pt", state)
+    save_checkpoint(RunFolder(run_dir).best, state)
     # config.yaml last: a folder without it is not a run folder yet
-    cfg.save(run_dir / "config.yaml")
+    cfg.save(RunFolder(run_dir).config)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from deephash.atomic_io import load_checkpoint
+from deephash.run_folder import RunFolder
 from deephash.training.config import TrainConfig
 
 __all__ = ["ENCODER_ENGINES", "LoadedRun", "load_run"]
@@ -141,11 +142,12 @@ def load_run(run_dir: str | Path, *, device: str = "auto", checkpoint: str = "be
     from deephash.training import recipe
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    folder = RunFolder(run_dir)
+    if not folder.is_run():
         raise FileNotFoundError(f"{run_dir} is not a deephash run folder (no config.yaml)")
-    ckpt = run_dir / f"{checkpoint}.pt"
+    ckpt = folder.best if checkpoint == "best" else run_dir / f"{checkpoint}.pt"
     if not ckpt.exists():
-        ckpt = run_dir / "last.pt"
+        ckpt = folder.last
     dev = resolve_device(device)
     state = load_checkpoint(ckpt, map_location=dev)
     cfg = TrainConfig.from_dict(state["config"])

@@ -1,12 +1,8 @@
-"""Model selection on validation (``tune``) and side-by-side studies of recipes (``compare``).
-
-``tune`` never looks at query data when choosing: every trial runs with ``final_eval=False`` and is
-ranked by its best validation mAP; only the chosen trial is then evaluated on query vs database.
-"""
+"""Side-by-side studies of recipes (``deephash compare``): every recipe (or baseline) trained with
+the same seeds and budget, reused or resumed when it ran before, and summarised in one table."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import statistics
 from collections.abc import Mapping, Sequence
@@ -17,253 +13,12 @@ from typing import Any
 import yaml
 
 from deephash.atomic_io import atomic_write_json, atomic_write_text
-from deephash.training.config import TrainConfig, load_config
+from deephash.run_folder import RunFolder
+from deephash.training.config import load_config
 from deephash.training.reference import Reference
+from deephash.training.run_reuse import read_history, train_or_reuse
 
-__all__ = [
-    "CompareResult",
-    "TuneResult",
-    "check_selection",
-    "load_study",
-    "run_compare",
-    "run_tune",
-    "set_dotted",
-]
-
-
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    """``set_dotted(d, "loss_options.margin", 0.2)`` sets ``d["loss_options"]["margin"]``."""
-    node = values
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def _read_history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "history.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> None:
-    """Train ``run_dir`` unless it is finished; resume it when it was interrupted."""
-    from deephash.training.trainer import train
-
-    done_marker = run_dir / ("metrics.json" if cfg.final_eval else "history.jsonl")
-    if (run_dir / "last.pt").exists():
-        _check_same_recipe(cfg, run_dir)
-        history = _read_history(run_dir)
-        finished = bool(history) and history[-1]["epoch"] >= cfg.epochs
-        if finished and done_marker.exists():
-            return
-        train(cfg, run_dir, resume=True)
-    else:
-        train(cfg, run_dir)
-
-
-# Settings that do not change what a run computes, so they may differ when a run is reused.
-_RUNTIME_KEYS = {
-    "progress",
-    "num_threads",
-    "device",
-    "data_dir",
-    "download",
-    "final_eval",
-    "name",
-    "cache_dir",
-}
-
-
-def _check_same_recipe(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse to reuse or resume ``run_dir`` for a different recipe (that would mix two runs)."""
-    saved_file = run_dir / "config.yaml"
-    if not saved_file.exists():
-        return
-    saved = TrainConfig.from_dict(yaml.safe_load(saved_file.read_text()) or {}).to_dict()
-    wanted = cfg.to_dict()
-    diff = sorted(k for k in wanted if k not in _RUNTIME_KEYS and saved.get(k) != wanted[k])
-    if diff:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in diff)
-        raise ValueError(
-            f"{run_dir} holds a run of a different recipe ({details}); use another --out, or "
-            "pass the same overrides (--set/--seeds) as when it was trained"
-        )
-
-
-@dataclass
-class TuneResult:
-    best_params: dict[str, Any]
-    best_val_map: float
-    trials: list[dict[str, Any]]
-    test_metrics: dict[str, Any]
-    best_run: Path
-
-
-def check_selection(cfg: TrainConfig) -> int | None:
-    """Refuse a recipe whose validation would leak test classes into model selection, or select
-    for seen-class retrieval on an unseen-class protocol (see
-    :meth:`deephash.data.protocols.Protocol.check_model_selection`; ValueError saying why).
-
-    Returns the number of class-disjoint validation folds of the recipe's protocol (None when its
-    validation is not class-disjoint).
-    """
-    from deephash.training import recipe
-
-    if cfg.fit_validation:
-        raise ValueError(
-            "tune selects on the validation split, so its trials cannot train on it: "
-            "set fit_validation: false for tuning (use it for the final fit afterwards)"
-        )
-    protocol, labels = recipe.load_protocol(cfg)
-    protocol.check_model_selection(labels)
-    folds = protocol.options.get("validation_folds")
-    return int(folds) if protocol.class_disjoint_validation and folds else None
-
-
-def run_tune(
-    base: TrainConfig,
-    grid: dict[str, Sequence[Any]],
-    out_dir: str | Path,
-    *,
-    cross_validate: bool = False,
-) -> TuneResult:
-    """Grid-search ``grid`` (dotted config key -> values) on the validation split only.
-
-    Each trial trains into ``out_dir/trial-XX`` with ``final_eval=False``; the best trial by its
-    best validation mAP is then evaluated once on query vs database (its best checkpoint). Writes
-    ``tune.json`` and ``tune.md`` in ``out_dir``.
-
-    Every trial's recipe is checked first (:func:`check_selection`): a setting that would leak
-    test classes into the choice is refused before anything trains. ``cross_validate`` (for
-    protocols with class-disjoint ``validation_folds``, as in Musgrave et al. 2020): each trial
-    trains once per fold (``trial-XX/fold-F``, fold F of the training classes held out), its score
-    is the mean of the folds' best validation mAPs, and the selected trial's test metrics are the
-    means over its fold models (each listed under ``folds``).
-    """
-    if not grid:
-        raise ValueError("tune needs at least one --param KEY=V1,V2,...")
-    out = Path(out_dir)
-    keys = list(grid)
-    plans: list[tuple[dict[str, Any], list[TrainConfig]]] = []
-    class_disjoint = False
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        values = base.to_dict()
-        params = dict(zip(keys, combo))
-        for key, value in params.items():
-            set_dotted(values, key, value)
-        values["final_eval"] = False
-        cfg = TrainConfig.from_dict(values)
-        folds = check_selection(cfg)
-        class_disjoint = class_disjoint or folds is not None
-        if not cross_validate:
-            plans.append((params, [cfg]))
-            continue
-        if folds is None:
-            raise ValueError(
-                "--cross-validate needs class-disjoint validation folds: an unseen-class protocol "
-                "(e.g. fashion-mnist-unseen) or protocol_options.validation_folds"
-            )
-        per_fold = []
-        for fold in range(folds):
-            v = cfg.to_dict()
-            v["protocol_options"] = {**v["protocol_options"], "validation_fold": fold}
-            per_fold.append(TrainConfig.from_dict(v))
-        plans.append((params, per_fold))
-    out.mkdir(parents=True, exist_ok=True)
-    trials: list[dict[str, Any]] = []
-    for i, (params, cfgs) in enumerate(plans):
-        trial = out / f"trial-{i:02d}"
-        dirs = [trial / f"fold-{f}" for f in range(len(cfgs))] if cross_validate else [trial]
-        fold_maps = []
-        for cfg, run_dir in zip(cfgs, dirs):
-            _train_or_reuse(cfg, run_dir)
-            history = _read_history(run_dir)
-            fold_maps.append(
-                max((h.get("val_map", float("-inf")) for h in history), default=float("-inf"))
-            )
-        best = statistics.fmean(fold_maps)
-        entry: dict[str, Any] = {"trial": trial.name, "params": params, "best_val_map": best}
-        if cross_validate:
-            entry["fold_val_maps"] = fold_maps
-        trials.append(entry)
-        print(f"[tune] {trial.name} {params} -> best validation mAP {best:.4f}")
-    winner = max(trials, key=lambda t: t["best_val_map"])
-    best_dir = out / winner["trial"]
-    if cross_validate:
-        fold_tests = [
-            _evaluate_run(best_dir / f"fold-{f}") for f in range(len(winner["fold_val_maps"]))
-        ]
-        test_metrics: dict[str, Any] = {
-            key: statistics.fmean(m[key] for m in fold_tests)
-            for key in ("map", "knn_accuracy")
-            if all(key in m for m in fold_tests)
-        }
-        test_metrics["folds"] = fold_tests
-    else:
-        test_metrics = _evaluate_run(best_dir)
-    result = TuneResult(
-        best_params=winner["params"],
-        best_val_map=winner["best_val_map"],
-        trials=trials,
-        test_metrics=test_metrics,
-        best_run=best_dir,
-    )
-    selected_on = (
-        "validation mAP: leave-one-out among training classes held out of training "
-        "(class-disjoint folds)"
-        if class_disjoint
-        else "validation mAP (validation queries vs the training split)"
-    )
-    atomic_write_json(
-        out / "tune.json",
-        {
-            "selected_on": selected_on,
-            "cross_validated": cross_validate,
-            "best_params": result.best_params,
-            "best_val_map": result.best_val_map,
-            "best_run": str(best_dir),
-            "trials": trials,
-            "test_metrics": test_metrics,
-        },
-    )
-    lines = [
-        "| trial | " + " | ".join(keys) + " | best validation mAP |",
-        "|---" * (len(keys) + 2) + "|",
-    ]
-    for t in trials:
-        mark = " **(selected)**" if t is winner else ""
-        vals = " | ".join(str(t["params"][k]) for k in keys)
-        lines.append(f"| {t['trial']}{mark} | {vals} | {t['best_val_map']:.4f} |")
-    what = "mean over its fold models" if cross_validate else "the selected run"
-    lines += [
-        "",
-        f"Selected on validation: {result.best_params}. Test (query vs database) of {what}: "
-        f"mAP {test_metrics.get('map', float('nan')):.4f}, kNN accuracy "
-        f"{test_metrics.get('knn_accuracy', float('nan')):.4f}.",
-    ]
-    atomic_write_text(out / "tune.md", "\n".join(lines) + "\n")
-    return result
-
-
-def _evaluate_run(run_dir: Path) -> dict[str, Any]:
-    """Final query-vs-database evaluation of a finished trial, written to its metrics.json."""
-    from deephash.training import recipe
-    from deephash.training.runs import load_run
-    from deephash.training.trainer import finalize_run
-
-    loaded = load_run(run_dir)
-    cfg = loaded.config
-    cfg.final_eval = True
-    history = _read_history(run_dir)
-    data = recipe.load_data(cfg)
-    elapsed = history[-1]["elapsed"] if history else 0.0
-    return finalize_run(run_dir, cfg, loaded.net, data, loaded.device, history, elapsed)
+__all__ = ["CompareResult", "load_study", "run_compare"]
 
 
 @dataclass
@@ -326,17 +81,10 @@ def run_compare(
     else the study's ``reference:``) adds "report" columns with published numbers beside ours.
     ``only``: run just these recipes of the study (by name), e.g. rows added to a study that ran.
     """
-    from deephash.training.baselines import BASELINE_KEYS
     from deephash.training.reference import load_reference
-    from deephash.viz import plot_map_vs_bits, plot_protocol_scatter, plot_validation_vs_time
 
     recipes, options = load_study(paths)
-    if only:
-        names = [n for n, _ in recipes]
-        unknown = sorted(set(only) - set(names))
-        if unknown:
-            raise ValueError(f"--only names no recipe of the study: {unknown}; recipes: {names}")
-        recipes = [(n, v) for n, v in recipes if n in set(only)]
+    recipes = _only(recipes, only)
     ref_spec = reference if reference is not None else options.get("reference")
     ref = load_reference(ref_spec) if ref_spec is not None else None
     seeds = list(seeds if seeds is not None else options.get("seeds", [0]))
@@ -355,29 +103,8 @@ def run_compare(
             for seed in seeds:
                 run_dir = base / name / f"seed{seed}"
                 print(f"[compare] {row_name} seed {seed} -> {run_dir}")
-                if "method" in values:  # features / LSH / ITQ baselines: nothing to train
-                    from deephash.training.baselines import run_baseline, saves_model
-
-                    given = {**common, **per_protocol}
-                    spec = {
-                        **values,
-                        **{k: v for k, v in given.items() if k in BASELINE_KEYS},
-                        "seed": seed,
-                    }
-                    if str(spec.get("weights", "")).startswith("@"):
-                        spec["weights"] = str(base / spec["weights"][1:] / f"seed{seed}")
-                    # a hashing row fitted before it saved its model is fitted again
-                    model_missing = saves_model(spec) and not (run_dir / "config.yaml").exists()
-                    if not (run_dir / "metrics.json").exists() or model_missing:
-                        run_baseline(spec, run_dir)
-                    bits = spec.get("bits")
-                else:
-                    cfg = load_config(None, **{**values, **common, **per_protocol, "seed": seed})
-                    _train_or_reuse(cfg, run_dir)
-                    bits = cfg.bits
-                metrics = json.loads((run_dir / "metrics.json").read_text())
-                history = _read_history(run_dir)
-                per_seed.append({"metrics": metrics, "history": history, "bits": bits})
+                per_seed.append(_run_seed(values, common, per_protocol, seed, base, run_dir))
+                history = per_seed[-1]["history"]
                 if seed == seeds[0] and history:
                     curves[row_name] = (
                         [h["elapsed"] for h in history if "val_map" in h],
@@ -388,10 +115,74 @@ def run_compare(
             if ref is not None:
                 rows[-1]["report_map"] = ref.value(name, "map")
                 rows[-1]["report_knn"] = ref.value(name, "knn")
+    table = _write_outputs(out, rows, curves, list(protocols), seeds, target, ref)
+    print(table)
+    return CompareResult(table=table, rows=rows)
+
+
+def _only(
+    recipes: list[tuple[str, dict[str, Any]]], only: Sequence[str] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The study's recipes named in ``only`` (all of them without it)."""
+    if not only:
+        return recipes
+    names = [n for n, _ in recipes]
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise ValueError(f"--only names no recipe of the study: {unknown}; recipes: {names}")
+    return [(n, v) for n, v in recipes if n in set(only)]
+
+
+def _run_seed(
+    values: dict[str, Any],
+    common: dict[str, Any],
+    per_protocol: dict[str, Any],
+    seed: int,
+    base: Path,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Train (or fit, or reuse) one recipe's seed into ``run_dir``; its metrics, history and bits."""
+    folder = RunFolder(run_dir)
+    if "method" in values:  # features / LSH / ITQ baselines: nothing to train
+        from deephash.training.baselines import BASELINE_KEYS, run_baseline, saves_model
+
+        given = {**common, **per_protocol}
+        spec = {
+            **values,
+            **{k: v for k, v in given.items() if k in BASELINE_KEYS},
+            "seed": seed,
+        }
+        if str(spec.get("weights", "")).startswith("@"):
+            spec["weights"] = str(base / spec["weights"][1:] / f"seed{seed}")
+        # a hashing row fitted before it saved its model is fitted again
+        model_missing = saves_model(spec) and not folder.config.exists()
+        if not folder.metrics.exists() or model_missing:
+            run_baseline(spec, run_dir)
+        bits = spec.get("bits")
+    else:
+        cfg = load_config(None, **{**values, **common, **per_protocol, "seed": seed})
+        train_or_reuse(cfg, run_dir)
+        bits = cfg.bits
+    metrics = json.loads(folder.metrics.read_text())
+    return {"metrics": metrics, "history": read_history(run_dir), "bits": bits}
+
+
+def _write_outputs(
+    out: Path,
+    rows: list[dict[str, Any]],
+    curves: dict[str, tuple[list[float], list[float]]],
+    protocols: list[str],
+    seeds: list[int],
+    target: float | None,
+    ref: Reference | None,
+) -> str:
+    """Write ``compare.md``, ``compare.json`` and the plots into ``out``; returns the table."""
+    from deephash.viz import plot_map_vs_bits, plot_protocol_scatter, plot_validation_vs_time
+
     table = _markdown(rows, target, ref)
     if len(protocols) > 1:
-        table += "\n" + _protocol_table(rows, list(protocols))
-        first, second = list(protocols)[:2]
+        table += "\n" + _protocol_table(rows, protocols)
+        first, second = protocols[:2]
         plot_protocol_scatter(
             _protocol_points(rows, first, second),
             out / "map_by_protocol.png",
@@ -406,13 +197,12 @@ def run_compare(
     plot_validation_vs_time(curves, out / "val_map_vs_time.png")
     by_method: dict[str, dict[int, tuple[float, float]]] = {}
     for row in rows:
-        if row["bits"] and row["protocol"] == next(iter(protocols)):
+        if row["bits"] and row["protocol"] == protocols[0]:
             method = row.get("method") or row["recipe"].rsplit("-", 1)[0]
             by_method.setdefault(method, {})[row["bits"]] = (row["map_mean"], row["map_std"])
     if any(len(v) > 1 for v in by_method.values()):
         plot_map_vs_bits(by_method, out / "map_vs_bits.png")
-    print(table)
-    return CompareResult(table=table, rows=rows)
+    return table
 
 
 def _protocol_sets(spec: Any) -> dict[str, dict[str, Any]]:
