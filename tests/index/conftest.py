@@ -39,6 +39,20 @@ def brute_range(
     return np.array(lims), np.concatenate(ds), np.concatenate(js)
 
 
+def assert_knn(index, q: np.ndarray, x: np.ndarray, ids: np.ndarray, k: int) -> None:
+    """``index.search(q, k)`` equals brute force over codes ``x`` with ``ids``."""
+    d, i = index.search(q, k)
+    bd, bi = brute_knn(q, x, ids, k)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+
+
+def assert_range(index, q: np.ndarray, x: np.ndarray, ids: np.ndarray, radius: int) -> None:
+    """``index.range_search(q, radius)`` equals brute force over codes ``x`` with ``ids``."""
+    for got, want in zip(index.range_search(q, radius), brute_range(q, x, ids, radius)):
+        np.testing.assert_array_equal(got, want)
+
+
 def random_codes(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
     x = rng.integers(0, 256, (n, (bits + 7) // 8), dtype=np.uint8)
     if bits % 8:
@@ -59,6 +73,8 @@ def refs() -> dict[str, Callable[..., object]]:
     return {
         "knn": brute_knn,
         "range": brute_range,
+        "assert_knn": assert_knn,
+        "assert_range": assert_range,
         "random": random_codes,
         "clustered": clustered_codes,
     }

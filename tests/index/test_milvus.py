@@ -16,6 +16,7 @@ from deephash.index import HammingIndex, create_index, load_index
 
 pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (deephash[milvus])")
 milvus_module = pytest.importorskip("deephash.index.milvus")
+bands = pytest.importorskip("deephash.index.milvus.bands")
 
 _names = itertools.count()
 
@@ -106,15 +107,15 @@ def test_without_exact_ties_distances_are_exact_and_ids_true(refs, uri: str, nam
 def test_saturated_requests_are_split_exactly(refs, uri: str, name: str, monkeypatch) -> None:
     # With Milvus's 16384-result cap lowered to 16, k > cap and crowded distances (hundreds of
     # codes at one distance) take the band and id-range splitting paths.
-    monkeypatch.setattr(milvus_module, "_MAX_LIMIT", 16)
+    monkeypatch.setattr(bands, "_MAX_LIMIT", 16)
     calls: list[tuple] = []
-    band = milvus_module.MilvusBinaryIndex._band
+    band = bands.band
 
-    def spy(self, queries, lo, hi, id_lo=0, id_hi=None):
+    def spy(searcher, queries, lo, hi, id_lo=0, id_hi=None):
         calls.append((hi - lo, id_lo, id_hi))
-        return band(self, queries, lo, hi, id_lo, id_hi)
+        return band(searcher, queries, lo, hi, id_lo, id_hi)
 
-    monkeypatch.setattr(milvus_module.MilvusBinaryIndex, "_band", spy)
+    monkeypatch.setattr(bands, "band", spy)
     index, flat, _, _, q = _filled(refs, bits=16, n=600, uri=uri, name=name)
     q = q[:6]
     assert np.max(np.unique(flat.search(q[:1], 600)[0], return_counts=True)[1]) > 16
@@ -240,7 +241,7 @@ def test_a_second_process_is_refused_clearly(lite_uri: str) -> None:
         "try:\n    MilvusBinaryIndex(32, sys.argv[1])\n"
         "except RuntimeError as e:\n    print('REFUSED', e)\n"
     )
-    src = str(Path(milvus_module.__file__).parents[2])
+    src = str(Path(milvus_module.__file__).parents[3])  # src/deephash/index/milvus/__init__.py
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run(
         [sys.executable, "-c", code, lite_uri], capture_output=True, text=True, env=env, timeout=120
@@ -314,12 +315,14 @@ def test_one_request_per_search_unless_the_cut_is_tied(uri: str, name: str, monk
     flat = HammingIndex(16)
     for idx in (index, flat):
         idx.add(_ladder())
-    bands: list[int] = []
-    band = milvus_module.MilvusBinaryIndex._band
+    cuts: list[int] = []  # the distances whose band was read
+    band = bands.band
     monkeypatch.setattr(
-        milvus_module.MilvusBinaryIndex,
-        "_band",
-        lambda self, queries, lo, hi, *a: bands.append(lo) or band(self, queries, lo, hi, *a),
+        bands,
+        "band",
+        lambda searcher, queries, lo, hi, *a: (
+            cuts.append(lo) or band(searcher, queries, lo, hi, *a)
+        ),
     )
 
     def no_count(*args: Any) -> int:
@@ -330,16 +333,16 @@ def test_one_request_per_search_unless_the_cut_is_tied(uri: str, name: str, monk
     for k in (1, 5, 16, 17, 30):  # distinct distances: one request each
         for got, want in zip(index.search(q, k), flat.search(q, k)):
             np.testing.assert_array_equal(got, want)
-    assert bands == []
+    assert cuts == []
     tie = _ladder(5)[4:]  # a second code at distance 4
     for idx in (index, flat):
         idx.add(tie, ids=np.array([100]))
         idx.add(tie, ids=np.array([3]) + 200)
     for k, tied in ((4, False), (5, True), (6, True), (7, False)):  # distance 4: ids 4, 100, 203
-        bands.clear()
+        cuts.clear()
         for got, want in zip(index.search(q, k), flat.search(q, k)):
             np.testing.assert_array_equal(got, want)
-        assert bands == ([4] if tied else []), k
+        assert cuts == ([4] if tied else []), k
 
 
 def test_insert_delete_and_stored_for_a_writer_that_keeps_the_ids(

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from deephash.checks import check_positive_int
 from deephash.codes import to_words
 from deephash.index._rerank_kernel import candidate_hamming
 from deephash.index.base import BinaryIndex
@@ -49,12 +50,8 @@ class BinaryRerankIndex:
     ) -> None:
         if index.ntotal or descriptor_index.ntotal:
             raise ValueError("BinaryRerankIndex needs two empty indexes (it fills them)")
-        for name, value in (
-            ("candidates", candidates),
-            ("descriptor_candidates", descriptor_candidates),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(candidates, "candidates")
+        check_positive_int(descriptor_candidates, "descriptor_candidates")
         self.index, self.descriptor_index = index, descriptor_index
         self.bits, self.descriptor_bits = index.bits, descriptor_index.bits
         self.candidates, self.descriptor_candidates = candidates, descriptor_candidates

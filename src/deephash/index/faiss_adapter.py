@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from deephash.index.base import BinaryIndex
+from deephash.index.in_memory import InMemoryIndex
+from deephash.index.registry import INDEXES
 
 __all__ = ["FaissBinaryIndex", "import_faiss"]
 
@@ -31,7 +32,8 @@ def import_faiss() -> Any:
     return faiss
 
 
-class FaissBinaryIndex(BinaryIndex):
+@INDEXES.register("faiss")
+class FaissBinaryIndex(InMemoryIndex):
     """A faiss binary index behind the deephash API (ids, tie order, padding, files).
 
     bits: code length (faiss works on whole bytes; the zero padding bits change no distance).
@@ -42,6 +44,8 @@ class FaissBinaryIndex(BinaryIndex):
     """
 
     backend = "faiss"
+    name_argument = "factory"
+    name_argument_help = "give a faiss factory string after 'faiss:', e.g. 'faiss:BFlat'"
 
     def __init__(
         self,

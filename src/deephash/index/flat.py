@@ -24,7 +24,8 @@ from numba import prange
 from deephash._numba import njit
 from deephash.codes import to_words
 from deephash.index._kernels import CHUNK, chunk_min, chunk_min4, dist
-from deephash.index.base import BinaryIndex
+from deephash.index.in_memory import InMemoryIndex
+from deephash.index.registry import INDEXES
 
 __all__ = ["HammingIndex"]
 
@@ -254,7 +255,8 @@ def knn_words(qw: np.ndarray, xw: np.ndarray, k: int, bits: int) -> tuple[np.nda
     return out_d, out_p
 
 
-class HammingIndex(BinaryIndex):
+@INDEXES.register("flat")
+class HammingIndex(InMemoryIndex):
     """Exact exhaustive Hamming index (like ``faiss.IndexBinaryFlat``), multi-threaded.
 
     bits: code length. Uses numba's thread count (``numba.set_num_threads``). Memory: the codes

@@ -45,8 +45,9 @@ from numba import prange
 from deephash._numba import njit, popcount64
 from deephash.codes import to_words
 from deephash.index._kernels import CHUNK, dist, gather_min
-from deephash.index.base import BinaryIndex
 from deephash.index.flat import knn_words, range_search_words
+from deephash.index.in_memory import InMemoryIndex
+from deephash.index.registry import INDEXES
 
 __all__ = ["MultiIndexHashing", "default_num_tables"]
 
@@ -326,7 +327,8 @@ def _mih_query(
                     out_p[0, o + t] = seg_p[order[t]]
 
 
-class MultiIndexHashing(BinaryIndex):
+@INDEXES.register("mih")
+class MultiIndexHashing(InMemoryIndex):
     """Exact sub-linear k-NN and range search in Hamming space by multi-index hashing.
 
     bits: code length. num_tables: number of substrings m; ``None`` picks

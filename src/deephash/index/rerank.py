@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deephash.checks import check_positive_int
 from deephash.index._rerank_kernel import candidate_sq_distances
 from deephash.index.base import BinaryIndex
 
@@ -173,10 +174,8 @@ class RerankIndex:
     """
 
     def __init__(self, index: BinaryIndex, dim: int, *, candidates: int = 1000) -> None:
-        if dim < 1:
-            raise ValueError(f"descriptor width must be positive, got {dim}")
-        if candidates < 1:
-            raise ValueError(f"candidates must be positive, got {candidates}")
+        check_positive_int(dim, "dim (the descriptor width)")
+        check_positive_int(candidates, "candidates")
         if index.ntotal:
             raise ValueError("RerankIndex needs an empty index (it holds the descriptors of all)")
         self.index = index
@@ -241,8 +240,7 @@ class RerankIndex:
         q_desc = as_descriptors(query_descriptors, self.dim, name="query descriptors")
         if len(q_desc) != len(np.atleast_2d(queries)):
             raise ValueError(f"{len(np.atleast_2d(queries))} queries but {len(q_desc)} descriptors")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        check_positive_int(k, "k")
         kp = max(k, candidates if candidates is not None else self.candidates)
         dist, cids = hamming_candidates(self.index, queries, kp, radius)
         rows = np.searchsorted(self.ids_, np.maximum(cids, 0))
