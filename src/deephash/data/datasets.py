@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deephash._registry import Catalog
 from deephash.data.cifar import read_cifar10, read_cifar100
 from deephash.data.cub import index_cub200, read_cub200
 from deephash.data.dataset import PooledDataset
@@ -24,6 +25,7 @@ from deephash.data.locations import SOURCES, find_dataset, user_cache_dir
 from deephash.data.transforms import resize_images
 
 __all__ = [
+    "DATASETS",
     "DatasetInfo",
     "DatasetLabels",
     "dataset_info",
@@ -64,36 +66,35 @@ _IDX_NAMES = {
     "kmnist": KMNIST_CLASSES,
 }
 
-_DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
+DATASETS: Catalog[DatasetInfo] = Catalog("dataset")
+"""Every dataset by name (:func:`list_datasets`, :func:`dataset_info`)."""
+for _info in (
+    DatasetInfo(
         "mnist", 1, 28, False, "MNIST handwritten digits, 60k train + 10k test, 28x28 grey"
     ),
-    "fashion-mnist": DatasetInfo(
+    DatasetInfo(
         "fashion-mnist", 1, 28, True, "Fashion-MNIST (Zalando), 60k train + 10k test, 28x28 grey"
     ),
-    "kmnist": DatasetInfo(
-        "kmnist", 1, 28, False, "Kuzushiji-MNIST, 60k train + 10k test, 28x28 grey"
-    ),
-    "cifar10": DatasetInfo("cifar10", 3, 32, True, "CIFAR-10, 50k train + 10k test, 32x32 colour"),
-    "cifar100": DatasetInfo("cifar100", 3, 32, True, "CIFAR-100 (fine labels), 50k + 10k, 32x32"),
-    "cub200": DatasetInfo(
-        "cub200", 3, None, True, "CUB-200-2011 birds, 5,994 train + 5,794 test photos"
-    ),
-    "dogs": DatasetInfo("dogs", 3, None, True, "Stanford Dogs, 12,000 train + 8,580 test photos"),
-    "folder": DatasetInfo("folder", 3, None, True, "any image folder root/<class>/*.jpg|jpeg|png"),
-}
+    DatasetInfo("kmnist", 1, 28, False, "Kuzushiji-MNIST, 60k train + 10k test, 28x28 grey"),
+    DatasetInfo("cifar10", 3, 32, True, "CIFAR-10, 50k train + 10k test, 32x32 colour"),
+    DatasetInfo("cifar100", 3, 32, True, "CIFAR-100 (fine labels), 50k + 10k, 32x32"),
+    DatasetInfo("cub200", 3, None, True, "CUB-200-2011 birds, 5,994 train + 5,794 test photos"),
+    DatasetInfo("dogs", 3, None, True, "Stanford Dogs, 12,000 train + 8,580 test photos"),
+    DatasetInfo("folder", 3, None, True, "any image folder root/<class>/*.jpg|jpeg|png"),
+):
+    DATASETS.add(_info.name, _info)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """Facts about dataset ``name``; ValueError listing the known names otherwise."""
-    if name not in _DATASETS:
+    if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def _locate(
