@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from deephash._registry import Registry
+from deephash._registry import Catalog, Registry
 from deephash.losses import create_loss, list_losses
 
 
@@ -51,3 +51,24 @@ def test_losses_reject_unknown_options_by_name() -> None:
         ValueError, match=r"loss 'batch-hard' does not take option\(s\) margn; it takes: .*margin"
     ):
         create_loss("batch-hard", margn=0.2)
+
+
+def test_catalog_keeps_entries_metadata_and_registration_order() -> None:
+    cat: Catalog[str] = Catalog("colour")
+    assert cat.add("red", "#f00", warm=True) == "#f00"
+    cat.add("blue", "#00f")
+    assert list(cat) == ["red", "blue"] and len(cat) == 2  # registration order
+    assert cat.names() == ["blue", "red"]  # sorted
+    assert cat.get("blue") == "#00f"
+    assert cat.meta("red") == {"warm": True} and cat.meta("blue") == {}
+    with pytest.raises(ValueError, match="colour 'red' is registered twice"):
+        cat.add("red", "#e00")
+    with pytest.raises(ValueError, match="unknown colour 'green'; available: blue, red"):
+        cat.meta("green")
+
+
+def test_register_keeps_metadata_beside_the_class() -> None:
+    reg: Registry[Any] = Registry("widget")
+    reg.register("thing", size_hint=3)(Thing)
+    assert reg.meta("thing") == {"size_hint": 3}
+    assert reg.get("thing") is Thing and isinstance(reg.create("thing"), Thing)

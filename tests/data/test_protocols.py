@@ -360,3 +360,12 @@ def test_model_selection_rule() -> None:
     d["sizes"] = {k: len(v) for k, v in d["splits"].items()}
     with pytest.raises(ValueError, match="outside its class set"):
         Protocol.from_dict(d).check_model_selection(labels)
+
+
+def test_protocols_module_gathers_the_split_files() -> None:
+    from deephash.data import protocol, protocol_builder, protocol_catalogue, protocols
+
+    assert protocols.Protocol is protocol.Protocol
+    assert protocols.create_protocol is protocol_builder.create_protocol
+    assert protocols.protocol_spec is protocol_catalogue.protocol_spec
+    assert protocols.list_protocols() == protocol_catalogue.PROTOCOLS.names()

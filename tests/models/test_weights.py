@@ -13,7 +13,9 @@ from deephash.models import (
     register_weights_resolver,
 )
 from deephash.models import weights as weights_mod
-from deephash.models.weights import IMAGENET_CHECKPOINTS, Checkpoint, read_state_dict
+from deephash.models.backbone_registry import pretrained_weights
+from deephash.models.backbones import list_backbones
+from deephash.models.weights import Checkpoint, read_state_dict
 
 
 class TinyNet(Backbone):
@@ -68,10 +70,13 @@ def test_checkpoint_names_and_hash_prefixes() -> None:
         "vgg16_bn": "vgg16_bn-6c64b313.pth",
         "vgg19_bn": "vgg19_bn-c79401a0.pth",
     }
-    assert {k: c.file_name for k, c in IMAGENET_CHECKPOINTS.items()} == expected
-    for name, ckpt in IMAGENET_CHECKPOINTS.items():
+    hub = {n: pretrained_weights(n) for n in list_backbones(pretrained=True)}
+    checkpoints = {n: c for n, c in hub.items() if isinstance(c, Checkpoint)}
+    assert {k: c.file_name for k, c in checkpoints.items()} == expected
+    for name, ckpt in checkpoints.items():
         assert ckpt.url == "https://download.pytorch.org/models/" + expected[name]
-    assert IMAGENET_CHECKPOINTS["vgg16_bn"].hash_prefix == "6c64b313"
+    vgg16_bn = pretrained_weights("vgg16_bn")
+    assert isinstance(vgg16_bn, Checkpoint) and vgg16_bn.hash_prefix == "6c64b313"
     assert Checkpoint("https://x/y/resnet50-0676ba61.pth").hash_prefix == "0676ba61"
 
 
@@ -241,7 +246,10 @@ def _no_download(*args: object, **kwargs: object) -> None:
 @pytest.fixture
 def tiny_ckpt(monkeypatch: pytest.MonkeyPatch) -> Checkpoint:
     ckpt = Checkpoint("https://download.example.org/models/tiny-0123abcd.pth")
-    monkeypatch.setitem(IMAGENET_CHECKPOINTS, "tiny", ckpt)
+    registered = weights_mod.pretrained_weights
+    monkeypatch.setattr(
+        weights_mod, "pretrained_weights", lambda arch: ckpt if arch == "tiny" else registered(arch)
+    )
     return ckpt
 
 

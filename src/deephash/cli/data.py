@@ -8,6 +8,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add ``data list | download | protocol`` to the ``deephash`` parser."""
+    from deephash.data.protocol_catalogue import RETRIEVAL_SHAPES
+
     parser = subparsers.add_parser("data", help="datasets and retrieval protocols")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -49,7 +51,7 @@ def register(subparsers: Any) -> None:
     )
     p_pr.add_argument(
         "--retrieval",
-        choices=["split", "leave-one-out"],
+        choices=RETRIEVAL_SHAPES,
         default=None,
         help="unseen-class protocols: query/database split, or every test-class image queries "
         "all the others",

@@ -29,8 +29,10 @@ from deephash.data.locations import (
     user_cache_dir,
 )
 from deephash.data.pk_sampler import PKSampler
+from deephash.data.protocol import Protocol
+from deephash.data.protocol_builder import create_protocol
+from deephash.data.protocol_catalogue import default_protocol, list_protocols
 from deephash.data.protocol_data import ProtocolData, load_protocol_data
-from deephash.data.protocols import Protocol, create_protocol, default_protocol, list_protocols
 from deephash.data.transforms import (
     BatchTransform,
     Compose,

@@ -1,12 +1,14 @@
-"""The dataset registry: one name per dataset, its reader, channels and augmentation facts."""
+"""The dataset registry: one name per dataset, its readers, channels and augmentation facts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from deephash._registry import Catalog
 from deephash.data.cifar import read_cifar10, read_cifar100
 from deephash.data.cub import index_cub200, read_cub200
 from deephash.data.dataset import PooledDataset
@@ -24,6 +26,7 @@ from deephash.data.locations import SOURCES, find_dataset, user_cache_dir
 from deephash.data.transforms import resize_images
 
 __all__ = [
+    "DATASETS",
     "DatasetInfo",
     "DatasetLabels",
     "dataset_info",
@@ -58,42 +61,87 @@ class DatasetLabels:
     class_names: list[str]
 
 
-_IDX_NAMES = {
-    "mnist": MNIST_CLASSES,
-    "fashion-mnist": FASHION_MNIST_CLASSES,
-    "kmnist": KMNIST_CLASSES,
-}
+Reader = Callable[..., PooledDataset]
+"""Reads a dataset folder into its pool: ``read(folder)`` for stored sizes, ``read(folder,
+image_size, resize_size=..., cache_dir=...)`` for photos."""
+LabelReader = Callable[[Path], DatasetLabels]
 
-_DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        "mnist", 1, 28, False, "MNIST handwritten digits, 60k train + 10k test, 28x28 grey"
-    ),
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist", 1, 28, True, "Fashion-MNIST (Zalando), 60k train + 10k test, 28x28 grey"
-    ),
-    "kmnist": DatasetInfo(
-        "kmnist", 1, 28, False, "Kuzushiji-MNIST, 60k train + 10k test, 28x28 grey"
-    ),
-    "cifar10": DatasetInfo("cifar10", 3, 32, True, "CIFAR-10, 50k train + 10k test, 32x32 colour"),
-    "cifar100": DatasetInfo("cifar100", 3, 32, True, "CIFAR-100 (fine labels), 50k + 10k, 32x32"),
-    "cub200": DatasetInfo(
-        "cub200", 3, None, True, "CUB-200-2011 birds, 5,994 train + 5,794 test photos"
-    ),
-    "dogs": DatasetInfo("dogs", 3, None, True, "Stanford Dogs, 12,000 train + 8,580 test photos"),
-    "folder": DatasetInfo("folder", 3, None, True, "any image folder root/<class>/*.jpg|jpeg|png"),
-}
+DATASETS: Catalog[DatasetInfo] = Catalog("dataset")
+"""Every dataset by name (:func:`list_datasets`, :func:`dataset_info`), with its readers
+(metadata ``read`` and ``read_labels``; ``None``: the labels come with the images)."""
+
+
+def _add(info: DatasetInfo, read: Reader, read_labels: LabelReader | None) -> None:
+    DATASETS.add(info.name, info, read=read, read_labels=read_labels)
+
+
+def _add_idx(name: str, classes: Sequence[str], description: str, flip: bool) -> None:
+    def read(folder: Path) -> PooledDataset:
+        return read_mnist_like(folder, list(classes), name)
+
+    def read_labels(folder: Path) -> DatasetLabels:
+        labels, is_test = read_mnist_like_labels(folder)
+        return DatasetLabels(labels, is_test, list(classes))
+
+    _add(DatasetInfo(name, 1, 28, flip, description), read, read_labels)
+
+
+def _photo_labels(
+    index: Callable[[Path], tuple[list[Path], np.ndarray, np.ndarray, list[str]]],
+) -> LabelReader:
+    def read_labels(folder: Path) -> DatasetLabels:
+        _, labels, is_test, names = index(folder)
+        return DatasetLabels(labels, is_test, names)
+
+    return read_labels
+
+
+def _folder_labels(folder: Path) -> DatasetLabels:
+    _, labels, names = list_image_folder(folder)
+    return DatasetLabels(labels, np.zeros(len(labels), bool), names)
+
+
+_GREY = "60k train + 10k test, 28x28 grey"
+_add_idx("mnist", MNIST_CLASSES, f"MNIST handwritten digits, {_GREY}", flip=False)
+_add_idx("fashion-mnist", FASHION_MNIST_CLASSES, f"Fashion-MNIST (Zalando), {_GREY}", flip=True)
+_add_idx("kmnist", KMNIST_CLASSES, f"Kuzushiji-MNIST, {_GREY}", flip=False)
+_add(
+    DatasetInfo("cifar10", 3, 32, True, "CIFAR-10, 50k train + 10k test, 32x32 colour"),
+    read_cifar10,
+    None,
+)
+_add(
+    DatasetInfo("cifar100", 3, 32, True, "CIFAR-100 (fine labels), 50k + 10k, 32x32"),
+    read_cifar100,
+    None,
+)
+_add(
+    DatasetInfo("cub200", 3, None, True, "CUB-200-2011 birds, 5,994 train + 5,794 test photos"),
+    read_cub200,
+    _photo_labels(index_cub200),
+)
+_add(
+    DatasetInfo("dogs", 3, None, True, "Stanford Dogs, 12,000 train + 8,580 test photos"),
+    read_stanford_dogs,
+    _photo_labels(index_stanford_dogs),
+)
+_add(
+    DatasetInfo("folder", 3, None, True, "any image folder root/<class>/*.jpg|jpeg|png"),
+    read_image_folder,
+    _folder_labels,
+)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """Facts about dataset ``name``; ValueError listing the known names otherwise."""
-    if name not in _DATASETS:
+    if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def _locate(
@@ -126,18 +174,9 @@ def load_dataset_labels(
 ) -> DatasetLabels:
     """Labels and official split of ``name``, reading as little as possible (no image decoding)."""
     folder = _locate(name, data_dir, download, root)
-    if name in _IDX_NAMES:
-        labels, is_test = read_mnist_like_labels(folder)
-        return DatasetLabels(labels, is_test, list(_IDX_NAMES[name]))
-    if name == "cub200":
-        _, labels, is_test, names = index_cub200(folder)
-        return DatasetLabels(labels, is_test, names)
-    if name == "dogs":
-        _, labels, is_test, names = index_stanford_dogs(folder)
-        return DatasetLabels(labels, is_test, names)
-    if name == "folder":
-        _, labels, names = list_image_folder(folder)
-        return DatasetLabels(labels, np.zeros(len(labels), bool), names)
+    read_labels: LabelReader | None = DATASETS.meta(name)["read_labels"]
+    if read_labels is not None:
+        return read_labels(folder)
     pooled = load_dataset(name, root=folder)  # CIFAR keeps labels inside the image batches
     return DatasetLabels(pooled.data.labels, pooled.is_test, pooled.data.class_names)
 
@@ -167,17 +206,12 @@ def load_dataset(
     """
     info = dataset_info(name)
     folder = _locate(name, data_dir, download, root)
+    read: Reader = DATASETS.meta(name)["read"]
     if info.native_size is None:
         size = image_size or DEFAULT_IMAGE_SIZE
         cache_dir = user_cache_dir() / "decoded" if cache else None
-        reader = {"cub200": read_cub200, "dogs": read_stanford_dogs, "folder": read_image_folder}[
-            name
-        ]
-        return reader(folder, size, resize_size=resize_size, cache_dir=cache_dir)
-    if name in _IDX_NAMES:
-        pooled = read_mnist_like(folder, list(_IDX_NAMES[name]), name)
-    else:
-        pooled = read_cifar10(folder) if name == "cifar10" else read_cifar100(folder)
+        return read(folder, size, resize_size=resize_size, cache_dir=cache_dir)
+    pooled = read(folder)
     if image_size is not None and image_size != info.native_size:
         pooled.data.images = resize_images(pooled.data.images, image_size)
     return pooled

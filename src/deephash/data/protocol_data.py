@@ -13,7 +13,8 @@ import torch
 
 from deephash.data.dataset import ArrayDataset
 from deephash.data.datasets import dataset_info, load_dataset
-from deephash.data.protocols import Protocol, create_protocol
+from deephash.data.protocol import Protocol
+from deephash.data.protocol_builder import create_protocol
 from deephash.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -172,7 +173,7 @@ def load_protocol_data(
     options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
     """
     path = Path(name_or_path)
-    from deephash.data.protocols import list_protocols, protocol_spec
+    from deephash.data.protocol_catalogue import list_protocols, protocol_spec
 
     is_name = str(name_or_path) in list_protocols()
     if str(name_or_path).endswith(".json") or (not is_name and path.is_file()):

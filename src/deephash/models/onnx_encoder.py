@@ -43,7 +43,7 @@ class _Outputs(nn.Module):
             return (self.net(x).float(),)
         from deephash.models.descriptors import DESCRIPTORS
 
-        desc, out = DESCRIPTORS[self.kind](self.net, x)
+        desc, out = DESCRIPTORS.get(self.kind)(self.net, x)
         unit = nn.functional.normalize(desc.float(), p=2, dim=1)
         return out.float(), unit
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deephash.models.backbones import Backbone, register_backbone
+from deephash.models.backbone import Backbone
+from deephash.models.backbone_registry import register_backbone
 
 __all__ = ["Pixels", "pixels"]
 

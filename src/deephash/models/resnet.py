@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deephash.models.backbones import Backbone, check_head_options, register_backbone
+from deephash.models.backbone import Backbone, check_head_options
+from deephash.models.backbone_registry import register_backbone
+from deephash.models.pretrained import TORCHVISION_URL, Checkpoint
 
 __all__ = [
     "BasicBlock",
@@ -185,7 +187,7 @@ def _build(
     )
 
 
-@register_backbone("resnet18")
+@register_backbone("resnet18", pretrained=Checkpoint(TORCHVISION_URL + "resnet18-f37072fd.pth"))
 def resnet18(
     *, in_channels: int = 3, num_classes: int = 1000, zero_init_residual: bool = False
 ) -> ResNet:
@@ -195,7 +197,7 @@ def resnet18(
     )
 
 
-@register_backbone("resnet34")
+@register_backbone("resnet34", pretrained=Checkpoint(TORCHVISION_URL + "resnet34-b627a593.pth"))
 def resnet34(
     *, in_channels: int = 3, num_classes: int = 1000, zero_init_residual: bool = False
 ) -> ResNet:
@@ -205,7 +207,7 @@ def resnet34(
     )
 
 
-@register_backbone("resnet50")
+@register_backbone("resnet50", pretrained=Checkpoint(TORCHVISION_URL + "resnet50-0676ba61.pth"))
 def resnet50(
     *, in_channels: int = 3, num_classes: int = 1000, zero_init_residual: bool = False
 ) -> ResNet:
@@ -215,7 +217,7 @@ def resnet50(
     )
 
 
-@register_backbone("resnet101")
+@register_backbone("resnet101", pretrained=Checkpoint(TORCHVISION_URL + "resnet101-63fe2227.pth"))
 def resnet101(
     *, in_channels: int = 3, num_classes: int = 1000, zero_init_residual: bool = False
 ) -> ResNet:

