@@ -4,6 +4,7 @@ Hamming candidates re-ranked by the stored descriptors (:mod:`deephash.index.rer
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
 from deephash.index.rerank import rerank
 
-__all__ = ["View", "hamming_candidates", "search_view"]
+__all__ = ["Query", "View", "ViewUpdate", "hamming_candidates", "search_view"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,23 @@ class View:
     def contains(self, item_id: int) -> bool:
         pos = int(np.searchsorted(self.ids, item_id))
         return pos < len(self.ids) and int(self.ids[pos]) == item_id
+
+
+ViewUpdate = Callable[[Callable[[View], View]], None]
+"""Applies a change to the collection's current view and publishes it (under its write lock)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A checked search request: ``codes`` uint8 (nq, nbytes), the ``k`` best wanted, within
+    Hamming ``radius`` when given; for a two-stage search ``descriptors`` float32 (nq, D)
+    (stored precision) and the ``candidates`` nearest codes to re-rank."""
+
+    codes: np.ndarray
+    k: int
+    radius: int | None = None
+    descriptors: np.ndarray | None = None
+    candidates: int = 0
 
 
 def hamming_candidates(
@@ -91,23 +109,16 @@ def hamming_candidates(
 
 
 def search_view(
-    view: View,
-    q: np.ndarray,
-    k: int,
-    radius: int | None,
-    *,
-    external: bool,
-    kernel_lock: threading.Lock,
-    query_descriptors: np.ndarray | None = None,
-    candidates: int = 0,
+    view: View, query: Query, *, external: bool, kernel_lock: threading.Lock
 ) -> list[list[Hit]]:
-    """One list of hits per query code of q (uint8 (nq, nbytes)), best first.
+    """One list of hits per query code, best first.
 
-    Without ``query_descriptors``: the k nearest by (Hamming distance, id). With them (float32
-    (nq, D), stored precision; the view must hold descriptors): the ``max(k, candidates)`` nearest
-    codes (within ``radius`` when given) re-ranked by (score, Hamming distance, id), the k best
-    kept, each hit with its ``score``.
+    Without ``query.descriptors``: the k nearest by (Hamming distance, id). With them (the view
+    must hold descriptors): the ``max(k, candidates)`` nearest codes (within ``radius`` when
+    given) re-ranked by (score, Hamming distance, id), the k best kept, each hit with its
+    ``score``. ``external`` and ``kernel_lock``: see :func:`hamming_candidates`.
     """
+    q, k, radius, query_descriptors = query.codes, query.k, query.radius, query.descriptors
     if query_descriptors is None:
         dist, ids = hamming_candidates(
             view, q, k, radius, external=external, kernel_lock=kernel_lock
@@ -119,7 +130,7 @@ def search_view(
     if view.descriptors is None:
         raise ValueError("this view holds no descriptors to re-rank with")
     dist, ids = hamming_candidates(
-        view, q, max(k, candidates), radius, external=external, kernel_lock=kernel_lock
+        view, q, max(k, query.candidates), radius, external=external, kernel_lock=kernel_lock
     )
     rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
     res = rerank(query_descriptors, view.descriptors, rows, ids, dist, k)
