@@ -34,10 +34,7 @@ def snapshot_kind(backend: str) -> str:
 
 
 class Backing(ABC):
-    """What a collection asks of its backing of ``bits``-bit codes. ``external``: ``main`` of a
-    view is an external engine (see :func:`~deephash.collection.view.hamming_candidates`)."""
-
-    external = False
+    """What a collection asks of its backing of ``bits``-bit codes."""
 
     def __init__(self, backend: str, bits: int) -> None:
         self.backend = backend
@@ -67,10 +64,18 @@ class Backing(ABC):
         """The view to publish after a removal: ``view`` no longer holds ids int64 (m,) ``gone``
         in its ids, codes and descriptors."""
 
+    @abstractmethod
+    def candidates(
+        self, view: View, q: np.ndarray, k: int, radius: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest live items of ``view`` to each query code of q (uint8 (nq, nbytes)) by
+        (Hamming distance, id), within ``radius`` when given: (distances int32 (nq, k), ids
+        int64 (nq, k)), -1 where a row has fewer (see :data:`~deephash.collection.view.Candidates`)."""
+
     def search(self, view: View, query: Query) -> list[list[Hit]]:
         """One list of hits per query code, best first (see
         :func:`~deephash.collection.view.search_view`)."""
-        return search_view(view, query, external=self.external, kernel_lock=self.kernel_lock)
+        return search_view(view, query, self.candidates)
 
     def pending(self, view: View) -> dict[str, int] | None:
         """Changes an external engine may not show yet; None for a local index."""

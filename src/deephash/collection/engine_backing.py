@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from deephash.collection.backing import Backing
+from deephash.collection.engine_search import engine_candidates
 from deephash.collection.engine_writer import EngineWriter
 from deephash.collection.external_engine import engine_spec, resync_engine
 from deephash.collection.freshness import drained, pending_counts, with_additions, with_removals
@@ -40,8 +41,6 @@ __all__ = ["EngineBacking"]
 class EngineBacking(Backing):
     """The external engine of the collection in ``directory`` with ``settings``. A reader
     (``read_only``) does not connect; ``settle_s``: the engine's staleness bound."""
-
-    external = True
 
     def __init__(
         self, directory: Path, settings: dict[str, Any], *, read_only: bool, settle_s: float
@@ -85,6 +84,12 @@ class EngineBacking(Backing):
         if self.writer is not None:
             self.writer.remove(gone)
         return out
+
+    def candidates(
+        self, view: View, q: np.ndarray, k: int, radius: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The engine's answer merged with the pending delta (see :mod:`.engine_search`)."""
+        return engine_candidates(view, q, k, radius, self.kernel_lock)
 
     def search(self, view: View, query: Query) -> list[list[Hit]]:
         try:

@@ -10,6 +10,7 @@ kernels at once, so the kernel calls are serialised by a mutex (a search takes a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -19,7 +20,7 @@ from deephash.collection.backing import Backing
 from deephash.collection.view import View, ViewUpdate
 from deephash.index import create_index
 
-__all__ = ["LocalBacking"]
+__all__ = ["LocalBacking", "local_candidates"]
 
 
 class LocalBacking(Backing):
@@ -61,6 +62,11 @@ class LocalBacking(Backing):
             delta.add(delta_codes, delta_ids)
         return replace(view, delta=delta)
 
+    def candidates(
+        self, view: View, q: np.ndarray, k: int, radius: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return local_candidates(view, q, k, radius, self.kernel_lock)
+
     def rebuilt(self, view: View) -> View:
         """The view with a fresh ``main`` index over every item, ready to search."""
         if not len(view.ids):
@@ -70,3 +76,37 @@ class LocalBacking(Backing):
         with self.kernel_lock:
             index.search(view.codes[:1], 1)  # builds lazy structures (MIH tables) now
         return replace(view, main=index, delta=None, removed=frozenset())
+
+
+def local_candidates(
+    view: View, q: np.ndarray, k: int, radius: int | None, kernel_lock: threading.Lock
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
+    distance, id) from ``main`` and ``delta`` minus ``removed``, only those within ``radius``
+    when given: (distances int32 (nq, k), ids int64 (nq, k)), each row sorted, -1 where a row
+    has fewer. ``kernel_lock`` serialises the numba kernels."""
+    dist_out = np.full((len(q), k), -1, dtype=np.int32)
+    ids_out = np.full((len(q), k), -1, dtype=np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    with kernel_lock:
+        if view.main is not None and view.main.ntotal:
+            # removed ids may take places in main's answer: ask for that many more
+            parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
+        if view.delta is not None:
+            parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
+    if not parts:
+        return dist_out, ids_out
+    dist = np.concatenate([d for d, _ in parts], axis=1)
+    ids = np.concatenate([i for _, i in parts], axis=1)
+    removed = np.fromiter(view.removed, np.int64, len(view.removed))
+    for row, (d_row, i_row) in enumerate(zip(dist, ids)):
+        ok = i_row >= 0
+        if radius is not None:
+            ok &= d_row <= radius
+        if len(removed):
+            ok &= ~np.isin(i_row, removed)
+        d_row, i_row = d_row[ok], i_row[ok]
+        order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
+        dist_out[row, : len(order)] = d_row[order]
+        ids_out[row, : len(order)] = i_row[order]
+    return dist_out, ids_out
