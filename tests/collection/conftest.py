@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def _crash(col: Collection) -> None:
     """Leave the folder as a kill -9 would: no compaction, the lock gone with the process."""
-    assert col._log is not None and col._lock is not None
-    col._log.close()
+    assert col._journal is not None and col._lock is not None
+    col._journal.close()
     col._lock.release()
     col._closed = True
 

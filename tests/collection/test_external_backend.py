@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import deephash.collection.collection as collection_module
+import deephash.collection.engine_backing as engine_module
 from deephash.codes import hamming_distance_matrix
 from deephash.collection import Collection, NewItem
 from deephash.index import BinaryIndex, create_index
@@ -16,7 +16,7 @@ from deephash.index import BinaryIndex, create_index
 @pytest.fixture()
 def engines(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], BinaryIndex]:
     servers: dict[tuple[str, str], BinaryIndex] = {}
-    real = collection_module.create_index
+    real = engine_module.create_index
 
     def fake_create_index(name: str, bits: int, **options: Any) -> BinaryIndex:
         if not name.startswith("milvus:"):
@@ -24,7 +24,7 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], BinaryInde
         key = (name[len("milvus:") :], options["collection"])
         return servers.setdefault(key, create_index("flat", bits))
 
-    monkeypatch.setattr(collection_module, "create_index", fake_create_index)
+    monkeypatch.setattr(engine_module, "create_index", fake_create_index)
     return servers
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import deephash.collection.collection as collection_module
+import deephash.collection.compaction as compaction_module
 import deephash.collection.log as log_module
 from deephash.codes import hamming_distance_matrix
 from deephash.collection import Collection, NewItem
+from deephash.collection.image_store import ImageStore
 from deephash.collection.log import read_log
 
 
@@ -75,12 +76,12 @@ def test_image_files_and_compaction_that_hit_a_full_disk_do_not_fail_an_addition
     col = Collection.create(folder, tiny_hash_run)
     col.compact_every = 2
     rng = np.random.default_rng(1)
-    real_write_image = Collection._write_image
+    real_write_image = ImageStore.write
 
     def no_space(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Collection, "_write_image", no_space)
+    monkeypatch.setattr(ImageStore, "write", no_space)
     ids = []
     for i in range(4):
         ids += col.add([NewItem(rng.integers(0, 256, 2, dtype=np.uint8), f"img{i}".encode())])
@@ -88,8 +89,9 @@ def test_image_files_and_compaction_that_hit_a_full_disk_do_not_fail_an_addition
     assert not list((folder / "images").iterdir())  # no file, no half-written file
     assert len(read_log(folder / "log.bin").records) == 5  # compaction failed: log kept
     col.remove([1])
-    monkeypatch.setattr(Collection, "_write_image", real_write_image)
-    col._compact_retry_at = 0.0
+    monkeypatch.setattr(ImageStore, "write", real_write_image)
+    assert col._journal is not None
+    col._journal.retry_at = 0.0
     col.compact()  # writes the images the disk refused before it drops the log
     assert sorted(p.name for p in (folder / "images").iterdir()) == ["0.png", "2.png", "3.png"]
     assert (folder / "images" / "3.png").read_bytes() == b"img3"
@@ -109,7 +111,7 @@ def test_a_failed_compaction_keeps_the_old_log_open(
     def no_space(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(collection_module, "write_new_log", no_space)
+    monkeypatch.setattr(compaction_module, "write_new_log", no_space)
     with pytest.raises(OSError):
         col.compact()
     monkeypatch.undo()

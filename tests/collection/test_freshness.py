@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _brute_hits import brute, pairs
 
-import deephash.collection.collection as collection_module
+import deephash.collection.engine_backing as engine_module
 from deephash.collection import Collection, NewItem
 from deephash.collection.freshness import drained, with_additions, with_removals
 from deephash.collection.view import View
@@ -43,12 +43,12 @@ class GatedEngine(HammingIndex):
 def engine(monkeypatch: pytest.MonkeyPatch) -> GatedEngine:
     """The one engine every milvus collection of the test gets; confirmations after 0.05 s."""
     the_engine = GatedEngine(16)
-    real = collection_module.create_index
+    real = engine_module.create_index
 
     def fake_create_index(name: str, bits: int, **options: Any) -> BinaryIndex:
         return the_engine if name.startswith("milvus:") else real(name, bits, **options)
 
-    monkeypatch.setattr(collection_module, "create_index", fake_create_index)
+    monkeypatch.setattr(engine_module, "create_index", fake_create_index)
     monkeypatch.setattr(Collection, "engine_settle_s", 0.05)
     return the_engine
 

@@ -22,8 +22,7 @@ from deephash.index import BinaryIndex
 
 
 class SearchedView(Protocol):
-    """What a search reads of the collection's view (:class:`~deephash.collection.view.View`,
-    which imports this module)."""
+    """What a search reads of the collection's view (:class:`~deephash.collection.view.View`)."""
 
     @property
     def ids(self) -> np.ndarray: ...

@@ -6,7 +6,7 @@ therefore carries what the engine may still miss: ``delta``, a flat index of the
 additions the engine has not been seen to hold, and ``removed``, tombstones of the acknowledged
 removals it has not been seen to drop. A search merges the engine's answer (asked for k +
 ``len(removed)`` rows, tombstones filtered out) with the delta's by (distance, id), as the flat
-index ranks, an id in both counted once (see :func:`~deephash.collection.view.hamming_candidates`).
+index ranks, an id in both counted once (see :func:`~deephash.collection.engine_search.engine_candidates`).
 That merge is right whichever of these changes the engine already shows; the delta only has to
 keep a change until the engine certainly shows it, and then drains (:func:`drained`), told by
 :class:`~deephash.collection.engine_writer.EngineWriter`.

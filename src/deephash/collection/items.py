@@ -3,12 +3,13 @@ and items to add (:class:`NewItem`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Hit", "Item", "NewItem", "item_from_json"]
+__all__ = ["Hit", "Item", "NewItem", "item_from_json", "new_items"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,30 @@ class NewItem:
     label: str | None = None
     path: str | None = None
     descriptor: np.ndarray | None = None
+
+
+def new_items(
+    codes: np.ndarray,
+    descriptors: np.ndarray | None,
+    images: Sequence[bytes | None],
+    suffixes: Sequence[str],
+    labels: Sequence[str | None],
+    paths: Sequence[str | None],
+) -> list[NewItem]:
+    """One :class:`NewItem` per encoded image: codes uint8 (n, nbytes), descriptors float (n, D)
+    or None, and the images' bytes, suffixes, labels and paths (n each; an empty label or path
+    means none)."""
+    return [
+        NewItem(
+            codes[i],
+            images[i],
+            suffixes[i],
+            labels[i] or None,
+            paths[i] or None,
+            None if descriptors is None else descriptors[i],
+        )
+        for i in range(len(codes))
+    ]
 
 
 def item_from_json(d: dict[str, Any]) -> Item:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deephash.collection.items import NewItem
+from deephash.collection.items import new_items
 from deephash.collection.photo_files import Photo, Skipped, read_photo
 
 __all__ = ["PhotoImport", "add_photos"]
@@ -44,17 +44,10 @@ def add_photos(
 
         rgb = np.stack([p.image.rgb for p in batch])
         codes, desc = col.encode_with_descriptors(rgb)
-        new = [
-            NewItem(
-                codes[i],
-                p.data,
-                p.image.suffix,
-                None,
-                str(p.path.resolve()),
-                None if desc is None else desc[i],
-            )
-            for i, p in enumerate(batch)
-        ]
+        images = [p.data for p in batch]
+        suffixes = [p.image.suffix for p in batch]
+        paths: list[str | None] = [str(p.path.resolve()) for p in batch]
+        new = new_items(codes, desc, images, suffixes, [None] * len(batch), paths)
         out.ids.extend(col.add(new))
         if on_progress:
             on_progress(len(batch))

@@ -68,9 +68,6 @@ def fit_photo_model(
     run folder in ``run_dir``. ITQ (Gong & Lazebnik) on L2-normalised backbone features when the
     sample holds at least ``bits`` readable images, else LSH (random hyperplanes through their
     mean). Raises ``ValueError`` when no file of the sample is readable."""
-    import torch
-    from tqdm.auto import tqdm
-
     from deephash.hashing import ITQ, LSH
     from deephash.training import recipe
     from deephash.training.fitted_run import fitted_config, save_fitted_run
@@ -90,38 +87,17 @@ def fit_photo_model(
 
     net = recipe.build_network(cfg, 3).eval()
     assert isinstance(net, RetrievalNet)
-    feats: list[np.ndarray] = []
-    skipped: list[Skipped] = []
-    batch: list[Photo] = []
-    bar = tqdm(
-        total=len(picked), desc="fitting codes", unit="img", disable=None if progress else True
+    x, skipped = _photo_features(
+        net,
+        picked,
+        info,
+        image_size=image_size,
+        max_pixels=max_pixels,
+        batch_size=batch_size,
+        progress=progress,
     )
-
-    def flush() -> None:
-        from deephash.data.transforms import batch_to_tensor
-
-        rgb = np.stack([p.image.rgb for p in batch])
-        x = batch_to_tensor(rgb, mean=info["mean"], std=info["std"], augment=False)
-        with torch.inference_mode():
-            feats.append(net.features(x).float().numpy())
-        bar.update(len(batch))
-        batch.clear()
-
-    for path in picked:
-        got = read_photo(path, image_size, max_pixels=max_pixels)
-        if isinstance(got, Skipped):
-            skipped.append(got)
-            bar.update(1)
-            continue
-        batch.append(got)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    bar.close()
-    if not feats:
+    if not len(x):
         raise ValueError(f"none of the {len(picked)} files sampled is a readable image")
-    x = np.concatenate(feats)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     method = "itq" if len(x) >= bits else "lsh"
     hasher = (ITQ if method == "itq" else LSH)(bits, seed=seed).fit(x)
@@ -134,3 +110,52 @@ def fit_photo_model(
         fitted={"method": method, "fit_on": "photos", "images": len(x)},
     )
     return PhotoModel(run_dir, method, len(x), skipped)
+
+
+def _photo_features(
+    net: Any,
+    files: list[Path],
+    info: dict[str, Any],
+    *,
+    image_size: int,
+    max_pixels: int,
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, list[Skipped]]:
+    """The backbone features float32 (n, F) of the readable ``files`` (read as the collection
+    reads an added photo, normalised with ``info``'s mean and std), and the files skipped."""
+    import torch
+    from tqdm.auto import tqdm
+
+    feats: list[np.ndarray] = []
+    skipped: list[Skipped] = []
+    batch: list[Photo] = []
+    bar = tqdm(
+        total=len(files), desc="fitting codes", unit="img", disable=None if progress else True
+    )
+
+    def flush() -> None:
+        from deephash.data.transforms import batch_to_tensor
+
+        rgb = np.stack([p.image.rgb for p in batch])
+        x = batch_to_tensor(rgb, mean=info["mean"], std=info["std"], augment=False)
+        with torch.inference_mode():
+            feats.append(net.features(x).float().numpy())
+        bar.update(len(batch))
+        batch.clear()
+
+    for path in files:
+        got = read_photo(path, image_size, max_pixels=max_pixels)
+        if isinstance(got, Skipped):
+            skipped.append(got)
+            bar.update(1)
+            continue
+        batch.append(got)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    if not feats:
+        return np.zeros((0, 0), np.float32), skipped
+    return np.concatenate(feats), skipped

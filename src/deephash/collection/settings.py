@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deephash.checks import check_positive_int
 from deephash.collection.layout import MODEL_DIR
 from deephash.index.milvus import INDEX_TYPES as MILVUS_INDEX_TYPES
 from deephash.index.milvus import is_server_uri
+from deephash.run_folder import RunFolder
 
 __all__ = [
     "BACKENDS",
@@ -75,10 +77,7 @@ def milvus_index_settings(
     for name, value, default in (("nlist", nlist, 1024), ("nprobe", nprobe, 16)):
         if index_type != "BIN_IVF_FLAT":
             continue
-        value = default if value is None else value
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        out[name] = value
+        out[name] = check_positive_int(default if value is None else value, name)
     return out
 
 
@@ -117,11 +116,12 @@ def new_settings(
             "collection (or open this one)"
         )
     run = Path(run_dir).resolve()
-    if not (run / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a deephash run folder (no config.yaml)")
+    config = RunFolder(run).config
+    if not config.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a deephash run folder (no {config.name})")
     import yaml
 
-    cfg = TrainConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    cfg = TrainConfig.from_dict(yaml.safe_load(config.read_text()))
     if cfg.bits is None:
         raise ValueError(
             f"{run_dir} is a metric-learning run; a collection needs a hashing run (--bits)"
@@ -134,8 +134,7 @@ def new_settings(
                 f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} "
                 "(or none)"
             )
-        if not isinstance(candidates, int) or candidates < 1:
-            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+        check_positive_int(candidates, "candidates")
         rerank_settings = {
             "descriptor": rerank,
             "dim": _descriptor_width(run, rerank),

@@ -4,6 +4,7 @@ a collection opens, written by a compaction (see :mod:`.collection` for the orde
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,14 @@ from deephash.collection.descriptor_file import (
     read_descriptors,
     write_descriptors,
 )
-from deephash.collection.items import item_from_json
+from deephash.collection.items import Item, item_from_json
 from deephash.collection.layout import COLLECTION_FILE, LOG_FILE, SNAPSHOT_FILE
-from deephash.collection.replay import ReplayState
 from deephash.collection.view import View
 from deephash.index import BinaryIndex, create_index, load_index
 
 __all__ = [
     "META_KEYS",
+    "ReplayState",
     "read_snapshot",
     "read_snapshot_descriptors",
     "save_snapshot",
@@ -29,6 +30,17 @@ __all__ = [
 ]
 
 META_KEYS = ("label", "path", "image", "added")
+
+
+@dataclass
+class ReplayState:
+    """Items keyed by id while a snapshot and a log are read (see :mod:`.replay`)."""
+
+    codes: dict[int, bytes] = field(default_factory=dict)
+    items: dict[int, Item] = field(default_factory=dict)
+    images: dict[int, bytes] = field(default_factory=dict)  # image bytes carried by the log
+    descriptors: dict[int, np.ndarray] = field(default_factory=dict)  # float16 (D,), from the log
+    next_id: int = 0
 
 
 def read_snapshot(directory: Path, bits: int) -> ReplayState:

@@ -3,17 +3,16 @@ Hamming candidates re-ranked by the stored descriptors (:mod:`deephash.index.rer
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from deephash.collection.engine_search import engine_candidates
 from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
 from deephash.index.rerank import rerank
 
-__all__ = ["View", "hamming_candidates", "search_view"]
+__all__ = ["Candidates", "Query", "View", "ViewUpdate", "search_view"]
 
 
 @dataclass(frozen=True)
@@ -45,82 +44,54 @@ class View:
         return pos < len(self.ids) and int(self.ids[pos]) == item_id
 
 
-def hamming_candidates(
-    view: View,
-    q: np.ndarray,
-    k: int,
-    radius: int | None,
-    *,
-    external: bool,
-    kernel_lock: threading.Lock,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
-    distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
-    (nq, k)), each row sorted, -1 where a row has fewer. ``external``: ``main`` is an external
-    engine, merged with the pending delta (see :mod:`.engine_search`); ``kernel_lock``
-    serialises the local numba kernels."""
-    dist_out = np.full((len(q), k), -1, dtype=np.int32)
-    ids_out = np.full((len(q), k), -1, dtype=np.int64)
-    if not len(view.ids) or not len(q):
-        return dist_out, ids_out
-    if external:
-        return engine_candidates(view, q, k, radius, kernel_lock)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    with kernel_lock:
-        if view.main is not None and view.main.ntotal:
-            # removed ids may take places in main's answer: ask for that many more
-            parts.append(view.main.search(q, min(k + len(view.removed), view.main.ntotal)))
-        if view.delta is not None:
-            parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
-    if not parts:
-        return dist_out, ids_out
-    dist = np.concatenate([d for d, _ in parts], axis=1)
-    ids = np.concatenate([i for _, i in parts], axis=1)
-    removed = np.fromiter(view.removed, np.int64, len(view.removed))
-    for row, (d_row, i_row) in enumerate(zip(dist, ids)):
-        ok = i_row >= 0
-        if radius is not None:
-            ok &= d_row <= radius
-        if len(removed):
-            ok &= ~np.isin(i_row, removed)
-        d_row, i_row = d_row[ok], i_row[ok]
-        order = np.lexsort((i_row, d_row))[:k]  # by distance, ties by the smaller id
-        dist_out[row, : len(order)] = d_row[order]
-        ids_out[row, : len(order)] = i_row[order]
-    return dist_out, ids_out
+ViewUpdate = Callable[[Callable[[View], View]], None]
+"""Applies a change to the collection's current view and publishes it (under its write lock)."""
 
 
-def search_view(
-    view: View,
-    q: np.ndarray,
-    k: int,
-    radius: int | None,
-    *,
-    external: bool,
-    kernel_lock: threading.Lock,
-    query_descriptors: np.ndarray | None = None,
-    candidates: int = 0,
-) -> list[list[Hit]]:
-    """One list of hits per query code of q (uint8 (nq, nbytes)), best first.
+@dataclass(frozen=True)
+class Query:
+    """A checked search request: ``codes`` uint8 (nq, nbytes), the ``k`` best wanted, within
+    Hamming ``radius`` when given; for a two-stage search ``descriptors`` float32 (nq, D)
+    (stored precision) and the ``candidates`` nearest codes to re-rank."""
 
-    Without ``query_descriptors``: the k nearest by (Hamming distance, id). With them (float32
-    (nq, D), stored precision; the view must hold descriptors): the ``max(k, candidates)`` nearest
-    codes (within ``radius`` when given) re-ranked by (score, Hamming distance, id), the k best
-    kept, each hit with its ``score``.
+    codes: np.ndarray
+    k: int
+    radius: int | None = None
+    descriptors: np.ndarray | None = None
+    candidates: int = 0
+
+
+Candidates = Callable[[View, np.ndarray, int, int | None], tuple[np.ndarray, np.ndarray]]
+"""A backing's first stage: (view, q uint8 (nq, nbytes), k, radius) -> the k nearest live items
+of each query code by (Hamming distance, id), within ``radius`` when given: (distances int32
+(nq, k), ids int64 (nq, k)), each row sorted, -1 where a row has fewer."""
+
+
+def search_view(view: View, query: Query, candidates: Candidates) -> list[list[Hit]]:
+    """One list of hits per query code, best first; ``candidates``: the backing's Hamming
+    ranking of ``view``.
+
+    Without ``query.descriptors``: the k nearest by (Hamming distance, id). With them (the view
+    must hold descriptors): the ``max(k, candidates)`` nearest codes (within ``radius`` when
+    given) re-ranked by (score, Hamming distance, id), the k best kept, each hit with its
+    ``score``.
     """
+    q, k, radius, query_descriptors = query.codes, query.k, query.radius, query.descriptors
+
+    def nearest(k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not len(view.ids) or not len(q):
+            return np.full((len(q), k), -1, np.int32), np.full((len(q), k), -1, np.int64)
+        return candidates(view, q, k, radius)
+
     if query_descriptors is None:
-        dist, ids = hamming_candidates(
-            view, q, k, radius, external=external, kernel_lock=kernel_lock
-        )
+        dist, ids = nearest(k)
         return [
             [Hit(int(i), int(d), view.items[int(i)]) for d, i in zip(d_row, i_row) if i >= 0]
             for d_row, i_row in zip(dist, ids)
         ]
     if view.descriptors is None:
         raise ValueError("this view holds no descriptors to re-rank with")
-    dist, ids = hamming_candidates(
-        view, q, max(k, candidates), radius, external=external, kernel_lock=kernel_lock
-    )
+    dist, ids = nearest(max(k, query.candidates))
     rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
     res = rerank(query_descriptors, view.descriptors, rows, ids, dist, k)
     return [
