@@ -105,7 +105,8 @@ def test_a_resaved_copy_finds_its_source_first(
     with Collection.open(col, read_only=True) as c:
         for name in NAMES:
             copy = _jpeg(Image.open(PHOTOS / f"{name}.jpg"), quality)
-            hits = c.search_images(c.decode(copy).rgb[None], k=3)[0]
+            codes, desc = c.encode_with_descriptors(c.decode(copy).rgb[None])
+            hits = c.search(codes, 3, descriptors=desc)[0]
             assert c.get(hits[0].id).path == str((photo_folder / f"{name}.jpg").resolve())
             checked += 1
     assert checked == len(NAMES)

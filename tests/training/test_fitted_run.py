@@ -127,7 +127,8 @@ def test_a_collection_of_the_itq_run_finds_an_items_own_image_first(
         np.testing.assert_array_equal(c.codes, reported[:40])
         found = 0
         for item_id, blob in zip(ids, blobs):
-            hits = c.search_images(c.decode(blob).rgb[None], k=1)[0]
+            codes, desc = c.encode_with_descriptors(c.decode(blob).rgb[None])
+            hits = c.search(codes, 1, descriptors=desc)[0]
             found += hits[0].id == item_id
         assert found == 40
 

@@ -618,19 +618,6 @@ class Collection:
         desc = self.descriptor_of(item_id)[None, :] if self.reranks else None
         return self.search(code, k, radius, descriptors=desc, candidates=candidates)[0]
 
-    def search_images(
-        self,
-        rgb: np.ndarray,
-        k: int,
-        radius: int | None = None,
-        *,
-        candidates: int | None = None,
-    ) -> list[list[Hit]]:
-        """Encode RGB uint8 (N, S, S, 3) images (see :meth:`decode`) and search with them: two
-        stages when the collection re-ranks, else by Hamming distance."""
-        codes, desc = self.encode_with_descriptors(rgb)
-        return self.search(codes, k, radius, descriptors=desc, candidates=candidates)
-
     # ------------------------------------------------------------------ close
     def info(self) -> dict[str, Any]:
         """Settings and counts, for ``deephash collection info`` and ``/stats``."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from deephash.data.dataset import ArrayDataset
-from deephash.data.datasets import dataset_info, load_dataset
+from deephash.data.datasets import PooledDataset, dataset_info, load_dataset
 from deephash.data.protocol import Protocol
 from deephash.data.protocol_builder import create_protocol
 from deephash.data.transforms import (
@@ -172,59 +172,64 @@ def load_protocol_data(
         :func:`deephash.models.backbone_input_stats`); ``None``: the dataset's.
     options: protocol options (e.g. ``root=`` for ``folder``, ``class_disjoint=True``).
     """
-    path = Path(name_or_path)
-    from deephash.data.protocol_catalogue import list_protocols, protocol_spec
-
-    is_name = str(name_or_path) in list_protocols()
-    if str(name_or_path).endswith(".json") or (not is_name and path.is_file()):
-        if options:
-            raise ValueError(f"options {sorted(options)} cannot change a saved protocol ({path})")
-        protocol = Protocol.load(path)
-        pooled = load_dataset(
-            protocol.dataset,
-            data_dir=data_dir,
-            download=download,
-            image_size=image_size,
-            resize_size=resize_size,
-            root=protocol.options.get("root"),
-        )
-        protocol.check_labels(pooled.data.labels)
-    else:
-        spec = protocol_spec(str(name_or_path))
-        root = options.get("root")
-        if spec.dataset == "folder" and root is None:
-            root = data_dir
-            options = {**options, "root": root}
-        pooled = load_dataset(
-            spec.dataset,
-            data_dir=data_dir,
-            download=download,
-            image_size=image_size,
-            resize_size=resize_size,
-            root=root,
-        )
-        protocol = create_protocol(
-            spec.name, seed, labels=pooled.data.labels, is_test=pooled.is_test, **options
-        )
-    info = dataset_info(protocol.dataset)
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    if normalization is not None:
-        channels = pooled.data.in_channels
-        mean, std = (normalization[0],) * channels, (normalization[1],) * channels
-    elif info.native_size is not None:
-        mean, std = channel_stats(pooled.data.images[protocol.train])
-    else:
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    reading = {
+        "data_dir": data_dir,
+        "download": download,
+        "image_size": image_size,
+        "resize_size": resize_size,
+    }
+    protocol, pooled = _cut(name_or_path, seed, reading, options)
+    mean, std = _normalization(protocol, pooled, normalization)
     return ProtocolData(
         protocol,
         pooled.data,
         mean,
         std,
-        info.flip,
+        dataset_info(protocol.dataset).flip,
         augment,
         padding=padding,
         train_includes_validation=train_includes_validation,
         crop_scale=crop_scale,
         jitter=jitter,
     )
+
+
+def _cut(
+    name_or_path: str | Path, seed: int, reading: dict[str, Any], options: dict[str, Any]
+) -> tuple[Protocol, PooledDataset]:
+    """The protocol (saved in a ``.json`` file, or created from its name with ``seed`` and
+    ``options``) and the pooled dataset it cuts; ``reading``: load_dataset's keyword arguments."""
+    from deephash.data.protocol_catalogue import list_protocols, protocol_spec
+
+    path = Path(name_or_path)
+    is_name = str(name_or_path) in list_protocols()
+    if str(name_or_path).endswith(".json") or (not is_name and path.is_file()):
+        if options:
+            raise ValueError(f"options {sorted(options)} cannot change a saved protocol ({path})")
+        protocol = Protocol.load(path)
+        pooled = load_dataset(protocol.dataset, root=protocol.options.get("root"), **reading)
+        protocol.check_labels(pooled.data.labels)
+        return protocol, pooled
+    spec = protocol_spec(str(name_or_path))
+    root = options.get("root")
+    if spec.dataset == "folder" and root is None:
+        root = reading["data_dir"]
+        options = {**options, "root": root}
+    pooled = load_dataset(spec.dataset, root=root, **reading)
+    protocol = create_protocol(
+        spec.name, seed, labels=pooled.data.labels, is_test=pooled.is_test, **options
+    )
+    return protocol, pooled
+
+
+def _normalization(
+    protocol: Protocol, pooled: PooledDataset, normalization: tuple[float, float] | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std): the given pair, else the training images' own statistics for a
+    dataset of native size, else ImageNet's."""
+    if normalization is not None:
+        channels = pooled.data.in_channels
+        return (normalization[0],) * channels, (normalization[1],) * channels
+    if dataset_info(protocol.dataset).native_size is not None:
+        return channel_stats(pooled.data.images[protocol.train])
+    return IMAGENET_MEAN, IMAGENET_STD

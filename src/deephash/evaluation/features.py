@@ -101,30 +101,20 @@ def extract_baseline(
         leave_one_out=loo,
     )
     metrics.update(
-        {
-            "protocol": data.protocol_name,
-            "dataset": dataset,
-            "backbone": backbone,
-            "weights": weights or "random",
-            "feature_dim": int(q.shape[1]),
-            "normalized": bool(normalize),
-            "seed": seed,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
+        protocol=data.protocol_name,
+        dataset=dataset,
+        backbone=backbone,
+        weights=weights or "random",
+        feature_dim=int(q.shape[1]),
+        normalized=bool(normalize),
+        seed=seed,
+        seconds=round(time.perf_counter() - t0, 2),
     )
     out.mkdir(parents=True, exist_ok=True)
     _write_outputs(out, data, q, db, metrics)
     if tsne_samples > 0:
-        from deephash.viz import plot_tsne
-
-        plot_tsne(
-            q,
-            data.query.labels,
-            out / "tsne.png",
-            class_names=list(data.query.class_names) or None,
-            num_samples=tsne_samples,
-            title=f"t-SNE of {backbone} features ({weights or 'random'} weights)",
-            seed=seed,
+        _plot_query_tsne(
+            out, data, q, f"{backbone} features ({weights or 'random'} weights)", tsne_samples, seed
         )
     return metrics
 
@@ -184,3 +174,20 @@ def _write_outputs(
         database_labels=data.database.labels,
     )
     atomic_write_json(folder.metrics, metrics)
+
+
+def _plot_query_tsne(
+    out: Path, data: ProtocolData, q: np.ndarray, what: str, samples: int, seed: int
+) -> None:
+    """t-SNE of the query features q: float (nq, dim) by class, saved as out/tsne.png."""
+    from deephash.viz import plot_tsne
+
+    plot_tsne(
+        q,
+        data.query.labels,
+        out / "tsne.png",
+        class_names=list(data.query.class_names) or None,
+        num_samples=samples,
+        title=f"t-SNE of {what}",
+        seed=seed,
+    )
