@@ -234,11 +234,10 @@ def batch_to_tensor(
 ) -> torch.Tensor:
     """:func:`batch_transform` for a numpy batch: uint8 (B, H, W[, C]) array -> float (B, C, H, W).
 
-    The array is wrapped without copying when it is contiguous; the result lives on the CPU.
+    The array is wrapped without copying when it is contiguous and writable (a read-only one, such
+    as a decoded upload's buffer, is copied); the result lives on the CPU.
     """
-    tensor = (
-        torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    )
+    tensor = _as_tensor(images) if isinstance(images, np.ndarray) else images
     return batch_transform(
         tensor, mean, std, augment=augment, padding=padding, flip=flip, generator=generator
     )
@@ -389,3 +388,9 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
         means.append(mu)
         stds.append(float(np.sqrt(max(p @ (values - mu) ** 2, 0.0))))
     return tuple(means), tuple(stds)
+
+
+def _as_tensor(images: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``images``' memory where torch may (contiguous, writable), else a copy."""
+    arr = np.ascontiguousarray(images)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
