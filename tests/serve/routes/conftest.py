@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from deephash.collection import Collection
-from deephash.serve.dependencies import Tokens, get_service, get_tokens
+from deephash.serve.dependencies import Tokens
 from deephash.serve.errors import add_error_handlers
 from deephash.serve.service import Service
 
@@ -25,10 +25,9 @@ def _bare_app(
     col = Collection.open(directory)
     service = Service(col, max_k=max_k, max_batch=8)
     app = FastAPI()
+    app.state.service, app.state.tokens = service, tokens or Tokens()
     add_error_handlers(app)
     app.include_router(router)
-    app.dependency_overrides[get_service] = lambda: service
-    app.dependency_overrides[get_tokens] = lambda: tokens or Tokens()
     try:
         with TestClient(app) as client:
             yield client, col
