@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from deephash.collection import NewItem
+from deephash.collection.items import new_items
 from deephash.serve.dependencies import (
     ReadableItemId,
     RemovableItemId,
@@ -51,17 +51,14 @@ async def add_items(request: Request, service: ServiceDep) -> dict[str, Any]:
     files = await images_of(form)
     labels = labels_of(form, len(files))
     codes, desc, decoded = await service.encode_uploads(files)
-    new = [
-        NewItem(
-            codes[i],
-            files[i][0],
-            decoded[i].suffix,
-            labels[i] or None,
-            files[i][1],
-            None if desc is None else desc[i],
-        )
-        for i in range(len(files))
-    ]
+    new = new_items(
+        codes,
+        desc,
+        [f[0] for f in files],
+        [d.suffix for d in decoded],
+        labels,
+        [f[1] for f in files],
+    )
     ids = await service.write(service.collection.add, new)
     return {"ids": ids}
 
