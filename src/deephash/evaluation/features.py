@@ -61,8 +61,7 @@ def extract_baseline(
     import torch
 
     from deephash.data import default_protocol, load_protocol_data
-    from deephash.models import backbone_input_stats, create_backbone
-    from deephash.models.weights import resolve_weights
+    from deephash.models import backbone_input_stats
 
     torch.manual_seed(seed)
     dev = resolve_device(device)
@@ -76,20 +75,14 @@ def extract_baseline(
         normalization=backbone_input_stats(backbone),
         **(protocol_options or {}),
     )
-    net = create_backbone(
-        backbone,
-        weights=resolve_weights(weights),
-        in_channels=data.in_channels,
-        **(backbone_options or {}),
-    )
-    net = net.to(dev).eval()
+    net = _backbone(backbone, weights, data.in_channels, backbone_options).to(dev).eval()
     embed = _feature_embedder(net, data, backbone, dev, batch_size, progress, cache)
     q = embed(data.query.images, "query features")
     loo = data.protocol.leave_one_out  # query and database are the same images
     db = q if loo else embed(data.database.images, "database features")
     if normalize:
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        db = q if loo else db / np.maximum(np.linalg.norm(db, axis=1, keepdims=True), 1e-12)
+        q = _unit_rows(q)
+        db = q if loo else _unit_rows(db)
     metrics = retrieval_metrics(
         q,
         data.query.labels,
@@ -191,3 +184,20 @@ def _plot_query_tsne(
         title=f"t-SNE of {what}",
         seed=seed,
     )
+
+
+def _backbone(
+    name: str, weights: str | None, in_channels: int, options: dict[str, Any] | None
+) -> torch.nn.Module:
+    """The backbone ``name`` with ``weights`` (None: random; see resolve_weights), on the CPU."""
+    from deephash.models import create_backbone
+    from deephash.models.weights import resolve_weights
+
+    return create_backbone(
+        name, weights=resolve_weights(weights), in_channels=in_channels, **(options or {})
+    )
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """float (n, d) rows scaled to unit L2 norm (a zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
