@@ -9,7 +9,9 @@ creates a ``--backend milvus`` collection (BIN_FLAT, exact ties) for ``--bits``-
 through :meth:`Collection.add` (each fsynced in the log, then queued for the engine). Reports:
 the time until every addition is acknowledged, until the engine has applied them all and until it
 shows them all (the pending delta empty); then ``--queries`` searches by id (k = 10) from 1 and
-from 8 threads, latency per search (p50/p99, ms) and searches/s; the resident memory of the Milvus
+from 8 threads, latency per search (p50/p99, ms) and searches/s, through the collection and through
+the engine alone (the Milvus index's own search for k + 1 rows), with the CPU milliseconds per
+search of the Milvus server and of this process; the resident memory of the Milvus
 server and of this process (the collection: its codes, ids and metadata in memory). Writes
 benchmarks/results/milvus_scale.json.
 """
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +53,33 @@ def codes_for(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
     return np.packbits(x, axis=1, bitorder="little")
 
 
-def latencies(col: Collection, ids: np.ndarray, threads: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and every process below it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parent[child] = int(fields[1])
+        used[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        here = frontier.pop()
+        kids = [c for c, p in parent.items() if p == here and c not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    return sum(used.get(p, 0.0) for p in tree)
+
+
+def latencies(
+    search: Callable[[int], object], ids: np.ndarray, threads: int, server_pid: int
+) -> dict[str, float]:
+    """Run ``search(id)`` for every id from ``threads`` threads: searches/s, latency p50/p99 (ms),
+    and the CPU milliseconds per search of the Milvus server and of this process."""
     out: list[float] = []
     lock = threading.Lock()
 
@@ -58,11 +87,12 @@ def latencies(col: Collection, ids: np.ndarray, threads: int) -> dict[str, float
         mine = []
         for i in part.tolist():
             t = time.perf_counter()
-            col.search_by_id(i, 10)
+            search(i)
             mine.append((time.perf_counter() - t) * 1000.0)
         with lock:
             out.extend(mine)
 
+    server0, own0 = cpu_seconds(server_pid), time.process_time()
     t0 = time.perf_counter()
     ts = [threading.Thread(target=worker, args=(p,)) for p in np.array_split(ids, threads)]
     for t in ts:
@@ -70,6 +100,7 @@ def latencies(col: Collection, ids: np.ndarray, threads: int) -> dict[str, float
     for t in ts:
         t.join()
     wall = time.perf_counter() - t0
+    server_cpu, own_cpu = cpu_seconds(server_pid) - server0, time.process_time() - own0
     lat = np.array(out)
     return {
         "threads": threads,
@@ -77,6 +108,8 @@ def latencies(col: Collection, ids: np.ndarray, threads: int) -> dict[str, float
         "searches_per_s": round(len(out) / wall, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "server_cpu_ms_per_search": round(1000.0 * server_cpu / len(out), 2),
+        "client_cpu_ms_per_search": round(1000.0 * own_cpu / len(out), 2),
     }
 
 
@@ -121,10 +154,17 @@ def main() -> int:
         )
         ids = np.random.default_rng(1).integers(0, args.items, args.queries)
         col.search_by_id(0, 10)  # warm
-        for threads in (1, 8):
-            r = latencies(col, ids, threads)
-            print(r, flush=True)
-            result[f"search_by_id_{threads}"] = r
+        engine = col._view.main  # the Milvus index alone: one engine request, k + 1 rows
+        assert engine is not None
+        searches: dict[str, Callable[[int], object]] = {
+            "search_by_id": lambda i: col.search_by_id(i, 10),
+            "engine_only": lambda i: engine.search(col.code_of(i)[None, :], 11),
+        }
+        for name, search in searches.items():
+            for threads in (1, 8):
+                r = latencies(search, ids, threads, server.pid)
+                print(name, r, flush=True)
+                result[f"{name}_{threads}"] = r
         result.update(
             milvus_rss_mib_empty=rss0,
             milvus_rss_mib_loaded=rss_mib(server.pid),
