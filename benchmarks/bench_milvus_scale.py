@@ -119,6 +119,9 @@ def main() -> int:
     p.add_argument("--bits", type=int, default=64)
     p.add_argument("--batch", type=int, default=10_000)
     p.add_argument("--queries", type=int, default=2000)
+    p.add_argument(
+        "--settle", type=float, default=60.0, help="seconds to wait after loading, before searching"
+    )
     p.add_argument("--run", default=str(ROOT / "runs/demo/best-hash-48"), help="run (its config)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/milvus_scale.json"))
     args = p.parse_args()
@@ -152,6 +155,12 @@ def main() -> int:
             engine_shows_all_s=round(seen, 1),
             engine_writes=col._engine_writer.batches if col._engine_writer else None,
         )
+        time.sleep(args.settle)  # let the server seal, index and compact what it was sent
+        cpu0 = cpu_seconds(server.pid)
+        time.sleep(10.0)
+        idle = (cpu_seconds(server.pid) - cpu0) / 10.0
+        print(f"server CPU while idle: {1000 * idle:.0f} ms per second", flush=True)
+        result.update(settle_s=args.settle, server_idle_cpu_ms_per_s=round(1000 * idle, 1))
         ids = np.random.default_rng(1).integers(0, args.items, args.queries)
         col.search_by_id(0, 10)  # warm
         engine = col._view.main  # the Milvus index alone: one engine request, k + 1 rows

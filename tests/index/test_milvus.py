@@ -363,3 +363,15 @@ def test_insert_delete_and_stored_for_a_writer_that_keeps_the_ids(
     flat.remove_ids(np.array([3, 4]))
     np.testing.assert_array_equal(index.ids, flat.ids)
     np.testing.assert_array_equal(index.codes, flat.codes)
+
+
+def test_flush_seals_without_changing_any_answer(refs, uri: str, name: str) -> None:
+    index, flat, _, _, q = _filled(refs, uri=uri, name=name, n=400)
+    before = index.search(q, 50)
+    index.flush()  # growing segments sealed: searched through the index from now on
+    index.flush()  # nothing new to seal: still fine
+    after = index.search(q, 50)
+    for got, was, want in zip(after, before, flat.search(q, 50)):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(was, want)
+    assert index.ntotal == 400

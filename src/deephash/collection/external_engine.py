@@ -51,6 +51,14 @@ def delete_rows(index: BinaryIndex, ids: np.ndarray) -> None:
         index.remove_ids(ids)
 
 
+def seal(index: BinaryIndex) -> None:
+    """Have the engine turn its recent writes into indexed storage (Milvus: a flush, after which
+    searches no longer scan growing segments by brute force); nothing for other indexes."""
+    flush = getattr(index, "flush", None)
+    if flush is not None:
+        flush()
+
+
 def stored_ids(index: BinaryIndex, ids: np.ndarray) -> np.ndarray:
     """int64: those of ``ids`` that the engine's searches see (at its consistency level)."""
     stored = getattr(index, "stored", None)

