@@ -71,3 +71,19 @@ def test_smallest_ids_at_scans_in_id_order_across_blocks() -> None:
     assert smallest_ids_at(view, q, 3, 10).tolist() == [15, 27000, 29970]
     assert smallest_ids_at(view, q, 0, 4).tolist() == [0, 3, 6, 9]
     assert smallest_ids_at(view, q, 5, 4).tolist() == []
+
+
+def test_smallest_ids_at_equals_brute_force() -> None:
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, (3000, 6), dtype=np.uint8) & 0x31  # few bits: many ties
+    ids = np.sort(rng.choice(100_000, 3000, replace=False)).astype(np.int64)
+    view = View(ids, codes, {}, 100_000)
+    checked = 0
+    for q in codes[:20]:
+        dist = np.unpackbits(codes ^ q, axis=1).sum(axis=1)
+        for distance in range(0, 10):
+            for n in (1, 7, 5000):
+                want = ids[dist == distance][:n]
+                assert smallest_ids_at(view, q, distance, n).tolist() == want.tolist()
+                checked += 1
+    assert checked == 600
