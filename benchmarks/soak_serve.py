@@ -160,10 +160,14 @@ async def soak(
                 try:
                     r = await http.post("/items", files={"image": ("s.png", data, "image/png")})
                     if r.status_code == 201:
-                        added.extend(r.json()["ids"])
-                        seen = await found_by({"image": ("s.png", data, "image/png")}, added[-1])
-                        if seen is not None:
-                            stats[f"added_{'' if seen else 'not_'}found_next_search"] += 1
+                        new_ids = r.json()["ids"]
+                        try:
+                            image = {"image": ("s.png", data, "image/png")}
+                            seen = await found_by(image, new_ids[-1])
+                            if seen is not None:
+                                stats[f"added_{'' if seen else 'not_'}found_next_search"] += 1
+                        finally:  # only now may the remover (--remove-added) take it: removed
+                            added.extend(new_ids)  # before the check, it would count as missed
                     else:
                         failed("add", f"{r.status_code} {r.text}")
                 except httpx.HTTPError as exc:
