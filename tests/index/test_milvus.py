@@ -275,6 +275,7 @@ def test_ivf_flat_on_the_server(refs, milvus_server: Any, name: str) -> None:
     assert (again.index_type, again.ntotal) == ("BIN_IVF_FLAT", 3000)
 
 
+@pytest.mark.slow  # 22 s; make test covers a restart end to end through the service
 def test_a_server_restart_is_survived_by_the_same_index(
     refs, milvus_server: Any, name: str
 ) -> None:
