@@ -113,3 +113,22 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
     finally:
         server.kill()  # a temporary server: nothing to keep
+
+
+# Variants whose twin (the same test on the other Milvus, or the other collection kind) stays in
+# `make test`: they run with the slow tests, to keep `make test` well under 10 minutes.
+_SLOW_TWINS = {
+    "tests/collection/test_milvus_server.py::test_read_your_writes_without_waiting_for_the_engine[lite]",
+    "tests/index/test_milvus.py::test_removals_and_additions_behave_like_flat[server]",
+    "tests/index/test_milvus.py::test_saturated_requests_are_split_exactly[server]",
+    "tests/index/test_milvus.py::test_metadata_round_trip[server]",
+    "tests/serve/test_server_process.py::test_kill_9_mid_stream_loses_no_acknowledged_item[None]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the listed twins slow (before ``-m "not slow"`` deselects)."""
+    for item in items:
+        if item.nodeid in _SLOW_TWINS:
+            item.add_marker(pytest.mark.slow)
