@@ -34,15 +34,9 @@ import yaml
 
 from deephash.collection import Collection, NewItem
 from deephash.index.milvus_server import LocalMilvusServer
+from soak_serve import rss_mb  # this folder is on sys.path when run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024.0, 1)
-    return float("nan")
 
 
 def codes_for(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
@@ -135,7 +129,7 @@ def main() -> int:
     assert server.pid is not None
     result: dict[str, object] = {"items": args.items, "bits": args.bits, "batch": args.batch}
     try:
-        rss0 = rss_mib(server.pid)
+        rss0 = rss_mb(server.pid)
         col = Collection.create(
             base / "col", run, backend="milvus", uri=server.uri, milvus_collection="scale"
         )
@@ -176,8 +170,8 @@ def main() -> int:
                 result[f"{name}_{threads}"] = r
         result.update(
             milvus_rss_mib_empty=rss0,
-            milvus_rss_mib_loaded=rss_mib(server.pid),
-            deephash_rss_mib=rss_mib(os.getpid()),
+            milvus_rss_mib_loaded=rss_mb(server.pid),
+            deephash_rss_mib=rss_mb(os.getpid()),
         )
         t = time.perf_counter()
         col.close()
