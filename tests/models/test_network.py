@@ -78,3 +78,39 @@ def test_instance_outputs_split_by_mode_and_their_backbone_gradient_is_scaled() 
         assert g0.abs().sum() == 0
     with pytest.raises(ValueError, match="instance_backbone_grad"):
         _instance_net(1.5)
+
+
+def _own_instance_net() -> RetrievalNet:
+    from deephash.models.instance_net import InstanceNet
+
+    torch.manual_seed(0)
+    backbone = create_backbone("small-cnn", in_channels=1, out_features=32)
+    own = InstanceNet(
+        create_backbone("small-cnn", in_channels=1, out_features=16, widths=(8, 8, 16)),
+        create_head("linear", 16, 8),
+        8,
+    )
+    return RetrievalNet(
+        backbone, create_head("linear", 32, 16), 16, instance_dims=8, instance_net=own
+    )
+
+
+def test_an_own_instance_network_and_the_class_network_share_no_gradient() -> None:
+    x = torch.randn(4, 1, 28, 28)
+    net = _own_instance_net().train()
+    assert net(x).shape == (4, 16)  # the class outputs alone, in every mode
+    assert net.instance_net is not None
+    net.instance_net(x).sum().backward()
+    assert all(p.grad is None for p in [*net.backbone.parameters(), *net.head.parameters()])
+    assert all(p.grad is not None for p in net.instance_net.parameters())
+    net.zero_grad(set_to_none=True)
+    net(x).sum().backward()
+    assert all(p.grad is None for p in net.instance_net.parameters())
+    net.eval()
+    with torch.no_grad():
+        code, inst = net.with_instance(x)
+        torch.testing.assert_close(code, net(x))
+        torch.testing.assert_close(inst, net.instance_net(x))
+        assert inst.shape == (4, 8)
+    with pytest.raises(ValueError, match="instance_net needs instance_dims"):
+        RetrievalNet(net.backbone, net.head, 16, instance_net=net.instance_net)

@@ -38,6 +38,19 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
         ({"instance_bits": 16}, "instance_bits is a number of extra code bits"),
         ({"instance_backbone_grad": 2}, "instance_backbone_grad is a share of a gradient"),
         ({"instance_weight": 1, "freeze_stages": 2}, "unset freeze_stages"),
+        ({"instance_backbone": "mine"}, "instance_backbone must be 'shared' or 'own'"),
+        ({"instance_backbone_options": {"widths": [8, 8, 8]}}, "set instance_backbone: own"),
+        ({"instance_backbone": "own"}, "instance_backbone: own needs instance_bits > 0"),
+        (
+            {
+                "bits": 16,
+                "instance_bits": 8,
+                "instance_backbone": "own",
+                "instance_backbone_grad": 0.5,
+            },
+            "leave instance_backbone_grad at 1",
+        ),
+        ({"instance_backbone_options": [1]}, "instance_backbone_options must be a mapping"),
     ],
 )
 def test_bad_values_are_clear_errors(values: dict, message: str) -> None:

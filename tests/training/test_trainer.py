@@ -434,3 +434,45 @@ def test_instance_bits_train_apart_from_the_code_and_resume_exactly(
     np.testing.assert_allclose(code.detach().numpy(), run.encode(images), rtol=1e-5, atol=1e-6)
     m = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert m["bits"] == 16 and m["code_usage"]["bits"] == 16
+
+
+def test_an_own_instance_network_leaves_the_class_network_as_the_class_loss_alone_trains_it(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    """instance_backbone: own: the class network's weights equal the plain recipe's bit for bit,
+    while the instance network (its own narrower backbone) learns from the instance term."""
+    from deephash.training.runs import load_run
+
+    values = {
+        **tiny_config_values,
+        "loss": "bit-bce",
+        "sampling": "random",
+        "bits": 16,
+        "epochs": 2,
+        "final_eval": False,
+    }
+    own = {
+        **values,
+        "instance_bits": 8,
+        "instance_weight": 1.0,
+        "instance_backbone": "own",
+        "instance_backbone_options": {"widths": [8, 8, 16]},
+    }
+    _train_in_subprocess(values, tmp_path / "plain")
+    _train_in_subprocess(own, tmp_path / "own")
+    a = torch.load(tmp_path / "plain" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "own" / "last.pt", weights_only=False)["model"]
+    assert set(a) == {k for k in b if not k.startswith("instance_net.")}
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    from deephash.training.recipe import build_network
+
+    start = build_network(TrainConfig.from_dict(own), in_channels=1).state_dict()
+    moved = [k for k in b if k.startswith("instance_net.") and not torch.equal(b[k], start[k])]
+    assert any(k.startswith("instance_net.backbone.") for k in moved)
+    assert b["instance_net.backbone.features.0.conv.weight"].shape[0] == 8  # its own widths
+    run = load_run(tmp_path / "own")
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    code, inst = run.net.with_instance(run.preprocess(images))
+    assert inst.shape == (3, 8)
+    np.testing.assert_allclose(code.detach().numpy(), run.encode(images), rtol=1e-5, atol=1e-6)

@@ -40,6 +40,10 @@ class RetrievalNet(nn.Module):
     evaluation only the first ``out_dim`` (the retrieval code), :meth:`with_instance` both parts.
     instance_backbone_grad: the share of the instance outputs' gradient that reaches the backbone
     (1: all; 0: the instance rows of the head learn on features the class loss alone shapes).
+    instance_net: a network of its own for the instance outputs (images -> (B, instance_dims), see
+    :class:`~deephash.models.instance_net.InstanceNet`); ``head`` then gives only the ``out_dim``
+    retrieval outputs in every mode, training calls ``instance_net`` itself, and the class network
+    never sees the instance term's gradient.
     """
 
     def __init__(
@@ -51,8 +55,11 @@ class RetrievalNet(nn.Module):
         retrieve_from: str = "head",
         instance_dims: int = 0,
         instance_backbone_grad: float = 1.0,
+        instance_net: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if instance_net is not None and not instance_dims:
+            raise ValueError("an instance_net needs instance_dims > 0")
         if instance_dims < 0 or (instance_dims and retrieve_from != "head"):
             raise ValueError("instance_dims must be >= 0, and only with retrieve_from='head'")
         if not 0.0 <= instance_backbone_grad <= 1.0:
@@ -65,6 +72,7 @@ class RetrievalNet(nn.Module):
             raise ValueError(f"retrieve_from must be head or backbone, got {retrieve_from!r}")
         self.backbone = backbone
         self.head = head
+        self.instance_net = instance_net
         self.retrieve_from = retrieve_from
         if retrieve_from == "backbone":
             width = getattr(backbone, "out_features", None)  # nn.Module attributes are untyped
@@ -87,7 +95,7 @@ class RetrievalNet(nn.Module):
         if self.retrieve_from == "backbone" and not training:
             return nn.functional.normalize(features, p=2, dim=1)
         out: torch.Tensor = self.head(features)
-        if not self.instance_dims:
+        if not self.instance_dims or self.instance_net is not None:
             return out
         if not training:
             return out[:, : self.out_dim]
@@ -104,6 +112,9 @@ class RetrievalNet(nn.Module):
         instance_dims)) in any mode: the head's extra outputs that only the instance term trains
         (an item's identity; (B, 0) when the network has none)."""
         out: torch.Tensor = self.head(self.backbone(x))
+        if self.instance_net is not None:
+            instance: torch.Tensor = self.instance_net(x)
+            return out, instance
         return out[:, : self.out_dim], out[:, self.out_dim :]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

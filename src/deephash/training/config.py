@@ -86,6 +86,12 @@ class TrainConfig:
     # share of the instance bits' gradient that reaches the backbone (1: all; lower keeps the
     # backbone closer to what the class loss alone would make of it)
     instance_backbone_grad: float = 1.0
+    # where the instance bits come from: "shared" (extra outputs of the class network's head) or
+    # "own" (a network of their own, the backbone family above with instance_backbone_options over
+    # backbone_options, e.g. {widths: [16, 32, 64]}): the class network then learns from the
+    # class loss alone and keeps its class ranking
+    instance_backbone: str = "shared"
+    instance_backbone_options: dict[str, Any] = field(default_factory=dict)
     sampling: str = "pk"  # pk | offline-triplets | offline-pairs | random
     p: int = 8
     k: int = 16
@@ -219,11 +225,34 @@ class TrainConfig:
                 f"instance_bits is a number of extra code bits >= 0 for a hashing recipe (bits "
                 f"set); got {self.instance_bits} with bits={self.bits}"
             )
+        self._validate_instance_backbone()
         if self.uses_instance_term and self.freeze_stages is not None:
             raise ValueError(
                 "the instance term needs copy-like views of the images, which the frozen-stage "
                 "cache does not hold: unset freeze_stages or set instance_weight and "
                 "instance_spread to 0"
+            )
+
+    def _validate_instance_backbone(self) -> None:
+        if self.instance_backbone not in ("shared", "own"):
+            raise ValueError(
+                f"instance_backbone must be 'shared' or 'own', got {self.instance_backbone!r}"
+            )
+        if not isinstance(self.instance_backbone_options, dict):
+            raise ValueError("instance_backbone_options must be a mapping of backbone options")
+        if self.instance_backbone == "shared":
+            if self.instance_backbone_options:
+                raise ValueError(
+                    "instance_backbone_options configure an instance network of its own: set "
+                    "instance_backbone: own, or remove them"
+                )
+            return
+        if not self.instance_bits:
+            raise ValueError("instance_backbone: own needs instance_bits > 0 (the bits it gives)")
+        if self.instance_backbone_grad != 1.0:
+            raise ValueError(
+                "instance_backbone_grad shares a backbone's gradient, but instance_backbone: own "
+                "has a backbone of its own: leave instance_backbone_grad at 1"
             )
 
     @property

@@ -101,7 +101,8 @@ def _step(
     """One optimiser step on ``batch``, added to ``sums``."""
     labels = torch.as_tensor(run.data.train.labels[batch.images], device=device)
     out, instance_loss = _forward(run, cfg, batch, rngs, device)
-    out = all_gather_with_grad(out[:, : cfg.bits] if cfg.instance_bits else out, info)
+    shared_bits = cfg.instance_bits and cfg.instance_backbone == "shared"
+    out = all_gather_with_grad(out[:, : cfg.bits] if shared_bits else out, info)
     labels = all_gather_with_grad(labels, info)
     result = recipe.compute_loss(run.loss_fn, out, labels, batch)
     loss = result.loss * info.world_size  # DDP averages gradients over ranks
@@ -142,6 +143,11 @@ def _forward(
         return run.model(x.to(device)), None
     term_fn, views = run.instance
     x_view = run.preprocess_eval(views(images, view_rng))
+    own = getattr(run.net, "instance_net", None)
+    if own is not None:  # the class network sees the batch alone, as without the term
+        out = run.model(x.to(device))
+        inst, inst_view = own(torch.cat([x, x_view]).to(device)).split(len(x))
+        return out, term_fn(inst, inst_view).loss
     out, out_view = run.model(torch.cat([x, x_view]).to(device)).split(len(x))
     term = term_fn(*_instance_parts(out, out_view, cfg))
     return out, term.loss

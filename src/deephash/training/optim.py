@@ -22,11 +22,15 @@ def param_groups(cfg: TrainConfig, model: nn.Module, loss: nn.Module) -> list[di
     def trainable(m: nn.Module) -> list[nn.Parameter]:
         return [p for p in m.parameters() if p.requires_grad]
 
-    groups = [{"params": trainable(net.backbone), "lr": cfg.lr * cfg.backbone_lr_scale}]
+    backbone, head = trainable(net.backbone), trainable(net.head)
+    own = getattr(net, "instance_net", None)  # an instance network of its own, trained alike
+    if own is not None:
+        backbone, head = backbone + trainable(own.backbone), head + trainable(own.head)
+    groups = [{"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale}]
     if cfg.loss_lr_scale == 1.0:
-        groups.append({"params": trainable(net.head) + trainable(loss), "lr": cfg.lr})
+        groups.append({"params": head + trainable(loss), "lr": cfg.lr})
     else:
-        groups.append({"params": trainable(net.head), "lr": cfg.lr})
+        groups.append({"params": head, "lr": cfg.lr})
         groups.append({"params": trainable(loss), "lr": cfg.lr * cfg.loss_lr_scale})
     return [g for g in groups if g["params"]]
 

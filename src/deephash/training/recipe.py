@@ -9,7 +9,7 @@ optimiser is :mod:`deephash.training.optim`, the schedules :mod:`deephash.traini
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from deephash.data.protocols import Protocol, create_protocol, list_protocols, p
 from deephash.losses.base import LossOutput, MetricLoss
 from deephash.losses.instance import InstanceTerm
 from deephash.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from deephash.models.backbones import Backbone
 
 __all__ = [
     "build_batches",
@@ -105,28 +108,18 @@ def data_info(data: ProtocolData) -> dict[str, Any]:
 
 
 def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
-    """Backbone from the registry plus an embedding head (metric learning) or a hash head."""
-    from deephash.models import create_backbone
+    """Backbone from the registry plus an embedding head (metric learning) or a hash head (and,
+    with ``instance_backbone: own``, the instance bits' network of their own)."""
     from deephash.models.heads import create_head
     from deephash.models.network import RetrievalNet
-    from deephash.models.weights import resolve_weights
 
-    backbone = create_backbone(
-        cfg.backbone,
-        weights=resolve_weights(cfg.weights),
-        in_channels=in_channels,
-        **cfg.backbone_options,
-    )
-    # The backbone's own classifier (ResNet fc, VGG classifier.6) is kept for state-dict
-    # compatibility but unused: freeze it so optimisers and DDP ignore it.
-    classifier = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
-    if isinstance(classifier, nn.Module):
-        classifier.requires_grad_(False)
+    backbone = _backbone(cfg, in_channels, cfg.backbone_options)
     if cfg.bits is not None:
+        own = cfg.instance_backbone == "own"
         head = create_head(
             cfg.head or ("linear" if cfg.loss == "bit-bce" else "tanh"),
             backbone.out_features,
-            cfg.bits + cfg.instance_bits,
+            cfg.bits + (0 if own else cfg.instance_bits),
         )
         out_dim = cfg.bits
     else:
@@ -141,7 +134,37 @@ def build_network(cfg: TrainConfig, in_channels: int) -> nn.Module:
         retrieve_from=cfg.retrieve_from,
         instance_dims=cfg.instance_bits,
         instance_backbone_grad=cfg.instance_backbone_grad,
+        instance_net=_instance_net(cfg, in_channels),
     )
+
+
+def _backbone(cfg: TrainConfig, in_channels: int, options: dict[str, Any]) -> Backbone:
+    """A backbone of the recipe's family with ``options``, its own classifier frozen."""
+    from deephash.models import create_backbone
+    from deephash.models.weights import resolve_weights
+
+    backbone = create_backbone(
+        cfg.backbone, weights=resolve_weights(cfg.weights), in_channels=in_channels, **options
+    )
+    # The backbone's own classifier (ResNet fc, VGG classifier.6) is kept for state-dict
+    # compatibility but unused: freeze it so optimisers and DDP ignore it.
+    classifier = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
+    if isinstance(classifier, nn.Module):
+        classifier.requires_grad_(False)
+    return backbone
+
+
+def _instance_net(cfg: TrainConfig, in_channels: int) -> nn.Module | None:
+    """The instance bits' network of their own (``instance_backbone: own``), else None."""
+    if cfg.instance_backbone != "own":
+        return None
+    from deephash.models.heads import create_head
+    from deephash.models.instance_net import InstanceNet
+
+    options = {**cfg.backbone_options, **cfg.instance_backbone_options}
+    backbone = _backbone(cfg, in_channels, options)
+    head = create_head("linear", backbone.out_features, cfg.instance_bits)
+    return InstanceNet(backbone, head, cfg.instance_bits)
 
 
 def build_loss(cfg: TrainConfig, data: ProtocolData) -> MetricLoss:
