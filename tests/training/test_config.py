@@ -51,6 +51,8 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
             "leave instance_backbone_grad at 1",
         ),
         ({"instance_backbone_options": [1]}, "instance_backbone_options must be a mapping"),
+        ({"instance_batch": 1}, "instance_batch is a number of images per batch"),
+        ({"instance_batch": -4}, "instance_batch is a number of images per batch"),
     ],
 )
 def test_bad_values_are_clear_errors(values: dict, message: str) -> None:

@@ -457,6 +457,7 @@ def test_an_own_instance_network_leaves_the_class_network_as_the_class_loss_alon
         "instance_weight": 1.0,
         "instance_backbone": "own",
         "instance_backbone_options": {"widths": [8, 8, 16]},
+        "instance_batch": 8,  # views of 8 of each batch's 20 images
     }
     _train_in_subprocess(values, tmp_path / "plain")
     _train_in_subprocess(own, tmp_path / "own")
@@ -476,3 +477,30 @@ def test_an_own_instance_network_leaves_the_class_network_as_the_class_loss_alon
     code, inst = run.net.with_instance(run.preprocess(images))
     assert inst.shape == (3, 8)
     np.testing.assert_allclose(code.detach().numpy(), run.encode(images), rtol=1e-5, atol=1e-6)
+
+
+def test_an_instance_batch_of_the_whole_batch_is_the_default_exactly(
+    tmp_path: Path, tiny_config_values: dict
+) -> None:
+    """instance_batch equal to the batch size is instance_batch 0 (all), bit for bit; a smaller
+    one trains differently (fewer views)."""
+    values = {
+        **tiny_config_values,
+        "loss": "bit-bce",
+        "sampling": "random",
+        "batch_size": 20,
+        "bits": 16,
+        "instance_bits": 8,
+        "instance_weight": 1.0,
+        "epochs": 1,
+        "final_eval": False,
+    }
+    for name, batch in (("all", 0), ("same", 20), ("part", 6)):
+        _train_in_subprocess({**values, "instance_batch": batch}, tmp_path / name)
+    runs = {
+        name: torch.load(tmp_path / name / "last.pt", weights_only=False)["model"]
+        for name in ("all", "same", "part")
+    }
+    for k in runs["all"]:
+        assert torch.equal(runs["all"][k], runs["same"][k]), k
+    assert not all(torch.equal(runs["all"][k], runs["part"][k]) for k in runs["all"])

@@ -91,6 +91,9 @@ class TrainConfig:
     # backbone_options, e.g. {widths: [16, 32, 64]}): the class network then learns from the
     # class loss alone and keeps its class ranking
     instance_backbone: str = "shared"
+    # how many images of each batch get a copy-like view for the instance term (0: all of them):
+    # fewer make the views and the instance outputs cheaper (NT-Xent needs at least 2)
+    instance_batch: int = 0
     instance_backbone_options: dict[str, Any] = field(default_factory=dict)
     sampling: str = "pk"  # pk | offline-triplets | offline-pairs | random
     p: int = 8
@@ -226,6 +229,12 @@ class TrainConfig:
                 f"set); got {self.instance_bits} with bits={self.bits}"
             )
         self._validate_instance_backbone()
+        batch = self.instance_batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0 or batch == 1:
+            raise ValueError(
+                f"instance_batch is a number of images per batch, 0 (all) or at least 2; "
+                f"got {batch!r}"
+            )
         if self.uses_instance_term and self.freeze_stages is not None:
             raise ValueError(
                 "the instance term needs copy-like views of the images, which the frozen-stage "

@@ -142,14 +142,15 @@ def _forward(
     if run.instance is None:
         return run.model(x.to(device)), None
     term_fn, views = run.instance
-    x_view = run.preprocess_eval(views(images, view_rng))
+    n = min(cfg.instance_batch or len(images), len(images))  # the batch is shuffled: any n do
+    x_view = run.preprocess_eval(views(images[:n], view_rng))
     own = getattr(run.net, "instance_net", None)
     if own is not None:  # the class network sees the batch alone, as without the term
         out = run.model(x.to(device))
-        inst, inst_view = own(torch.cat([x, x_view]).to(device)).split(len(x))
+        inst, inst_view = own(torch.cat([x[:n], x_view]).to(device)).split(n)
         return out, term_fn(inst, inst_view).loss
-    out, out_view = run.model(torch.cat([x, x_view]).to(device)).split(len(x))
-    term = term_fn(*_instance_parts(out, out_view, cfg))
+    out, out_view = run.model(torch.cat([x, x_view]).to(device)).split([len(x), n])
+    term = term_fn(*_instance_parts(out[:n], out_view, cfg))
     return out, term.loss
 
 
