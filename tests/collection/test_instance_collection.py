@@ -1,0 +1,245 @@
+"""A collection of binary ``instance`` descriptors: search equals brute force over the union of
+code and descriptor candidates, codes and descriptors stay in step, bad input is refused."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deephash.collection import Collection, NewItem
+from deephash.training.runs import load_run
+
+BITS = 64  # the tiny instance run's instance outputs
+
+
+@pytest.fixture(autouse=True)
+def torch_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored bits are compared with torch's own signs (ONNX Runtime may differ in rounding)."""
+    monkeypatch.setenv("DEEPHASH_ENCODER", "torch")
+
+
+def reference_bits(run_dir: Path, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, instance bits) of the files by hand: the network's two outputs, signs packed
+    with numpy (bit j of byte b is output 8 b + j, as deephash.codes.pack_bits)."""
+    run = load_run(run_dir)
+    with torch.no_grad():
+        out, inst = run.net.with_instance(run.preprocess(run.load_images(paths)))
+
+    def pack(x: torch.Tensor) -> np.ndarray:
+        return np.packbits((x.numpy() >= 0).astype(np.uint8), axis=1, bitorder="little")
+
+    return pack(out), pack(inst)
+
+
+def _hamming(q: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Hamming distances from one packed row q to every row of db, by unpacking."""
+    return np.unpackbits(q[None, :] ^ db, axis=1).sum(1).astype(np.int64)
+
+
+def brute_force(
+    col: Collection,
+    code: np.ndarray,
+    desc: np.ndarray,
+    k: int,
+    kc: int,
+    kd: int,
+    radius: int | None = None,
+) -> list[tuple[int, int, float]]:
+    """(id, code distance, score) of the k best of the union of the max(k, kc) nearest codes
+    and the max(k, kd) nearest descriptors (each by (distance, id)), by (descriptor distance,
+    code distance, id); codes beyond ``radius`` dropped."""
+    ids, codes, descs = col.ids, col.codes, col.descriptors
+    assert descs is not None
+    dc, dd = _hamming(code, codes), _hamming(desc, descs)
+    within = np.ones(len(ids), bool) if radius is None else dc <= radius
+    by_code = [j for j in np.lexsort((ids, dc)) if within[j]][: max(k, kc)]
+    by_desc = np.lexsort((ids, dd))[: max(k, kd)]
+    union = np.array(sorted(set(by_code) | {j for j in by_desc if within[j]}), dtype=np.int64)
+    if not len(union):
+        return []
+    best = union[np.lexsort((ids[union], dc[union], dd[union]))][:k]
+    return [(int(ids[j]), int(dc[j]), 1.0 - 2.0 * float(dd[j]) / BITS) for j in best]
+
+
+def triples(hits: list) -> list[tuple[int, int, float | None]]:  # type: ignore[type-arg]
+    return [(h.id, h.distance, h.score) for h in hits]
+
+
+def random_items(rng: np.random.Generator, n: int, base: np.ndarray) -> list[NewItem]:
+    """Items with few distinct codes (many ties) and descriptors a few bits from ``base``
+    (ties too)."""
+    codes = np.zeros((n, 2), np.uint8)
+    codes[:, 0] = rng.integers(0, 4, n)
+    flips = rng.integers(0, BITS, size=(n, 3))
+    desc = np.repeat(base[None, :], n, axis=0)
+    for row, bits in enumerate(flips):
+        for b in bits[: rng.integers(0, 4)]:
+            desc[row, b // 8] ^= np.uint8(1 << (b % 8))
+    return [NewItem(codes[i], label=f"r{i % 5}", descriptor=desc[i]) for i in range(n)]
+
+
+def check_against_brute_force(col: Collection, queries: list[int]) -> int:
+    """Search by id for each query with several candidate counts; returns the checks made."""
+    checks = 0
+    for q in queries:
+        code, desc = col.code_of(q), col.descriptor_of(q)
+        for k, kc, kd, radius in ((1, 1, 1, None), (5, 3, 4, None), (10, 32, 32, None),
+                                  (10, 2, 20, 1), (10, 500, 500, None)):  # fmt: skip
+            got = col.search_by_id(q, k, radius, candidates=kc, descriptor_candidates=kd)
+            assert triples(got) == brute_force(col, code, desc, k, kc, kd, radius), (q, k, kc)
+            checks += 1
+    return checks
+
+
+@pytest.mark.parametrize("rebuild_min", [1024, 8])  # changes kept in deltas / rebuilt often
+def test_search_equals_brute_force_through_adds_and_removes(
+    rebuild_min: int,
+    tiny_instance_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
+) -> None:
+    paths, labels = files
+    ref_codes, ref_bits = reference_bits(tiny_instance_run, paths[:40])
+    rng = np.random.default_rng(rebuild_min)
+    with Collection.create(tmp_path / "c", tiny_instance_run, rerank="instance") as col:
+        col.rebuild_min = rebuild_min
+        assert col.descriptor == "instance" and col.binary_descriptor
+        assert (col.candidates, col.descriptor_candidates, col.descriptor_dim) == (32, 32, BITS)
+        ids = col.add_images([p.read_bytes() for p in paths[:40]], labels[:40])
+        np.testing.assert_array_equal(col.codes, ref_codes)
+        np.testing.assert_array_equal(col.descriptors, ref_bits)
+        col.add(random_items(rng, 150, ref_bits[0]))
+        gone = rng.choice(col.ids, 50, replace=False).tolist()
+        col.remove(gone)
+        col.add(random_items(rng, 30, ref_bits[3]))
+        live = [i for i in range(220) if i not in set(gone)]
+        assert col.ids.tolist() == live and len(col.descriptors) == len(live)  # type: ignore[arg-type]
+        kept = [i for i in ids if i not in set(gone)]
+        np.testing.assert_array_equal(col.descriptors[: len(kept)], ref_bits[kept])  # type: ignore[index]
+        queries = rng.choice(col.ids, 12, replace=False).tolist()
+        assert check_against_brute_force(col, queries) == 60
+        # by image: one pass gives code and bits, equal to the reference; search as brute force
+        codes, bits = col.encode_with_descriptors(
+            np.stack([col.decode(p.read_bytes()).rgb for p in paths[:5]])
+        )
+        np.testing.assert_array_equal(codes, ref_codes[:5])
+        np.testing.assert_array_equal(bits, ref_bits[:5])
+        hits = col.search(codes, 7, descriptors=bits)
+        for row, (c, d) in enumerate(zip(codes, bits)):
+            assert triples(hits[row]) == brute_force(col, c, d, 7, 32, 32)
+        # by code alone: Hamming order as before, no score
+        by_code = col.search(codes[:1], 4)[0]
+        dc = _hamming(codes[0], col.codes)
+        want = [int(col.ids[j]) for j in np.lexsort((col.ids, dc))[:4]]
+        assert [h.id for h in by_code] == want and all(h.score is None for h in by_code)
+
+
+def test_restart_and_replay_keep_codes_and_descriptors_in_step(
+    crash: Callable[[Collection], None],
+    tiny_instance_run: Path,
+    files: tuple[list[Path], list[str]],
+    tmp_path: Path,
+) -> None:
+    paths, labels = files
+    rng = np.random.default_rng(1)
+    _, ref_bits = reference_bits(tiny_instance_run, paths[:1])
+    col = Collection.create(tmp_path / "c", tiny_instance_run, rerank="instance")
+    col.add_images([p.read_bytes() for p in paths[:20]], labels[:20])
+    col.add(random_items(rng, 60, ref_bits[0]))
+    col.compact()  # a snapshot and descriptors.npz (packed bits) ...
+    col.add(random_items(rng, 40, ref_bits[0]))  # ... plus the log
+    col.remove([3, 25, 90])
+    before = (col.ids.copy(), col.codes.copy(), col.descriptors.copy())  # type: ignore[union-attr]
+    answers = {q: triples(col.search_by_id(q, 6, candidates=4)) for q in (0, 30, 85)}
+    crash(col)
+    with np.load(tmp_path / "c" / "descriptors.npz") as f:
+        assert f["descriptors"].dtype == np.uint8 and f["descriptors"].shape == (80, 8)
+    for _ in range(2):  # replayed after the crash, then from the snapshot after a clean close
+        with Collection.open(tmp_path / "c", load_model=False) as col:
+            for want, got in zip(before, (col.ids, col.codes, col.descriptors)):
+                np.testing.assert_array_equal(got, want)
+            assert {q: triples(col.search_by_id(q, 6, candidates=4)) for q in answers} == answers
+            assert check_against_brute_force(col, [0, 30, 85]) == 15
+
+
+def test_old_collections_open_and_search_as_before(tmp_path: Path) -> None:
+    """Collections written by the code before binary descriptors (data/old-collections, made by
+    its make_old_collections.py: version 1 without descriptors, version 2 with float16
+    early-stages, each a snapshot plus a log): same items, descriptors and answers."""
+    import hashlib
+    import shutil
+
+    data = Path(__file__).parent / "data" / "old-collections"
+    expected = json.loads((data / "expected.json").read_text())
+    for name, version in (("v1", 1), ("v2", 2)):
+        folder = tmp_path / name
+        shutil.copytree(data / name, folder)
+        (folder / "images").mkdir(exist_ok=True)  # git keeps no empty folder
+        assert json.loads((folder / "collection.json").read_text())["version"] == version
+        want = expected[name]
+        with Collection.open(folder, load_model=False) as col:
+            assert col.ids.tolist() == want["ids"] and col.codes.tolist() == want["codes"]
+            assert not col.binary_descriptor and col.reranks == (version == 2)
+            if version == 2:
+                stored = col.descriptors.astype("<f2").tobytes()  # type: ignore[union-attr]
+                assert hashlib.sha256(stored).hexdigest() == want["descriptors_sha256"]
+            for item_id, hits in want["search"].items():
+                got = [[h.id, h.distance, h.score] for h in col.search_by_id(int(item_id), 5)]
+                assert got == hits
+            assert len(want["search"]) == col.count
+        # closed: compacted by the new code, still the old version and readable again
+        assert json.loads((folder / "collection.json").read_text())["version"] == version
+        with Collection.open(folder, load_model=False) as col:
+            assert col.ids.tolist() == want["ids"]
+
+
+def test_bad_input_is_refused_and_nothing_is_written(
+    tiny_instance_run: Path, tiny_hash_run: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="instance outputs"):
+        Collection.create(tmp_path / "no", tiny_hash_run, rerank="instance")
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(ValueError, match="binary descriptor"):
+        Collection.create(
+            tmp_path / "f", tiny_hash_run, rerank="early-stages", descriptor_candidates=4
+        )
+    assert not (tmp_path / "f").exists()
+    with Collection.create(
+        tmp_path / "c", tiny_instance_run, rerank="instance", candidates=8, descriptor_candidates=16
+    ) as col:
+        col.add([NewItem(np.array([1, 2], np.uint8), descriptor=np.arange(8, dtype=np.uint8))])
+        log_size = (tmp_path / "c" / "log.bin").stat().st_size
+        for bad, message in (
+            (np.zeros(7, np.uint8), "8 bytes of packed bits"),
+            (np.zeros(64, np.float32), "8 bytes of packed bits"),
+            (np.zeros(8, np.float32), "packed uint8 instance bits"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                col.add([NewItem(np.array([1, 2], np.uint8), descriptor=bad)])
+        with pytest.raises(ValueError, match="needs one"):
+            col.add([NewItem(np.array([1, 2], np.uint8))])
+        assert col.count == 1 and (tmp_path / "c" / "log.bin").stat().st_size == log_size
+        code = col.code_of(0)[None]
+        with pytest.raises(ValueError, match="packed uint8 instance bits"):
+            col.search(code, 1, descriptors=np.zeros((1, 64), np.float32))
+        with pytest.raises(ValueError, match="packed uint8 instance bits"):
+            col.search(code, 1, descriptors=np.zeros((1, 9), np.uint8))
+        with pytest.raises(ValueError, match="descriptor_candidates"):
+            col.search_by_id(0, 1, descriptor_candidates=0)
+        settings = json.loads((tmp_path / "c" / "collection.json").read_text())
+        assert settings["version"] == 3
+        assert settings["rerank"] == {
+            "descriptor": "instance", "dim": 64, "dtype": "bits", "bytes": 8,
+            "candidates": 8, "descriptor_candidates": 16, "descriptor_index": "mih",
+        }  # fmt: skip
+        info = col.info()["rerank"]
+        assert (info["bytes_per_item"], info["memory_bytes_per_item"]) == (8, 8)
+    with Collection.create(tmp_path / "plain", tiny_instance_run, rerank=None) as col:
+        col.add([NewItem(np.array([1, 2], np.uint8))])
+        with pytest.raises(ValueError, match="stores no descriptors"):
+            col.search(col.code_of(0)[None], 1, descriptors=np.zeros((1, 8), np.uint8))
+        with pytest.raises(ValueError, match="descriptor_candidates is for"):
+            col.search_by_id(0, 1, descriptor_candidates=4)
