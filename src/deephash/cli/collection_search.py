@@ -53,7 +53,10 @@ def _queries(args: argparse.Namespace, col: Any) -> tuple[list[str], np.ndarray,
     if given != 1:
         raise ValueError("give image files, --id ID or --code HEX (one of them)")
     if args.item_id is not None:
-        code = col.code_of(args.item_id)[None, :]
+        try:
+            code = col.code_of(args.item_id)[None, :]
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
         desc = col.descriptor_of(args.item_id)[None, :] if col.reranks else None
         return [f"id {args.item_id}"], code, desc
     if args.code is not None:
