@@ -189,3 +189,21 @@ def test_bad_input_is_refused_and_nothing_is_written(
             col.search(col.code_of(0)[None], 1, descriptors=np.zeros((1, 8), np.uint8))
         with pytest.raises(ValueError, match="descriptor_candidates is for"):
             col.search_by_id(0, 1, descriptor_candidates=4)
+
+
+def test_duplicates_pair_items_by_their_bits(tiny_instance_run: Path, tmp_path: Path) -> None:
+    """``find_duplicates`` on instance bits: its score is 1 - 2 d / 64, so min_score 1 - 2 * 2 /
+    64 pairs items at most 2 bits apart (whose codes are within the radius)."""
+    from deephash.collection.duplicates import find_duplicates
+
+    rng = np.random.default_rng(5)
+    far = rng.integers(0, 256, (12, 8), dtype=np.uint8)  # random: ~32 bits apart
+    near = far[[0, 0, 5]].copy()
+    near[0, 0] ^= 0b11  # 2 bits from item 0: a copy
+    near[1, 3] ^= 0b111  # 3 bits from item 0: not
+    near[2, 7] ^= 0b1  # 1 bit from item 5: a copy
+    code = np.array([9, 0], np.uint8)
+    with Collection.create(tmp_path / "c", tiny_instance_run, rerank="instance") as col:
+        col.add([NewItem(code, descriptor=d) for d in np.concatenate([far, near])])
+        found = find_duplicates(col, radius=0, min_score=1 - 4 / BITS)
+    assert found.groups == [[0, 12], [5, 14]]

@@ -158,7 +158,8 @@ def _add_duplicates(csub: Any) -> None:
         "--min-score",
         type=float,
         default=None,
-        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.99)",
+        help="smallest re-rank score of duplicates (0.99): the cosine of float descriptors, "
+        "1 - 2d/bits of instance bits (0.99: identical bits)",
     )
     d.add_argument(
         "--neighbours",
