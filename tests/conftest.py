@@ -82,6 +82,29 @@ def tiny_hash_run(
 
 
 @pytest.fixture(scope="session")
+def tiny_instance_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config_values: dict[str, object]
+) -> Path:
+    """A 16-bit hashing run with 64 instance bits (bit-BCE plus the instance term, one short
+    epoch) trained on the tiny Fashion-MNIST."""
+    from deephash.training.config import TrainConfig
+    from deephash.training.trainer import train
+
+    out = tmp_path_factory.mktemp("instance_run") / "run"
+    values = {
+        **tiny_config_values,
+        "loss": "bit-bce",
+        "sampling": "random",
+        "bits": 16,
+        "instance_bits": 64,
+        "instance_weight": 1.0,
+        "epochs": 1,
+    }
+    train(TrainConfig.from_dict(values), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_png_folder(tmp_path_factory: pytest.TempPathFactory, tiny_fmnist: Path) -> Path:
     """``root/c<label>/<i>.png``: the 100 tiny Fashion-MNIST test images as PNG files."""
     from PIL import Image

@@ -15,6 +15,7 @@ import torch
 from deephash._numba import njit, popcount64
 
 __all__ = [
+    "as_packed_rows",
     "check_padding_bits",
     "code_bytes",
     "hamming_distance_matrix",
@@ -30,6 +31,23 @@ def code_bytes(bits: int) -> int:
     if bits <= 0:
         raise ValueError(f"bits must be positive, got {bits}")
     return (bits + 7) // 8
+
+
+def as_packed_rows(x: object, bits: int, what: str = "codes", noun: str = "codes") -> np.ndarray:
+    """Packed ``bits``-bit rows given by a caller, checked: uint8 (n, ceil(bits / 8)) (one row
+    (nbytes,) becomes (1, nbytes)); another dtype or width, or set padding bits, is a
+    ``ValueError`` naming ``what`` (e.g. "queries") and ``noun`` (e.g. "instance bits")."""
+    nbytes = code_bytes(bits)
+    arr = np.asarray(x)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != nbytes:
+        raise ValueError(
+            f"{what} must be packed uint8 {noun} of shape (n, {nbytes}) for {bits}-bit {noun}, "
+            f"got {arr.dtype} {arr.shape}"
+        )
+    check_padding_bits(arr, bits, what)
+    return arr
 
 
 def check_padding_bits(packed: np.ndarray, bits: int, what: str = "codes") -> None:

@@ -86,3 +86,35 @@ def test_external_engine_gives_candidates_to_re_rank(
         assert results[backend][0][0][:1] == (0,) and results[backend][0][0][2] == 1.0
         col.close()
     assert results["milvus"] == results["flat"]
+
+
+def test_instance_descriptors_beside_an_external_engine(
+    engines: dict[tuple[str, str], BinaryIndex], tiny_instance_run: Path, tmp_path: Path
+) -> None:
+    """The codes in the engine, the binary descriptors in an index of this process: searches
+    equal brute force over the union of both candidate sets, before and after the engine
+    applied the changes and after a restart."""
+    from _instance_reference import check_against_brute_force, random_items, triples
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, 8, dtype=np.uint8)
+    folder = tmp_path / "c"
+    col = Collection.create(
+        folder,
+        tiny_instance_run,
+        backend="milvus",
+        uri="http://milvus.test:19530",
+        rerank="instance",
+    )
+    col.add(random_items(rng, 120, base))
+    col.remove([4, 50, 51])
+    col.add(random_items(rng, 20, base))
+    queries = [0, 60, 130]
+    assert check_against_brute_force(col, queries) == 15  # pending delta or engine: the same
+    assert col.wait_for_engine(10.0, seen=True)
+    assert check_against_brute_force(col, queries) == 15
+    answers = {q: triples(col.search_by_id(q, 5, candidates=3)) for q in queries}
+    col.close()
+    with Collection.open(folder, load_model=False) as col:
+        assert {q: triples(col.search_by_id(q, 5, candidates=3)) for q in queries} == answers
+        assert col.descriptors is not None and col.descriptors.shape == (137, 8)

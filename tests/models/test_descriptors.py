@@ -12,7 +12,8 @@ from deephash.models.network import RetrievalNet
 def net() -> RetrievalNet:
     torch.manual_seed(0)
     backbone = create_backbone("small-cnn", in_channels=1, depths=(1, 2, 2))
-    return RetrievalNet(backbone, create_head("tanh", 256, 48), 48).eval()
+    # 48 code outputs and 16 instance outputs (the instance kind)
+    return RetrievalNet(backbone, create_head("tanh", 256, 64), 48, instance_dims=16).eval()
 
 
 @pytest.mark.parametrize("kind", list_descriptors())
@@ -78,5 +79,23 @@ def test_efficientnet_lite_stages_by_hand() -> None:
 
 def test_kinds_are_listed_in_registration_order() -> None:
     assert list_descriptors() == [
-        "head", "backbone", "conv", "stages", "stages-2x2", "early-stages"
+        "head", "backbone", "conv", "stages", "stages-2x2", "early-stages", "instance"
     ]  # fmt: skip
+
+
+def test_instance_is_the_networks_instance_outputs(net: RetrievalNet) -> None:
+    """The instance kind: the head's outputs after the code's (unit length; a collection keeps
+    their signs), which only a network trained with instance outputs has."""
+    from deephash.models.descriptors import BINARY_DESCRIPTORS, supports
+
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        full = net.head(net.backbone(x))
+    desc, out = compute_descriptors(net, x, "instance")
+    assert "instance" in BINARY_DESCRIPTORS and supports(net, "instance")
+    torch.testing.assert_close(desc, full[:, 48:] / full[:, 48:].norm(dim=1, keepdim=True))
+    torch.testing.assert_close(out, full[:, :48])
+    plain = RetrievalNet(net.backbone, create_head("tanh", 256, 48), 48).eval()
+    assert not supports(plain, "instance")
+    with pytest.raises(ValueError, match="instance outputs"):
+        compute_descriptors(plain, x, "instance")

@@ -260,3 +260,67 @@ def test_a_re_ranking_collection_over_http(
             assert bad.status_code == 400 and "candidates" in bad.json()["detail"]
     finally:
         col.close()
+
+
+def test_an_instance_collection_over_http(
+    tmp_path: Path, tiny_instance_run: Path, png_files: list[tuple[Path, str]]
+) -> None:
+    """Search by id and by upload rank by the binary descriptor; the answers equal the
+    library's; a search by code ranks by Hamming (score null)."""
+    from deephash.collection import Collection
+    from deephash.serve import create_app
+
+    def made(folder: Path, n: int, rerank: str | None) -> Path:
+        with Collection.create(folder, tiny_instance_run, rerank=rerank) as c:
+            c.add_images(
+                [f.read_bytes() for f, _ in png_files[:n]], [lab for _, lab in png_files[:n]]
+            )
+        return folder
+
+    col = Collection.open(made(tmp_path / "icol", 60, "instance"))
+    try:
+        with TestClient(create_app(col, max_upload_mb=1.0, max_k=100)) as client:
+            stats = client.get("/stats").json()["rerank"]
+            assert (stats["descriptor"], stats["dtype"], stats["bytes_per_item"]) == (
+                "instance",
+                "bits",
+                8,
+            )
+            checked = 0
+            for item_id, query in ((3, "k=8"), (41, "k=8&candidates=2&descriptor_candidates=3")):
+                body = client.post(f"/search?{query}", json={"id": item_id}).json()
+                kc = 2 if "candidates=2" in query else None
+                kd = 3 if "descriptor_candidates" in query else None
+                want = col.search_by_id(item_id, 8, candidates=kc, descriptor_candidates=kd)
+                assert [(h["id"], h["distance"], h["score"]) for h in body["results"]] == [
+                    (h.id, h.distance, h.score) for h in want
+                ]
+                assert body["results"][0]["score"] == 1.0
+                checked += 1
+            assert checked == 2
+            path, _ = png_files[22]
+            body = client.post("/search?k=5", files=upload(path)).json()
+            codes, bits = col.encode_with_descriptors(col.decode(path.read_bytes()).rgb[None])
+            want = col.search(codes, 5, descriptors=bits)[0]
+            assert [(h["id"], h["distance"], h["score"]) for h in body["results"]] == [
+                (h.id, h.distance, h.score) for h in want
+            ]
+            assert len(want) == 5 and want[0].score == 1.0
+            files = [("image", (path.name, path.read_bytes(), "image/png"))] * 2
+            batch = client.post("/search/batch?k=5", files=files).json()
+            assert [[h["id"] for h in row] for row in batch["results"]] == [
+                [h.id for h in want]
+            ] * 2
+            by_code = client.post("/search?k=5", json={"code": col.code_of(22).tobytes().hex()})
+            assert all(h["score"] is None for h in by_code.json()["results"])
+            bad = client.post("/search?descriptor_candidates=0", json={"id": 3})
+            assert bad.status_code == 400 and "descriptor_candidates" in bad.json()["detail"]
+    finally:
+        col.close()
+    plain = Collection.open(made(tmp_path / "p", 3, None))
+    try:
+        with TestClient(create_app(plain, max_upload_mb=1.0, max_k=100)) as client:
+            bad = client.post("/search?descriptor_candidates=4", json={"id": 0})
+            assert bad.status_code == 400 and "binary (instance)" in bad.json()["detail"]
+    finally:
+        plain.close()

@@ -251,3 +251,18 @@ def test_the_page_with_a_read_token_asks_once_and_shows_the_images(
             "const q = document.getElementById('query-image'); return q.complete && q.naturalWidth"
         )
         assert loaded > 0
+
+
+def test_an_instance_collection_names_how_it_ranks(
+    tmp_path: Path, tiny_instance_run: Path, browser: Any, png_files: list[tuple[Path, str]]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from deephash.collection import Collection
+
+    with Collection.create(tmp_path / "c", tiny_instance_run, rerank="instance") as col:
+        col.add_images([f.read_bytes() for f, _ in png_files[:3]])
+    want = "ranked by instance bits (32 nearest codes + 32 nearest descriptors)"
+    with _serve(tmp_path / "c") as url:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_element(By.ID, "ranking").text == want)

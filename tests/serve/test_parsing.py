@@ -54,6 +54,15 @@ def test_search_options_from_the_query_and_the_body() -> None:
     assert body_options({}, limits, base) == base
     assert body_options({"k": 2, "radius": None}, limits, base) == SearchOptions(2, None, 20)
     assert refused(body_options, {"k": 51}, limits, base)[:2] == (400, "bad_parameter")
+    # binary descriptors: how many nearest descriptors, from the query or the body
+    got = query_options({"descriptor_candidates": "9"}, limits)
+    assert got == SearchOptions(10, None, None, 9)
+    assert body_options({"descriptor_candidates": 4}, limits, got) == SearchOptions(
+        10, None, None, 4
+    )
+    assert body_options({"k": 3}, limits, got) == SearchOptions(3, None, None, 9)
+    status, _, detail = refused(query_options, {"descriptor_candidates": "0"}, limits)
+    assert status == 400 and detail.startswith("descriptor_candidates must be")
 
 
 def test_parse_code_round_trips_hand_packed_bits() -> None:

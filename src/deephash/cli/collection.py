@@ -1,4 +1,4 @@
-"""``deephash collection create|add|remove|duplicates|info``: the collection folder a server
+"""``deephash collection create|add|remove|duplicates|search|info``: the collection folder a server
 serves."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deephash.cli._common import add_device_arg
+from deephash.cli.collection_search import add_search
 
 _CHUNK = 256  # images per log record (one fsync) while adding from the command line
 _CHUNK_BYTES = 64 * 1024 * 1024  # ... and at most about this many image bytes
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
     r.add_argument("ids", nargs="+", type=int, metavar="ID")
     r.set_defaults(func=run_remove)
     _add_duplicates(csub)
+    add_search(csub)
     i = csub.add_parser(
         "info", help="print the collection's settings, counts and code usage (JSON)"
     )
@@ -85,13 +87,21 @@ def _add_create(csub: Any) -> None:
         help="descriptor stored with every item to re-rank Hamming candidates by, so a search "
         "finds the item itself first: one of "
         f"{', '.join(_descriptor_kinds())}; 'none': Hamming ranking only; 'auto' (default): "
-        "the recommended kind for the run's backbone (early-stages for small-cnn, VGG and EfficientNet-Lite, else backbone)",
+        "instance (the signs of the network's instance outputs, 8 bytes per item for 64 bits) "
+        "when the run's network has instance outputs, else the recommended kind for its "
+        "backbone (early-stages for small-cnn, VGG and EfficientNet-Lite, else backbone)",
     )
     c.add_argument(
         "--candidates",
         type=int,
         default=None,
-        help="Hamming candidates re-ranked per search (k'; default 4096)",
+        help="nearest codes re-ranked per search (k'; default 32 for instance, else 4096)",
+    )
+    c.add_argument(
+        "--descriptor-candidates",
+        type=int,
+        default=None,
+        help="instance only: nearest descriptors added to them per search (default 32)",
     )
     c.add_argument(
         "--milvus-collection", help="milvus only: collection name (default deephash_<folder>)"
@@ -148,7 +158,8 @@ def _add_duplicates(csub: Any) -> None:
         "--min-score",
         type=float,
         default=None,
-        help="smallest re-rank score (cosine of the descriptors) of duplicates (0.99)",
+        help="smallest re-rank score of duplicates (0.99): the cosine of float descriptors, "
+        "1 - 2d/bits of instance bits (0.99: identical bits)",
     )
     d.add_argument(
         "--neighbours",
@@ -186,7 +197,7 @@ def run_create(args: argparse.Namespace) -> int:
 def create_collection(args: argparse.Namespace, run_dir: str) -> int:
     """Create the collection of ``args`` for the model of ``run_dir`` and print what it is."""
     from deephash.collection import Collection
-    from deephash.collection.collection import DEFAULT_CANDIDATES, recommended_descriptor
+    from deephash.collection.collection import recommended_descriptor
 
     rerank = args.rerank
     if rerank == "auto":
@@ -195,31 +206,44 @@ def create_collection(args: argparse.Namespace, run_dir: str) -> int:
         rerank = None
     if rerank is None and args.candidates is not None:
         raise ValueError("--candidates is for a re-ranking collection; drop it or --rerank none")
-    candidates = DEFAULT_CANDIDATES if args.candidates is None else args.candidates
+    if args.descriptor_candidates is not None and rerank != "instance":
+        raise ValueError("--descriptor-candidates is for --rerank instance")
     with Collection.create(
         args.dir,
         run_dir,
         backend=args.backend,
         uri=args.uri,
         rerank=rerank,
-        candidates=candidates,
+        candidates=args.candidates,
+        descriptor_candidates=args.descriptor_candidates,
         milvus_collection=args.milvus_collection,
         milvus_index=args.milvus_index,
         nlist=args.nlist,
         nprobe=args.nprobe,
     ) as col:
-        ranking = (
-            f"re-ranking {col.candidates} Hamming candidates by {col.descriptor} descriptors "
-            f"({col.descriptor_dim} float16, {2 * col.descriptor_dim} bytes per item)"
-            if col.reranks
-            else "ranking by Hamming distance only"
-        )
+        ranking = _ranking(col)
         print(
             f"created collection {args.dir}: {col.bits}-bit codes from {col.run_dir}, "
             f"backend {col.backend}, {ranking}"
             + ("" if args.images else f"; add images with `deephash collection add {args.dir} ...`")
         )
     return 0
+
+
+def _ranking(col: Any) -> str:
+    """How collection ``col`` ranks, in words."""
+    if col.binary_descriptor:
+        return (
+            f"ranking the {col.candidates} nearest codes and {col.descriptor_candidates} nearest "
+            f"{col.descriptor} descriptors by descriptor distance ({col.descriptor_dim} bits, "
+            f"{col.info()['rerank']['bytes_per_item']} bytes per item)"
+        )
+    if col.reranks:
+        return (
+            f"re-ranking {col.candidates} Hamming candidates by {col.descriptor} descriptors "
+            f"({col.descriptor_dim} float16, {2 * col.descriptor_dim} bytes per item)"
+        )
+    return "ranking by Hamming distance only"
 
 
 def gather_images(inputs: list[str], label: str | None) -> list[tuple[Path, str | None]]:

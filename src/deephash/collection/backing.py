@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from deephash.collection.items import Hit
-from deephash.collection.view import Query, View, ViewUpdate, search_view
+from deephash.collection.view import Candidates, Query, View, ViewUpdate, search_view
 
 __all__ = ["ENGINES", "Backing", "snapshot_kind"]
 
@@ -72,10 +72,13 @@ class Backing(ABC):
         (Hamming distance, id), within ``radius`` when given: (distances int32 (nq, k), ids
         int64 (nq, k)), -1 where a row has fewer (see :data:`~deephash.collection.view.Candidates`)."""
 
-    def search(self, view: View, query: Query) -> list[list[Hit]]:
+    def search(
+        self, view: View, query: Query, descriptor_candidates: Candidates | None = None
+    ) -> list[list[Hit]]:
         """One list of hits per query code, best first (see
-        :func:`~deephash.collection.view.search_view`)."""
-        return search_view(view, query, self.candidates)
+        :func:`~deephash.collection.view.search_view`; ``descriptor_candidates``: the ranking of
+        the view's binary descriptors, for a binary kind)."""
+        return search_view(view, query, self.candidates, descriptor_candidates)
 
     def pending(self, view: View) -> dict[str, int] | None:
         """Changes an external engine may not show yet; None for a local index."""

@@ -6,8 +6,9 @@ Folder layout::
     collection.json   settings: the run (model), bits, backend, backend settings, limits
     index.dhx         snapshot of every item (deephash index format: ids, codes, metadata),
                       written atomically; with index.dhx.run.json, `deephash search` reads it too
-    descriptors.npz   re-ranking collections only: each item's descriptor (float16) by id, written
-                      atomically before index.dhx (see :mod:`.descriptor_file`)
+    descriptors.npz   re-ranking collections only: each item's descriptor (float16, or packed bits
+                      for a binary kind) by id, written atomically before index.dhx (see
+                      :mod:`.descriptor_file`)
     log.bin           additions and removals since the snapshot (see :mod:`.log`), fsynced
     images/           a copy of every stored image, named ``<id><suffix>``
     lock              the OS file lock (see :mod:`.lock`); holds the holder's pid
@@ -22,8 +23,13 @@ engine (:mod:`.engine_backing`).
 Re-ranking. A collection created with a descriptor kind (``rerank=``, see
 :mod:`deephash.models.descriptors`) stores one descriptor per item besides its code and searches
 in two stages: the k' nearest codes (``candidates``), re-ranked by descriptor (score, then Hamming
-distance, then id; :mod:`deephash.index.rerank`). Collections without one (all made before this
-existed) search by Hamming distance alone.
+distance, then id; :mod:`deephash.index.rerank`). A binary kind (``instance``: the signs of the
+network's instance outputs, 8 bytes for 64 bits, see :mod:`.descriptor_layout`) is also indexed
+in this process (:mod:`.descriptor_index`): a search takes the ``candidates`` nearest codes and the
+``descriptor_candidates`` nearest descriptors and ranks their union by (descriptor Hamming
+distance, code distance, id) (:mod:`deephash.index.binary_rerank`), so it finds an item and its
+copies without reading its class's tie band. Collections without descriptors search by Hamming
+distance alone.
 
 Durability. An addition appends one log record holding the items' ids, codes, descriptors,
 metadata and image bytes, and fsyncs it (one fsync per addition, whatever its size); only then does ``add`` return
@@ -65,11 +71,13 @@ import numpy as np
 
 from deephash.atomic_io import atomic_write_json
 from deephash.checks import check_positive_int
-from deephash.codes import check_padding_bits, code_bytes
+from deephash.codes import as_packed_rows, check_padding_bits, code_bytes
 from deephash.collection._durable import fsync_dir
 from deephash.collection.backing import ENGINES, Backing, snapshot_kind
 from deephash.collection.compaction import Journal
 from deephash.collection.descriptor_file import DESCRIPTOR_FILE, write_descriptors
+from deephash.collection.descriptor_index import DescriptorIndex
+from deephash.collection.descriptor_layout import DescriptorLayout
 from deephash.collection.encoder import Encoder, no_descriptors_message
 from deephash.collection.engine_backing import EngineBacking
 from deephash.collection.engine_writer import EngineWriter
@@ -96,9 +104,8 @@ from deephash.collection.settings import (
 from deephash.collection.settings import (
     recommended_descriptor as recommended_descriptor,  # imported from here by the CLI
 )
-from deephash.collection.view import Query, View
+from deephash.collection.view import Candidates, Query, View
 from deephash.index import create_index
-from deephash.index.rerank import as_descriptors
 
 __all__ = ["BACKENDS", "DEFAULT_CANDIDATES", "Collection", "Hit", "Item", "NewItem"]
 
@@ -132,6 +139,12 @@ class Collection:
         self._write_lock = threading.Lock()
         self._images = ImageStore(directory / IMAGES_DIR)
         self._backing = self._create_backing()
+        layout = self.encoder.layout
+        self._descriptor_index = (
+            DescriptorIndex(layout.dim, self._backing.kernel_lock)
+            if layout is not None and layout.binary
+            else None
+        )
         self._journal: Journal | None = None  # the open log (a writer only)
         self._view: View
         self._closed = False
@@ -153,7 +166,8 @@ class Collection:
         device: str = "auto",
         load_model: bool = False,
         rerank: str | None = None,
-        candidates: int = DEFAULT_CANDIDATES,
+        candidates: int | None = None,
+        descriptor_candidates: int | None = None,
     ) -> Collection:
         """Make a new, empty collection in ``directory`` for the hashing model of ``run_dir`` and
         open it. ``backend``: ``mih`` (multi-index hashing), ``flat`` (exhaustive scan) or
@@ -164,7 +178,10 @@ class Collection:
         1024), ``nprobe`` of them searched per query (default 16; ``milvus_index.nprobe`` in
         ``collection.json`` may be changed between runs). ``rerank``: a descriptor kind (see
         :func:`deephash.models.descriptors.list_descriptors`) to store with every item and re-rank
-        the ``candidates`` nearest codes of each search by, or None (Hamming ranking only)."""
+        the ``candidates`` nearest codes of each search by (default 4096), or None (Hamming
+        ranking only). The binary kind ``instance`` (a network with instance outputs) stores
+        their packed signs and ranks the union of the ``candidates`` nearest codes and the
+        ``descriptor_candidates`` nearest descriptors (default 32 each) by descriptor distance."""
         directory = Path(directory)
         settings = new_settings(
             directory,
@@ -178,6 +195,7 @@ class Collection:
             max_pixels=max_pixels,
             rerank=rerank,
             candidates=candidates,
+            descriptor_candidates=descriptor_candidates,
         )
         _write_empty_folder(directory, settings)
         return cls.open(directory, device=device, load_model=load_model)
@@ -229,7 +247,7 @@ class Collection:
     def _load(self) -> None:
         """Replay the folder (snapshot, then log), restore the image files a crash left behind,
         open the log for appending and start the backing."""
-        replayed = replay_folder(self.directory, self.bits, self.descriptor_dim)
+        replayed = replay_folder(self.directory, self.bits, self.encoder.layout)
         log = replayed.log
         if log.torn_bytes and not self.read_only:
             warnings.warn(
@@ -247,7 +265,10 @@ class Collection:
                 self.bits,
             )
             self._images.restore(replayed.state.items, replayed.state.images)
-        self._view = self._backing.start(replayed.view, lambda: self._view, self._update)
+        view = replayed.view
+        if self._descriptor_index is not None:
+            view = self._descriptor_index.built(view)
+        self._view = self._backing.start(view, lambda: self._view, self._update)
 
     def _create_backing(self) -> Backing:
         """The backing the settings name: an external engine (a reader never connects to it) or
@@ -318,19 +339,35 @@ class Collection:
         return self.encoder.descriptor_dim
 
     @property
+    def binary_descriptor(self) -> bool:
+        """True when the stored descriptors are packed bits (a binary kind such as
+        ``instance``), compared by Hamming distance."""
+        return self._descriptor_index is not None
+
+    @property
     def candidates(self) -> int:
-        """Hamming candidates re-ranked per search by default (k'; 0 without re-ranking)."""
+        """Hamming candidates (nearest codes) re-ranked per search by default (k'; 0 without
+        re-ranking)."""
         return int(self.settings["rerank"]["candidates"]) if self.reranks else 0
 
     @property
+    def descriptor_candidates(self) -> int:
+        """Nearest descriptors added to the candidates per search by default (a binary kind;
+        else 0)."""
+        return (
+            int(self.settings["rerank"]["descriptor_candidates"]) if self.binary_descriptor else 0
+        )
+
+    @property
     def descriptors(self) -> np.ndarray | None:
-        """float32 (count, D): the stored descriptors (float16 values), aligned with
-        :attr:`ids`; None without re-ranking."""
+        """The stored descriptors, aligned with :attr:`ids`: float32 (count, D) (float16
+        values), or packed bits uint8 (count, ceil(D / 8)) for a binary kind; None without
+        re-ranking."""
         return self._view.descriptors
 
     def descriptor_of(self, item_id: int) -> np.ndarray:
-        """float32 (D,): an item's stored descriptor; ``KeyError`` for an unknown id,
-        ``ValueError`` when the collection stores none."""
+        """An item's stored descriptor (float32 (D,), or packed bits uint8 (ceil(D / 8),));
+        ``KeyError`` for an unknown id, ``ValueError`` when the collection stores none."""
         view = self._view
         if view.descriptors is None:
             raise ValueError(no_descriptors_message(self.directory))
@@ -509,8 +546,11 @@ class Collection:
                     else np.concatenate([view.descriptors, descriptors])
                 ),
             )
+            published = self._backing.with_additions(grown, new_ids, codes)
+            if self._descriptor_index is not None and descriptors is not None:
+                published = self._descriptor_index.with_additions(published, new_ids, descriptors)
             # one reference assignment publishes the whole change
-            self._view = self._backing.with_additions(grown, new_ids, codes)
+            self._view = published
             self._view = journal.maybe_compact(self._view, self.compact_every, self.compact_bytes)
         return ids
 
@@ -533,7 +573,10 @@ class Collection:
             shrunk = replace(
                 view, ids=view.ids[keep], codes=view.codes[keep], descriptors=live_desc
             )
-            self._view = self._backing.with_removals(shrunk, gone)
+            published = self._backing.with_removals(shrunk, gone)
+            if self._descriptor_index is not None:
+                published = self._descriptor_index.with_removals(published, gone)
+            self._view = published
             # after publishing: a crash before this leaves orphans, removed on open
             for i in wanted:
                 image = view.items[i].image
@@ -570,14 +613,19 @@ class Collection:
         *,
         descriptors: np.ndarray | None = None,
         candidates: int | None = None,
+        descriptor_candidates: int | None = None,
     ) -> list[list[Hit]]:
         """Search by code, or in two stages by code and descriptor.
 
         queries: uint8 (nq, ceil(bits / 8)). Without ``descriptors``: the k nearest items by
         Hamming distance, ties by the smaller id. With ``descriptors`` float (nq, D) (a
         re-ranking collection only): the ``candidates`` (default :attr:`candidates`, at least k)
-        nearest codes re-ranked by descriptor: (score, Hamming distance, id). With ``radius``,
-        only items at Hamming distance <= radius (still at most k). Returns one list of hits per
+        nearest codes re-ranked by descriptor: (score, Hamming distance, id). With packed bits
+        uint8 (nq, ceil(D / 8)) (a collection of a binary kind): the union of the
+        ``candidates`` nearest codes and the ``descriptor_candidates`` (default
+        :attr:`descriptor_candidates`, at least k) nearest descriptors, ranked by (descriptor
+        Hamming distance, code distance, id), ``score = 1 - 2 d / D``. With ``radius``, only
+        items at Hamming distance <= radius (still at most k). Returns one list of hits per
         query, best first.
         """
         q = self._query_codes(queries)
@@ -585,38 +633,59 @@ class Collection:
         if radius is not None and radius < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
         q_desc = None
+        layout = self.encoder.layout
         if descriptors is not None:
-            if not self.reranks:
+            if layout is None:
                 raise ValueError(no_descriptors_message(self.directory))
-            q_desc = as_descriptors(descriptors, self.descriptor_dim, name="query descriptors")
+            q_desc = layout.check(descriptors, name="query descriptors")
             if len(q_desc) != len(q):
                 raise ValueError(f"{len(q)} query codes but {len(q_desc)} query descriptors")
-        if candidates is not None:
-            check_positive_int(candidates, "candidates")
+        for name, value in (
+            ("candidates", candidates),
+            ("descriptor_candidates", descriptor_candidates),
+        ):
+            if value is not None:
+                check_positive_int(value, name)
+        if descriptor_candidates is not None and not self.binary_descriptor:
+            raise ValueError(
+                "descriptor_candidates is for a collection of binary descriptors (instance); "
+                f"{self.directory} stores {self.descriptor or 'none'}"
+            )
         kp = self.candidates if candidates is None else candidates
-        return self._backing.search(self._view, Query(q, k, radius, q_desc, kp))
+        kd = self.descriptor_candidates if descriptor_candidates is None else descriptor_candidates
+        query = Query(q, k, radius, q_desc, kp, kd, self.descriptor_dim)
+        return self._backing.search(self._view, query, self._descriptor_candidates_fn())
+
+    def _descriptor_candidates_fn(self) -> Candidates | None:
+        """The ranking of a view's binary descriptors (None without them)."""
+        index = self._descriptor_index
+        return None if index is None else index.candidates
 
     def _query_codes(self, queries: np.ndarray) -> np.ndarray:
         """Query codes as uint8 (nq, nbytes), checked."""
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.dtype != np.uint8 or q.ndim != 2 or q.shape[1] != self.nbytes:
-            raise ValueError(
-                f"queries must be packed uint8 codes of shape (n, {self.nbytes}) for "
-                f"{self.bits}-bit codes, got {q.dtype} {q.shape}"
-            )
-        check_padding_bits(q, self.bits, "query codes")
-        return q
+        return as_packed_rows(queries, self.bits, "query codes")
 
     def search_by_id(
-        self, item_id: int, k: int, radius: int | None = None, *, candidates: int | None = None
+        self,
+        item_id: int,
+        k: int,
+        radius: int | None = None,
+        *,
+        candidates: int | None = None,
+        descriptor_candidates: int | None = None,
     ) -> list[Hit]:
         """Search with a stored item's code (and descriptor, when the collection re-ranks);
         ``KeyError`` for an unknown id."""
         code = self.code_of(item_id)[None, :]
         desc = self.descriptor_of(item_id)[None, :] if self.reranks else None
-        return self.search(code, k, radius, descriptors=desc, candidates=candidates)[0]
+        return self.search(
+            code,
+            k,
+            radius,
+            descriptors=desc,
+            candidates=candidates,
+            descriptor_candidates=descriptor_candidates,
+        )[0]
 
     # ------------------------------------------------------------------ close
     def info(self) -> dict[str, Any]:
@@ -637,17 +706,21 @@ class Collection:
             "next_id": view.next_id,
             "labels": dict(sorted(labels.items())),
             "log_bytes": log.stat().st_size if log.exists() else 0,
-            "rerank": (
-                {
-                    **self.settings["rerank"],
-                    # stored (disk, log) / held in memory for the re-ranking kernel
-                    "bytes_per_item": 2 * self.descriptor_dim,
-                    "memory_bytes_per_item": 4 * self.descriptor_dim,
-                }
-                if self.reranks
-                else None
-            ),
+            "rerank": self._rerank_info(),
             **self._backing.info(view),
+        }
+
+    def _rerank_info(self) -> dict[str, Any] | None:
+        """The re-rank settings with the bytes per item a descriptor takes stored (disk, log)
+        and resident (held for the re-ranking kernel; a binary kind's index holds its own copy
+        besides); None without re-ranking."""
+        layout = self.encoder.layout
+        if layout is None:
+            return None
+        return {
+            **self.settings["rerank"],
+            "bytes_per_item": layout.bytes_per_item,
+            "memory_bytes_per_item": layout.resident_bytes_per_item,
         }
 
     def close(self) -> None:
@@ -685,17 +758,14 @@ class Collection:
 def _write_empty_folder(directory: Path, settings: dict[str, Any]) -> None:
     """Write a new, empty collection with ``settings`` to ``directory`` (under its lock):
     ``collection.json`` last, since a folder without it is not (yet) a collection."""
-    bits, backend, rerank = int(settings["bits"]), settings["backend"], settings.get("rerank")
+    bits, backend = int(settings["bits"]), settings["backend"]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / IMAGES_DIR).mkdir(exist_ok=True)
     with FolderLock(directory / LOCK_FILE):
         create_index(snapshot_kind(backend), bits).save(directory / SNAPSHOT_FILE)
-        if rerank:
-            write_descriptors(
-                directory / DESCRIPTOR_FILE,
-                np.zeros(0, np.int64),
-                np.zeros((0, int(rerank["dim"])), np.float16),
-            )
+        layout = DescriptorLayout.of_settings(settings)
+        if layout is not None:
+            write_descriptors(directory / DESCRIPTOR_FILE, np.zeros(0, np.int64), layout.empty())
         atomic_write_json(
             directory / (SNAPSHOT_FILE + ".run.json"),
             {"run_dir": settings["run"], "bits": bits, "source": "collection", "backend": backend},

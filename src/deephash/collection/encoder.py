@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from deephash.codes import code_bytes, pack_bits, sign
+from deephash.collection.descriptor_layout import DescriptorLayout
 from deephash.collection.images import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -19,7 +20,6 @@ from deephash.collection.images import (
 )
 from deephash.collection.items import NewItem
 from deephash.collection.layout import COLLECTION_FILE
-from deephash.index.rerank import as_descriptors
 from deephash.run_folder import RunFolder
 
 __all__ = ["Encoder", "no_descriptors_message"]
@@ -46,9 +46,9 @@ class Encoder:
         self.nbytes = code_bytes(self.bits)
         self.run_dir = Path(settings["run"])
         self.max_pixels = int(settings.get("max_pixels", DEFAULT_MAX_PIXELS))
-        rerank = settings.get("rerank")
-        self.descriptor: str | None = str(rerank["descriptor"]) if rerank else None
-        self.descriptor_dim = int(rerank["dim"]) if rerank else 0
+        self.layout = DescriptorLayout.of_settings(settings)
+        self.descriptor: str | None = self.layout.kind if self.layout else None
+        self.descriptor_dim = self.layout.dim if self.layout else 0
         self._lock = threading.Lock()
         self._model: Any = None
 
@@ -102,29 +102,31 @@ class Encoder:
     def encode_with_descriptors(
         self, rgb: np.ndarray, batch_size: int = 256
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """RGB uint8 (N, S, S, 3) -> (packed codes uint8 (N, ceil(bits / 8)), descriptors float32
-        (N, D) rounded as stored, or None for a collection without descriptors); one forward
+        """RGB uint8 (N, S, S, 3) -> (packed codes uint8 (N, ceil(bits / 8)), descriptors as the
+        collection holds them (float32 (N, D) rounded as stored, or a binary kind's packed signs
+        uint8 (N, ceil(D / 8))), or None for a collection without descriptors); one forward
         pass gives both (the codes equal :meth:`encode`'s)."""
-        if self.descriptor is None:
+        layout = self.layout
+        if layout is None:
             return self.encode(rgb, batch_size), None
         if rgb.shape[0] == 0:
-            return np.zeros((0, self.nbytes), np.uint8), np.zeros(
-                (0, self.descriptor_dim), np.float32
-            )
+            return np.zeros((0, self.nbytes), np.uint8), layout.empty()
         model = self.model
         x = to_model_input(rgb, int(model.data_info["in_channels"]))
-        out, desc = model.encode_for_search(x, self.descriptor, batch_size)
+        out, desc = model.encode_for_search(x, layout.kind, batch_size)
         assert desc is not None  # asked for
-        return pack_bits(sign(out)), as_descriptors(desc, self.descriptor_dim)
+        if layout.binary:
+            desc = pack_bits(sign(desc))
+        return pack_bits(sign(out)), layout.check(desc)
 
     def encode_records(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 (N, S, S, 3) -> one structured row per image: ``code`` uint8 (nbytes,) and,
-        when the collection re-ranks, ``descriptor`` float32 (D,) (the micro-batcher's function:
-        it slices rows)."""
+        when the collection re-ranks, ``descriptor`` (float32 (D,), or packed bits uint8) (the
+        micro-batcher's function: it slices rows)."""
         codes, desc = self.encode_with_descriptors(rgb)
         fields: list[tuple[str, Any, tuple[int, ...]]] = [("code", np.uint8, (self.nbytes,))]
         if desc is not None:
-            fields.append(("descriptor", np.float32, (self.descriptor_dim,)))
+            fields.append(("descriptor", desc.dtype, (desc.shape[1],)))
         out = np.zeros(len(codes), dtype=np.dtype(fields))
         out["code"] = codes
         if desc is not None:
@@ -132,10 +134,11 @@ class Encoder:
         return out
 
     def new_descriptors(self, new: Sequence[NewItem]) -> np.ndarray | None:
-        """float32 (n, D) of the items to add (stored precision), checked; None without
-        re-ranking (then no item may carry one)."""
+        """The descriptors of the items to add as held (float32 (n, D) at stored precision, or
+        packed bits uint8 (n, ceil(D / 8))), checked; None without re-ranking (then no item may
+        carry one)."""
         given = [n.descriptor is not None for n in new]
-        if self.descriptor is None:
+        if self.layout is None:
             if any(given):
                 message = no_descriptors_message(self.directory)
                 raise ValueError(message.replace("so it cannot re-rank", "to add"))
@@ -148,10 +151,11 @@ class Encoder:
         rows = []
         for n in new:
             d = np.asarray(n.descriptor)
-            if d.ndim != 1 or d.shape[0] != self.descriptor_dim:
+            if d.ndim != 1 or d.shape[0] != self.layout.width:
+                unit = "bytes of packed bits" if self.layout.binary else "values"
                 raise ValueError(
                     f"a descriptor of shape {d.shape}; this collection stores "
-                    f"{self.descriptor} descriptors of {self.descriptor_dim} values"
+                    f"{self.descriptor} descriptors of {self.layout.width} {unit}"
                 )
             rows.append(d)
-        return as_descriptors(np.stack(rows), self.descriptor_dim)
+        return self.layout.check(np.stack(rows))

@@ -32,7 +32,7 @@ from deephash.collection.engine_writer import EngineWriter
 from deephash.collection.external_engine import engine_spec, resync_engine
 from deephash.collection.freshness import drained, pending_counts, with_additions, with_removals
 from deephash.collection.items import Hit
-from deephash.collection.view import Query, View, ViewUpdate
+from deephash.collection.view import Candidates, Query, View, ViewUpdate
 from deephash.index import EngineUnavailableError, create_index
 
 __all__ = ["EngineBacking"]
@@ -91,9 +91,11 @@ class EngineBacking(Backing):
         """The engine's answer merged with the pending delta (see :mod:`.engine_search`)."""
         return engine_candidates(view, q, k, radius, self.kernel_lock)
 
-    def search(self, view: View, query: Query) -> list[list[Hit]]:
+    def search(
+        self, view: View, query: Query, descriptor_candidates: Candidates | None = None
+    ) -> list[list[Hit]]:
         try:
-            return super().search(view, query)
+            return super().search(view, query, descriptor_candidates)
         except EngineUnavailableError:
             # it may have lost or missed writes while down: re-sync it once it answers
             if self.writer is not None:

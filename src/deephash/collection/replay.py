@@ -12,6 +12,7 @@ import numpy as np
 
 from deephash.codes import code_bytes
 from deephash.collection.descriptor_file import decode_descriptor, encode_descriptor
+from deephash.collection.descriptor_layout import DescriptorLayout
 from deephash.collection.items import Item, item_from_json
 from deephash.collection.layout import LOG_FILE
 from deephash.collection.log import LogContents, read_log
@@ -31,20 +32,19 @@ class Replayed:
     log: LogContents
 
 
-def replay_folder(directory: Path, bits: int, descriptor_dim: int) -> Replayed:
+def replay_folder(directory: Path, bits: int, layout: DescriptorLayout | None) -> Replayed:
     """The state of collection folder ``directory``: its snapshot with its log replayed on top.
-    bits: the code width; descriptor_dim: the descriptor width D (0: the collection stores
-    none)."""
+    bits: the code width; layout: how its descriptors are stored (None: it stores none)."""
     nbytes = code_bytes(bits)
     state = read_snapshot(directory, bits)
     log = read_log(directory / LOG_FILE)
     for record in log.records:
-        replay_record(state, record, nbytes, directory / LOG_FILE, descriptor_dim)
+        replay_record(state, record, nbytes, directory / LOG_FILE, layout)
     ids = np.array(sorted(state.codes), dtype=np.int64)
     codes = np.frombuffer(b"".join(state.codes[i] for i in ids.tolist()), dtype=np.uint8)
     codes = codes.reshape(len(ids), nbytes).copy()
     descriptors = (
-        read_snapshot_descriptors(directory, ids, state, descriptor_dim) if descriptor_dim else None
+        read_snapshot_descriptors(directory, ids, state, layout) if layout is not None else None
     )
     view = View(ids, codes, state.items, state.next_id, descriptors=descriptors)
     return Replayed(view, state, log)
@@ -54,7 +54,8 @@ def add_record(
     item: Item, code: np.ndarray, descriptor: np.ndarray | None, image_bytes: bytes | None
 ) -> dict[str, Any]:
     """One item of a log ``add`` record (read back by :func:`replay_record`): its metadata, code
-    uint8 (nbytes,), descriptor float (D,) when the collection re-ranks, and image bytes."""
+    uint8 (nbytes,), descriptor (float (D,) or packed bits uint8) when the collection re-ranks,
+    and image bytes."""
     record = {k: v for k, v in vars(item).items() if v is not None}
     record["code"] = code.tobytes().hex()
     if descriptor is not None:
@@ -65,18 +66,22 @@ def add_record(
 
 
 def replay_record(
-    state: ReplayState, record: dict[str, Any], nbytes: int, log_path: Path, dim: int = 0
+    state: ReplayState,
+    record: dict[str, Any],
+    nbytes: int,
+    log_path: Path,
+    layout: DescriptorLayout | None = None,
 ) -> None:
     """Apply one log record to ``state``; idempotent by id (an ``add`` of an id already present
-    is skipped, a ``remove`` of a missing id ignored). nbytes: bytes per packed code; dim: the
-    descriptor width of a re-ranking collection (0: none; a record without one is then an error
-    found by the opener's final check)."""
+    is skipped, a ``remove`` of a missing id ignored). nbytes: bytes per packed code; layout:
+    the descriptors of a re-ranking collection (None: none; a record without one is then an
+    error found by the opener's final check)."""
     op = record["op"]
     if op == "begin":
         state.next_id = max(state.next_id, int(record["next_id"]))
     elif op == "add":
         for d in record["items"]:
-            _replay_item(state, d, nbytes, log_path, dim)
+            _replay_item(state, d, nbytes, log_path, layout)
     elif op == "remove":
         for item_id in record["ids"]:
             state.codes.pop(int(item_id), None)
@@ -88,7 +93,11 @@ def replay_record(
 
 
 def _replay_item(
-    state: ReplayState, d: dict[str, Any], nbytes: int, log_path: Path, dim: int
+    state: ReplayState,
+    d: dict[str, Any],
+    nbytes: int,
+    log_path: Path,
+    layout: DescriptorLayout | None,
 ) -> None:
     """Apply one item of an ``add`` record (see :func:`replay_record`)."""
     item_id = int(d["id"])
@@ -100,9 +109,11 @@ def _replay_item(
         raise ValueError(f"{log_path}: item {item_id} has a bad code")
     state.codes[item_id] = code
     state.items[item_id] = item_from_json(d)
-    if dim and "desc" in d:
+    if layout is not None and "desc" in d:
         try:
-            state.descriptors[item_id] = decode_descriptor(d["desc"], dim)
+            state.descriptors[item_id] = decode_descriptor(
+                d["desc"], layout.width, layout.stored_dtype
+            )
         except ValueError as exc:
             raise ValueError(f"{log_path}: item {item_id}: {exc}") from None
     if "image_data" in d:

@@ -17,6 +17,7 @@ from deephash.run_folder import RunFolder
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_BINARY_CANDIDATES",
     "DEFAULT_CANDIDATES",
     "FORMAT",
     "VERSION",
@@ -27,21 +28,68 @@ __all__ = [
 ]
 
 FORMAT = "deephash-collection"
-VERSION = 2  # 2: may store re-rank descriptors (a collection without them is still written as 1)
+# 2: may store float16 re-rank descriptors; 3: binary ones (packed bits). A collection is written
+# with the lowest version that holds what it stores (1 without descriptors), so an older
+# deephash still opens what it can read.
+VERSION = 3
 BACKENDS = ("mih", "flat", "milvus")
 DEFAULT_CANDIDATES = (
     4096  # Hamming candidates re-ranked per query (k'), see benchmarks/bench_rerank.py
 )
+# a binary descriptor finds the item itself: a few candidates from each index suffice
+DEFAULT_BINARY_CANDIDATES = 32
 
 
 def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
-    """The re-rank descriptor recommended for a run's network: ``RECOMMENDED_DESCRIPTOR`` where
-    the backbone has convolution stages, else ``backbone``."""
+    """The re-rank descriptor recommended for a run's network: ``instance`` where it has
+    instance outputs, else ``RECOMMENDED_DESCRIPTOR`` where the backbone has convolution
+    stages, else ``backbone``."""
     from deephash.models.descriptors import RECOMMENDED_DESCRIPTOR, supports
     from deephash.training.runs import load_run
 
     loaded = load_run(Path(run_dir), device="cpu")
+    if supports(loaded.net, "instance"):
+        return "instance"
     return RECOMMENDED_DESCRIPTOR if supports(loaded.net, RECOMMENDED_DESCRIPTOR) else "backbone"
+
+
+def rerank_settings(
+    run: Path, rerank: str, candidates: int | None, descriptor_candidates: int | None
+) -> dict[str, Any]:
+    """The ``rerank`` settings of a new collection that stores descriptor ``rerank`` of run
+    folder ``run``'s network, checked (a kind the network cannot give is a ``ValueError``)."""
+    from deephash.models.descriptors import BINARY_DESCRIPTORS, list_descriptors
+
+    if rerank not in list_descriptors():
+        raise ValueError(
+            f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} (or none)"
+        )
+    binary = rerank in BINARY_DESCRIPTORS
+    if descriptor_candidates is not None and not binary:
+        raise ValueError(
+            f"descriptor candidates are for a binary descriptor ({', '.join(BINARY_DESCRIPTORS)}),"
+            f" not {rerank!r}"
+        )
+    default = DEFAULT_BINARY_CANDIDATES if binary else DEFAULT_CANDIDATES
+    out: dict[str, Any] = {
+        "descriptor": rerank,
+        "dim": _descriptor_width(run, rerank),
+        "dtype": "bits" if binary else "float16",
+        "candidates": check_positive_int(
+            default if candidates is None else candidates, "candidates"
+        ),
+    }
+    if binary:
+        from deephash.codes import code_bytes
+        from deephash.collection.descriptor_index import DESCRIPTOR_INDEX
+
+        out["bytes"] = code_bytes(out["dim"])
+        out["descriptor_candidates"] = check_positive_int(
+            DEFAULT_BINARY_CANDIDATES if descriptor_candidates is None else descriptor_candidates,
+            "descriptor_candidates",
+        )
+        out["descriptor_index"] = DESCRIPTOR_INDEX
+    return out
 
 
 def _descriptor_width(run: Path, kind: str) -> int:
@@ -93,13 +141,13 @@ def new_settings(
     nprobe: int | None,
     max_pixels: int,
     rerank: str | None,
-    candidates: int,
+    candidates: int | None,
+    descriptor_candidates: int | None = None,
 ) -> dict[str, Any]:
     """The settings of a new collection in ``directory`` (see
     :meth:`~deephash.collection.Collection.create` for the arguments), every argument checked
     before anything is written: ``directory`` must be missing or an empty folder, ``run_dir`` a
     hashing run folder."""
-    from deephash.models.descriptors import list_descriptors
     from deephash.training.config import TrainConfig
 
     if backend not in BACKENDS:
@@ -127,31 +175,21 @@ def new_settings(
             f"{run_dir} is a metric-learning run; a collection needs a hashing run (--bits)"
         )
     bits = int(cfg.bits)
-    rerank_settings: dict[str, Any] | None = None
-    if rerank is not None:
-        if rerank not in list_descriptors():
-            raise ValueError(
-                f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} "
-                "(or none)"
-            )
-        check_positive_int(candidates, "candidates")
-        rerank_settings = {
-            "descriptor": rerank,
-            "dim": _descriptor_width(run, rerank),
-            "dtype": "float16",
-            "candidates": candidates,
-        }
+    rerank_part = (
+        None if rerank is None else rerank_settings(run, rerank, candidates, descriptor_candidates)
+    )
+    version = 1 if rerank_part is None else 3 if rerank_part["dtype"] == "bits" else 2
     settings: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION if rerank_settings else 1,
+        "version": version,
         "run": str(run),
         "bits": bits,
         "backend": backend,
         "max_pixels": int(max_pixels),
         "created": time.time(),
     }
-    if rerank_settings:
-        settings["rerank"] = rerank_settings
+    if rerank_part:
+        settings["rerank"] = rerank_part
     if backend == "milvus":
         settings["uri"] = uri or str((directory / "milvus.db").resolve())
         name = milvus_collection or "deephash_" + "".join(

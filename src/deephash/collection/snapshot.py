@@ -15,6 +15,7 @@ from deephash.collection.descriptor_file import (
     read_descriptors,
     write_descriptors,
 )
+from deephash.collection.descriptor_layout import DescriptorLayout
 from deephash.collection.items import Item, item_from_json
 from deephash.collection.layout import COLLECTION_FILE, LOG_FILE, SNAPSHOT_FILE
 from deephash.collection.view import View
@@ -39,7 +40,8 @@ class ReplayState:
     codes: dict[int, bytes] = field(default_factory=dict)
     items: dict[int, Item] = field(default_factory=dict)
     images: dict[int, bytes] = field(default_factory=dict)  # image bytes carried by the log
-    descriptors: dict[int, np.ndarray] = field(default_factory=dict)  # float16 (D,), from the log
+    # stored rows (float16 (D,) or packed bits uint8 (D / 8,)), from the log
+    descriptors: dict[int, np.ndarray] = field(default_factory=dict)
     next_id: int = 0
 
 
@@ -65,13 +67,16 @@ def read_snapshot(directory: Path, bits: int) -> ReplayState:
 
 
 def read_snapshot_descriptors(
-    directory: Path, ids: np.ndarray, state: ReplayState, dim: int
+    directory: Path, ids: np.ndarray, state: ReplayState, layout: DescriptorLayout
 ) -> np.ndarray:
-    """float32 (len(ids), dim): each live item's descriptor (``ids``: int64, ascending), from the
-    log's records (``state``) or else the descriptor snapshot (matched by id, see
-    :mod:`.descriptor_file`); ``ValueError`` when an item has none."""
-    snap_ids, snap_rows = read_descriptors(directory / DESCRIPTOR_FILE, dim)
-    out = np.zeros((len(ids), dim), dtype=np.float16)
+    """Resident rows (len(ids), width) (see :class:`.DescriptorLayout`): each live item's
+    descriptor (``ids``: int64, ascending), from the log's records (``state``) or else the
+    descriptor snapshot (matched by id, see :mod:`.descriptor_file`); ``ValueError`` when an
+    item has none."""
+    snap_ids, snap_rows = read_descriptors(
+        directory / DESCRIPTOR_FILE, layout.width, layout.stored_dtype
+    )
+    out = np.zeros((len(ids), layout.width), dtype=layout.stored_dtype)
     have = np.zeros(len(ids), dtype=bool)
     if len(snap_ids) and len(ids):
         pos = np.minimum(np.searchsorted(snap_ids, ids), len(snap_ids) - 1)
@@ -87,7 +92,7 @@ def read_snapshot_descriptors(
             f"have no descriptor in {DESCRIPTOR_FILE} or {LOG_FILE}; the collection folder is "
             "inconsistent"
         )
-    return out.astype(np.float32)
+    return layout.resident(out)
 
 
 def snapshot_index(view: View, kind: str, bits: int) -> BinaryIndex:

@@ -1,5 +1,7 @@
-"""The collection's immutable state (:class:`View`) and the search over one: Hamming ranking, or
-Hamming candidates re-ranked by the stored descriptors (:mod:`deephash.index.rerank`)."""
+"""The collection's immutable state (:class:`View`) and the search over one: Hamming ranking,
+Hamming candidates re-ranked by the stored float descriptors (:mod:`deephash.index.rerank`), or
+the union of code and binary-descriptor candidates ranked by descriptor distance
+(:mod:`deephash.index.binary_rerank`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import numpy as np
 
 from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
-from deephash.index.rerank import rerank
+from deephash.index.binary_rerank import candidate_distances, rank_candidates, unique_per_row
+from deephash.index.rerank import RerankResult, rerank
 
 __all__ = ["Candidates", "Query", "View", "ViewUpdate", "search_view"]
 
@@ -27,7 +30,10 @@ class View:
     ``main`` is rebuilt when the changes outgrow a share of the collection. For an external engine
     ``main`` is the engine itself, ``delta`` the additions it may not show yet and ``removed``
     the removals it may not show yet (see :mod:`.freshness`). ``descriptors`` (re-ranking collections)
-    holds each live item's descriptor, row for row with ``ids`` (the stored float16 values).
+    holds each live item's descriptor, row for row with ``ids`` (the stored float16 values as
+    float32, or a binary kind's packed bits, uint8). ``descriptor_view`` (binary kinds only) is
+    the in-process index of those bits: a view of the same ids whose codes are the descriptors,
+    with its own main, delta and removed (see :mod:`.descriptor_index`).
     """
 
     ids: np.ndarray
@@ -37,7 +43,8 @@ class View:
     main: BinaryIndex | None = None
     delta: BinaryIndex | None = None
     removed: frozenset[int] = frozenset()
-    descriptors: np.ndarray | None = None  # float32 (len(ids), D) aligned with ids, or None
+    descriptors: np.ndarray | None = None  # (len(ids), width) aligned with ids, or None
+    descriptor_view: View | None = None
 
     def contains(self, item_id: int) -> bool:
         pos = int(np.searchsorted(self.ids, item_id))
@@ -52,13 +59,17 @@ ViewUpdate = Callable[[Callable[[View], View]], None]
 class Query:
     """A checked search request: ``codes`` uint8 (nq, nbytes), the ``k`` best wanted, within
     Hamming ``radius`` when given; for a two-stage search ``descriptors`` float32 (nq, D)
-    (stored precision) and the ``candidates`` nearest codes to re-rank."""
+    (stored precision) and the ``candidates`` nearest codes to re-rank; for a binary kind
+    ``descriptors`` uint8 (nq, ceil(descriptor_bits / 8)) and, besides the ``candidates``
+    nearest codes, the ``descriptor_candidates`` nearest descriptors."""
 
     codes: np.ndarray
     k: int
     radius: int | None = None
     descriptors: np.ndarray | None = None
     candidates: int = 0
+    descriptor_candidates: int = 0
+    descriptor_bits: int = 0
 
 
 Candidates = Callable[[View, np.ndarray, int, int | None], tuple[np.ndarray, np.ndarray]]
@@ -67,14 +78,22 @@ of each query code by (Hamming distance, id), within ``radius`` when given: (dis
 (nq, k), ids int64 (nq, k)), each row sorted, -1 where a row has fewer."""
 
 
-def search_view(view: View, query: Query, candidates: Candidates) -> list[list[Hit]]:
+def search_view(
+    view: View,
+    query: Query,
+    candidates: Candidates,
+    descriptor_candidates: Candidates | None = None,
+) -> list[list[Hit]]:
     """One list of hits per query code, best first; ``candidates``: the backing's Hamming
-    ranking of ``view``.
+    ranking of ``view``; ``descriptor_candidates``: the Hamming ranking of its
+    ``descriptor_view`` (binary kinds).
 
-    Without ``query.descriptors``: the k nearest by (Hamming distance, id). With them (the view
-    must hold descriptors): the ``max(k, candidates)`` nearest codes (within ``radius`` when
+    Without ``query.descriptors``: the k nearest by (Hamming distance, id). With float ones (the
+    view must hold descriptors): the ``max(k, candidates)`` nearest codes (within ``radius`` when
     given) re-ranked by (score, Hamming distance, id), the k best kept, each hit with its
-    ``score``.
+    ``score``. With packed bits: the union of the ``max(k, candidates)`` nearest codes and the
+    ``max(k, descriptor_candidates)`` nearest descriptors ranked by (descriptor distance, code
+    distance, id), within code distance ``radius`` when given, ``score = 1 - 2 d / bits``.
     """
     q, k, radius, query_descriptors = query.codes, query.k, query.radius, query.descriptors
 
@@ -91,9 +110,36 @@ def search_view(view: View, query: Query, candidates: Candidates) -> list[list[H
         ]
     if view.descriptors is None:
         raise ValueError("this view holds no descriptors to re-rank with")
+    if query_descriptors.dtype == np.uint8:
+        if descriptor_candidates is None or view.descriptor_view is None:
+            raise ValueError("this view holds no index of binary descriptors")
+        _, code_ids = nearest(max(k, query.candidates))
+        kd = max(k, query.descriptor_candidates)
+        desc_ids = np.full((len(q), kd), -1, np.int64)
+        if len(view.ids) and len(q):
+            _, desc_ids = descriptor_candidates(view.descriptor_view, query_descriptors, kd, None)
+        res = _rank_union(view, query, code_ids, desc_ids)
+        return _hits(view, res)
     dist, ids = nearest(max(k, query.candidates))
     rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
-    res = rerank(query_descriptors, view.descriptors, rows, ids, dist, k)
+    return _hits(view, rerank(query_descriptors, view.descriptors, rows, ids, dist, k))
+
+
+def _rank_union(
+    view: View, query: Query, code_ids: np.ndarray, desc_ids: np.ndarray
+) -> RerankResult:
+    """The query's k best of the union of code candidates and descriptor candidates (int64
+    (nq, w) each, -1 for none) by (descriptor distance, code distance, id)."""
+    assert query.descriptors is not None and view.descriptors is not None  # checked by caller
+    ids = unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
+    rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
+    d_code = candidate_distances(query.codes, view.codes, rows)
+    d_desc = candidate_distances(query.descriptors, view.descriptors, rows)
+    return rank_candidates(ids, d_code, d_desc, query.k, query.descriptor_bits, query.radius)
+
+
+def _hits(view: View, res: RerankResult) -> list[list[Hit]]:
+    """A re-ranked result as hits with their scores."""
     return [
         [
             Hit(int(i), int(d), view.items[int(i)], float(s))

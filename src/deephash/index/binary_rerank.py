@@ -30,7 +30,7 @@ from deephash.index._rerank_kernel import candidate_hamming
 from deephash.index.base import BinaryIndex
 from deephash.index.rerank import RerankResult, check_new_ids, hamming_candidates, merge_by_id
 
-__all__ = ["BinaryRerankIndex"]
+__all__ = ["BinaryRerankIndex", "candidate_distances", "rank_candidates", "unique_per_row"]
 
 
 class BinaryRerankIndex:
@@ -133,23 +133,54 @@ class BinaryRerankIndex:
         )
         _, code_ids = hamming_candidates(self.index, q, kc)
         _, desc_ids = hamming_candidates(self.descriptor_index, qd, kd)
-        ids = _unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
+        ids = unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
         rows = np.where(ids >= 0, np.searchsorted(self.ids_, np.maximum(ids, 0)), -1)
         d_code = candidate_hamming(to_words(q), self.code_words_, rows)
         d_desc = candidate_hamming(to_words(qd), self.descriptor_words_, rows)
-        valid = rows >= 0 if radius is None else (rows >= 0) & (d_code <= radius)
-        big = np.int64(np.iinfo(np.int64).max)  # a typed scalar: int32 inputs widen to it
-        keys = tuple(np.where(valid, v.astype(np.int64), big) for v in (ids, d_code, d_desc))
-        order = np.lexsort(keys, axis=-1)[:, :k]
-        return _result(order, valid, d_desc, d_code, ids, k, self.descriptor_bits)
+        return rank_candidates(ids, d_code, d_desc, k, self.descriptor_bits, radius)
 
 
-def _unique_per_row(ids: np.ndarray) -> np.ndarray:
-    """int64 (nq, w) -> the same with each row's repeated ids (after the first) set to -1."""
+def unique_per_row(ids: np.ndarray) -> np.ndarray:
+    """int64 (nq, w) -> the same with each row's repeated ids (after the first) set to -1 (the
+    union of each query's candidates from both indexes)."""
     ids = np.sort(ids, axis=1)
     repeated = np.zeros_like(ids, dtype=bool)
     repeated[:, 1:] = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
     return np.where(repeated, -1, ids)
+
+
+def candidate_distances(queries: np.ndarray, database: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Hamming distances from queries uint8 (nq, nbytes) to the packed rows of database uint8
+    (n, nbytes) that ``rows`` int64 (nq, w) names: int32 (nq, w), -1 where a row is -1. Only the
+    named rows are read (no copy of the whole database)."""
+    if not len(database) or not rows.size:
+        return np.full(rows.shape, -1, dtype=np.int32)
+    flat = np.maximum(rows, 0).reshape(-1)
+    gathered = to_words(np.asarray(database)[flat].reshape(len(flat), -1))
+    local = np.where(rows >= 0, np.arange(rows.size, dtype=np.int64).reshape(rows.shape), -1)
+    out: np.ndarray = candidate_hamming(to_words(queries), gathered, local)
+    return out
+
+
+def rank_candidates(
+    ids: np.ndarray,
+    d_code: np.ndarray,
+    d_desc: np.ndarray,
+    k: int,
+    descriptor_bits: int,
+    radius: int | None = None,
+) -> RerankResult:
+    """The k best candidates of each query by (descriptor distance, code distance, id), only
+    those within code distance ``radius`` when given.
+
+    ids int64 (nq, w) (distinct per row, -1 for none), d_code and d_desc int (nq, w) their code
+    and descriptor Hamming distances. Returns a :class:`~deephash.index.rerank.RerankResult`
+    (scores ``1 - 2 d / descriptor_bits``), -1 / NaN where a row has fewer than k."""
+    valid = ids >= 0 if radius is None else (ids >= 0) & (d_code <= radius)
+    big = np.int64(np.iinfo(np.int64).max)  # a typed scalar: int32 inputs widen to it
+    keys = tuple(np.where(valid, v.astype(np.int64), big) for v in (ids, d_code, d_desc))
+    order = np.lexsort(keys, axis=-1)[:, :k]
+    return _result(order, valid, d_desc, d_code, ids, k, descriptor_bits)
 
 
 def _result(

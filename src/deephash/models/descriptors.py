@@ -23,10 +23,17 @@ Kinds (``list_descriptors()``), from the same forward pass as the code:
     As ``stages`` on a 2×2 grid (B, 4·ΣC) (896 for small-cnn).
 ``early-stages``
     As ``stages`` with the first two stages only (B, 9·(C1 + C2)) (864 for small-cnn): the
-    recommended kind. Chosen on transformed copies of validation images
-    (``benchmarks/copy_descriptor_scan.py``, docs/RESULTS.md): the last stage (like the fully
-    connected features) is trained to map a class onto one point, so it adds class information
-    the codes already carry and loses shift robustness; the early stages keep the instance.
+    recommended kind for a network without instance outputs. Chosen on transformed copies of
+    validation images (``benchmarks/copy_descriptor_scan.py``, docs/RESULTS.md): the last stage
+    (like the fully connected features) is trained to map a class onto one point, so it adds
+    class information the codes already carry and loses shift robustness; the early stages keep
+    the instance.
+``instance``
+    The network's instance outputs (B, instance_dims) (:meth:`RetrievalNet.with_instance`,
+    trained by the instance term to tell an item and its copies from the rest of its class). A
+    *binary* kind (:data:`BINARY_DESCRIPTORS`): a collection stores only their signs, packed to
+    ``instance_dims / 8`` bytes, and re-ranks by Hamming distance; the recommended kind for a
+    network that has them.
 
 ``conv`` and the ``stages`` kinds need a backbone whose ``features`` is an ``nn.Sequential`` of
 stages (small-cnn, VGG) or that names its stages' last modules with ``stage_modules()``
@@ -43,6 +50,7 @@ from torch import nn
 from deephash._registry import Catalog
 
 __all__ = [
+    "BINARY_DESCRIPTORS",
     "DESCRIPTORS",
     "RECOMMENDED_DESCRIPTOR",
     "compute_descriptors",
@@ -56,6 +64,8 @@ DescriptorFn = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Ten
 
 # chosen on transformed copies of validation images (benchmarks/copy_descriptor_scan.py)
 RECOMMENDED_DESCRIPTOR = "early-stages"
+# kinds a collection stores as packed signs (bits) and compares by Hamming distance
+BINARY_DESCRIPTORS = ("instance",)
 
 
 def _stage_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -128,6 +138,16 @@ def _backbone(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return features, out
 
 
+def _instance(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not int(getattr(net, "instance_dims", 0)):
+        raise ValueError(
+            "the 'instance' descriptor needs a network trained with instance outputs "
+            "(instance_bits in its config), which this one lacks; use 'early-stages' or none"
+        )
+    out, instance = getattr(net, "with_instance")(x)  # noqa: B009  (untyped module)
+    return instance, out
+
+
 def _conv(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     maps, out = _stage_maps(net, x)
     return _grid(maps[-1], 3), out
@@ -149,6 +169,7 @@ DESCRIPTORS.add("conv", _conv)
 DESCRIPTORS.add("stages", _stages(3))
 DESCRIPTORS.add("stages-2x2", _stages(2))
 DESCRIPTORS.add("early-stages", _stages(3, first=2))
+DESCRIPTORS.add("instance", _instance)
 
 
 def list_descriptors() -> list[str]:
@@ -172,7 +193,10 @@ def compute_descriptors(
 
 
 def supports(net: nn.Module, kind: str) -> bool:
-    """Whether ``net`` can give descriptor ``kind`` (the stage kinds need convolution stages)."""
+    """Whether ``net`` can give descriptor ``kind`` (the stage kinds need convolution stages,
+    ``instance`` instance outputs)."""
+    if kind == "instance":
+        return bool(int(getattr(net, "instance_dims", 0)))
     if kind in ("head", "backbone"):
         return True
     return _stage_modules(getattr(net, "backbone", None)) is not None

@@ -54,6 +54,11 @@ def search_body() -> dict[str, Any]:
                                 "type": "integer",
                                 "description": "Hamming candidates to re-rank (k')",
                             },
+                            "descriptor_candidates": {
+                                "type": "integer",
+                                "description": "instance descriptors: nearest descriptors "
+                                "ranked with the nearest codes",
+                            },
                         },
                     }
                 },

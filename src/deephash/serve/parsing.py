@@ -68,18 +68,20 @@ class SearchLimits:
     def radius(self, value: Any) -> int | None:
         return None if value is None else int_param(value, "radius", 0, self.bits)
 
-    def candidates(self, value: Any) -> int | None:
-        return None if value is None else int_param(value, "candidates", 1, self.max_candidates)
+    def candidates(self, value: Any, name: str = "candidates") -> int | None:
+        return None if value is None else int_param(value, name, 1, self.max_candidates)
 
 
 @dataclass(frozen=True)
 class SearchOptions:
     """How many results (k), within which Hamming radius (None: any), re-ranking how many
-    candidates (None: the collection's default)."""
+    candidates (None: the collection's default) and, for binary descriptors, how many nearest
+    descriptors besides (None: the collection's default)."""
 
     k: int
     radius: int | None
     candidates: int | None
+    descriptor_candidates: int | None = None
 
 
 def query_options(params: Mapping[str, str], limits: SearchLimits) -> SearchOptions:
@@ -88,6 +90,7 @@ def query_options(params: Mapping[str, str], limits: SearchLimits) -> SearchOpti
         limits.k(params.get("k", "10")),
         limits.radius(params.get("radius")),
         limits.candidates(params.get("candidates")),
+        limits.candidates(params.get("descriptor_candidates"), "descriptor_candidates"),
     )
 
 
@@ -99,6 +102,11 @@ def body_options(
         limits.k(body["k"]) if "k" in body else base.k,
         limits.radius(body["radius"]) if "radius" in body else base.radius,
         limits.candidates(body["candidates"]) if "candidates" in body else base.candidates,
+        (
+            limits.candidates(body["descriptor_candidates"], "descriptor_candidates")
+            if "descriptor_candidates" in body
+            else base.descriptor_candidates
+        ),
     )
 
 

@@ -79,10 +79,18 @@ class Service:
         """The hits of each query code uint8 (n, nbytes) (re-ranked by ``descriptors`` float32
         (n, dim) when given); records the latency since ``t0`` (``time.perf_counter``)."""
 
+        if options.descriptor_candidates is not None and not self.collection.binary_descriptor:
+            raise ApiError(
+                400,
+                "bad_request",
+                "descriptor_candidates is for a collection of binary (instance) descriptors",
+            )
+
         def go() -> list[list[Hit]]:
             return self.collection.search(
                 codes, options.k, options.radius, descriptors=descriptors,
                 candidates=options.candidates,
+                descriptor_candidates=options.descriptor_candidates,
             )  # fmt: skip
 
         if self.collection.external or descriptors is not None:

@@ -30,6 +30,10 @@ async def stats(service: ServiceDep) -> dict[str, Any]:
             "dim": collection.descriptor_dim,
             "candidates": collection.candidates,
         }
+        if collection.binary_descriptor:
+            rerank["dtype"] = "bits"
+            rerank["descriptor_candidates"] = collection.descriptor_candidates
+            rerank["bytes_per_item"] = int(collection.settings["rerank"]["bytes"])
     return {
         "count": collection.count,
         "bits": collection.bits,

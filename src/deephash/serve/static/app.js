@@ -61,9 +61,12 @@ async function refreshStats() {
     $("count").textContent = s.count.toLocaleString();
     $("bits").textContent = s.bits;
     $("backend").textContent = s.backend;
-    $("ranking").textContent = s.rerank
-      ? `re-ranked by ${s.rerank.descriptor} descriptors (${s.rerank.candidates} candidates)`
-      : "ranked by Hamming distance";
+    $("ranking").textContent = !s.rerank
+      ? "ranked by Hamming distance"
+      : s.rerank.descriptor_candidates
+        ? `ranked by ${s.rerank.descriptor} bits (${s.rerank.candidates} nearest codes + ` +
+          `${s.rerank.descriptor_candidates} nearest descriptors)`
+        : `re-ranked by ${s.rerank.descriptor} descriptors (${s.rerank.candidates} candidates)`;
   } catch (e) {
     setStatus("cannot reach the server: " + e.message, true);
   }
