@@ -5,11 +5,11 @@ The collection holds a split of the run's protocol (default: the 10,000 Fashion-
 copies of ``--sources`` of its items (seeded; all by default) under every transform of
 :mod:`deephash.data.copies`. On the very same query pixels it compares:
 
-- ``ours``: the collection's two-stage search (Hamming candidates re-ranked by the stored
-  descriptor);
+- ``ours``: the collection's search (Hamming candidates re-ranked by the stored descriptor; with
+  a binary descriptor, the nearest codes and the nearest descriptors ranked together);
 - ``codes``: the same collection's codes alone (Hamming distance, ties by id);
-- ``float``: exhaustive search over the same descriptors (cosine, ties by id): the upper bound of
-  re-ranking (no candidate can be missed);
+- ``float``: exhaustive search over the same descriptors (cosine, or Hamming for a binary one
+  such as ``instance``; ties by id): the upper bound of re-ranking (no candidate can be missed);
 - ``phash``, ``dhash``: imagehash's perceptual hashes (64 bits, no training), Hamming distance,
   ties by id (the peers).
 
@@ -91,10 +91,16 @@ def hits_arrays(hits: list[list[Any]], k: int, use_score: bool) -> tuple[np.ndar
 
 
 def build_collection(
-    folder: Path, run: Path, images: np.ndarray, rerank: str, candidates: int, backend: str
+    folder: Path, run: Path, images: np.ndarray, args: argparse.Namespace
 ) -> Collection:
     col = Collection.create(
-        folder, run, backend=backend, rerank=rerank, candidates=candidates, load_model=True
+        folder,
+        run,
+        backend=args.backend,
+        rerank=args.descriptor,
+        candidates=args.candidates,
+        descriptor_candidates=args.descriptor_candidates,
+        load_model=True,
     )
     for s in range(0, len(images), 1000):
         pngs = []
@@ -112,7 +118,16 @@ def main() -> int:
     p.add_argument("--split", default="query", choices=["query", "validation", "database"])
     p.add_argument("--sources", type=int, default=0, help="queried items (0: all)")
     p.add_argument("--descriptor", default="early-stages")
-    p.add_argument("--candidates", type=int, default=4096)
+    p.add_argument(
+        "--candidates", type=int, default=None, help="code candidates (default: the collection's)"
+    )
+    p.add_argument(
+        "--descriptor-candidates",
+        type=int,
+        default=None,
+        help="descriptor candidates of a binary descriptor such as instance (default: the "
+        "collection's)",
+    )
     p.add_argument("--backend", default="mih", choices=["mih", "flat"])
     p.add_argument("--transforms", nargs="+", default=list_copy_transforms())
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -130,9 +145,7 @@ def main() -> int:
     results: dict[str, dict[str, dict[str, float]]] = {m: {} for m in args.methods}
     timing: dict[str, float] = {}
     try:
-        col = build_collection(
-            tmp / "col", Path(args.run), db, args.descriptor, args.candidates, args.backend
-        )
+        col = build_collection(tmp / "col", Path(args.run), db, args)
         timing["build_s"] = round(time.time() - t0, 1)
         assert col.ids.tolist() == list(range(n))
         db_desc = col.descriptors
@@ -150,7 +163,8 @@ def main() -> int:
                 got["codes"] = hits_arrays(col.search(codes, TOP), TOP, False)
             if "float" in args.methods:
                 assert db_desc is not None and desc is not None
-                got["float"] = float_top(db_desc, desc, TOP)
+                exhaustive = hamming_top if db_desc.dtype == np.uint8 else float_top
+                got["float"] = exhaustive(db_desc, desc, TOP)
             for kind, db_hash in peers.items():
                 got[kind] = hamming_top(db_hash, perceptual(q, kind), TOP)
             for m, (ids, sc) in got.items():
@@ -181,7 +195,9 @@ def main() -> int:
         "items": n,
         "sources": len(src),
         "descriptor": args.descriptor,
-        "candidates": args.candidates,
+        "candidates": col.candidates,
+        "descriptor_candidates": col.descriptor_candidates,
+        "bytes_per_item": col.codes.shape[1] + (0 if db_desc is None else db_desc.nbytes // n),
         "backend": args.backend,
         "top": TOP,
         "results": results,

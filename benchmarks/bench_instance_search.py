@@ -1,0 +1,246 @@
+"""Search by image with codes and instance bits: does its cost stay flat as the collection grows?
+
+A run with instance bits (``instance_bits`` > 0) gives every image a class code and a binary
+descriptor (the sign of the instance outputs, 8 bytes for 64 bits). This puts the codes and
+descriptors of ``--items`` images into a :class:`~deephash.index.binary_rerank.BinaryRerankIndex`
+(two ``mih`` indexes; ``--candidates`` nearest codes plus ``--descriptor-candidates`` nearest
+descriptors, ranked by descriptor distance, code distance, id) and times one query at a time,
+what a search by upload costs beyond the encoder. Sizes (``--sizes``): the first items are the
+protocol's database images (60,000 Fashion-MNIST training images); larger sizes add seeded
+copy-like views of the 70,000 training and test images (``deephash.data.copy_views.CopyViews``,
+as the instance term trains on) until the size is reached, so a class holds ~n / 10 items whose
+class codes tie.
+
+Queries: ``--queries`` stored database images (seeded), searched with their own pixels and with a
+JPEG q75 copy; R@1 counts the stored item first. A sample of queries is checked against brute
+force over the same candidate union. Writes JSON (default
+``benchmarks/results/instance_search.json``).
+
+    python benchmarks/bench_instance_search.py --run runs/best-hash-48 --sizes 60000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from deephash.codes import hamming_distance_matrix, pack_bits, sign
+from deephash.data.copy_views import CopyViews
+from deephash.index import create_index
+from deephash.index.binary_rerank import BinaryRerankIndex
+from deephash.training import recipe
+from deephash.training.runs import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@torch.no_grad()
+def encode_parts(run: Any, images: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Packed class codes (n, bits / 8) and packed instance bits (n, instance_bits / 8)."""
+    codes, inst = [], []
+    for s in range(0, len(images), batch):
+        c, i = run.net.with_instance(run.preprocess(images[s : s + batch]).to(run.device))
+        codes.append(pack_bits(sign(c.cpu().numpy())))
+        inst.append(pack_bits(sign(i.cpu().numpy())))
+    if not inst or inst[0].shape[1] == 0:
+        raise SystemExit("this run has no instance bits (instance_bits: 0): nothing to measure")
+    return np.concatenate(codes), np.concatenate(inst)
+
+
+def jpeg(image: np.ndarray, quality: int = 75) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+
+
+def augmented_parts(run: Any, pool: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and instance bits of ``n`` seeded copy-like views of images drawn from ``pool``."""
+    rng = np.random.default_rng(seed)
+    views = CopyViews()
+    codes, inst = [], []
+    for s in range(0, n, 20_000):
+        m = min(20_000, n - s)
+        picked = pool[rng.integers(0, len(pool), m)]
+        c, i = encode_parts(run, views(picked, rng))
+        codes.append(c)
+        inst.append(i)
+        print(f"  views {s + m:,} / {n:,}", flush=True)
+    return np.concatenate(codes), np.concatenate(inst)
+
+
+def build(codes: np.ndarray, inst: np.ndarray, args: argparse.Namespace) -> BinaryRerankIndex:
+    index = BinaryRerankIndex(
+        create_index("mih", codes.shape[1] * 8),
+        create_index("mih", inst.shape[1] * 8),
+        candidates=args.candidates,
+        descriptor_candidates=args.descriptor_candidates,
+    )
+    index.add(codes, inst)
+    return index
+
+
+def brute_force_first(
+    codes: np.ndarray, inst: np.ndarray, q: np.ndarray, qi: np.ndarray, union: np.ndarray
+) -> int:
+    """The first of ``union`` by (descriptor distance, code distance, id), by hand."""
+    dd = hamming_distance_matrix(qi[None], inst[union])[0]
+    dc = hamming_distance_matrix(q[None], codes[union])[0]
+    return int(union[np.lexsort((union, dc, dd))[0]])
+
+
+def time_queries(
+    index: BinaryRerankIndex, q: np.ndarray, qi: np.ndarray, k: int, repeats: int
+) -> dict[str, Any]:
+    """Per-query latency (one query per call) and the first result of each query."""
+    first = np.full(len(q), -1, dtype=np.int64)
+    times = []
+    for _ in range(repeats):
+        for j in range(len(q)):
+            t0 = time.perf_counter()
+            got = index.search(q[j : j + 1], qi[j : j + 1], k)
+            times.append(time.perf_counter() - t0)
+            first[j] = got.ids[0, 0]
+    ms = np.asarray(times) * 1e3
+    return {
+        "mean_ms": float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "first": first,
+    }
+
+
+def check_against_brute_force(
+    index: BinaryRerankIndex,
+    codes: np.ndarray,
+    inst: np.ndarray,
+    q: np.ndarray,
+    qi: np.ndarray,
+    args: argparse.Namespace,
+) -> int:
+    """For a few queries: the index's first result equals brute force over its candidate union."""
+    checked = 0
+    for j in range(min(20, len(q))):
+        dc = hamming_distance_matrix(q[j : j + 1], codes)[0]
+        dd = hamming_distance_matrix(qi[j : j + 1], inst)[0]
+        ids = np.arange(len(codes))
+        by_code = ids[np.lexsort((ids, dc))[: args.candidates]]
+        by_desc = ids[np.lexsort((ids, dd))[: args.descriptor_candidates]]
+        union = np.union1d(by_code, by_desc)
+        want = brute_force_first(codes, inst, q[j], qi[j], union)
+        got = int(index.search(q[j : j + 1], qi[j : j + 1], 1).ids[0, 0])
+        if got != want:
+            raise SystemExit(f"query {j}: index says {got}, brute force over the union {want}")
+        checked += 1
+    return checked
+
+
+def final_ranking_map(
+    index: BinaryRerankIndex,
+    codes: np.ndarray,
+    data: Any,
+    run: Any,
+    chunk: int = 250,
+) -> tuple[float, float]:
+    """(mAP@all by Hamming distance, mAP@all of the final ranking) on the standard protocol: the
+    test images query the database; the final ranking is the search's candidate union in its
+    order (descriptor distance, code distance, id), then every other item by (Hamming, id)."""
+    from bench_rerank import average_precisions  # this folder is on sys.path when run
+
+    q_codes, q_inst = encode_parts(run, data.query.images)
+    n = len(codes)
+    width = index.candidates + index.descriptor_candidates
+    ham_ap, final_ap = [], []
+    for s in range(0, len(q_codes), chunk):
+        ham = hamming_distance_matrix(q_codes[s : s + chunk], codes).astype(np.int64)
+        key = ham * n + np.arange(n)
+        order = np.argsort(key, axis=1)
+        labels = data.query.labels[s : s + chunk]
+        ham_ap.append(average_precisions(order, data.database.labels, labels))
+        top = index.search(q_codes[s : s + chunk], q_inst[s : s + chunk], width).ids
+        rows = np.nonzero(top >= 0)
+        key[rows[0], top[rows]] = rows[1] - width  # the union first, in the search's order
+        final_ap.append(average_precisions(np.argsort(key, axis=1), data.database.labels, labels))
+    return float(np.concatenate(ham_ap).mean()), float(np.concatenate(final_ap).mean())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--run", default=str(ROOT / "runs/best-hash-48"))
+    p.add_argument("--sizes", type=int, nargs="+", default=[60_000, 1_000_000])
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--candidates", type=int, default=32)
+    p.add_argument("--descriptor-candidates", type=int, default=32)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--map", action="store_true", help="also mAP@all of the final ranking")
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/instance_search.json"))
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    run = load_run(args.run)
+    data = recipe.load_data(run.config)
+    db_images = data.database.images
+    t0 = time.perf_counter()
+    codes, inst = encode_parts(run, db_images)
+    print(f"encoded {len(codes):,} database images in {time.perf_counter() - t0:.1f} s")
+    rng = np.random.default_rng(0)
+    picked = np.sort(rng.choice(len(db_images), args.queries, replace=False))
+    exact_q, exact_qi = codes[picked], inst[picked]
+    jpeg_q, jpeg_qi = encode_parts(run, np.stack([jpeg(img) for img in db_images[picked]]))
+    pool = np.concatenate([db_images, data.query.images])
+    rows = []
+    for size in sorted(args.sizes):
+        if size > len(codes):
+            extra_c, extra_i = augmented_parts(run, pool, size - len(codes), seed=size)
+            codes, inst = np.concatenate([codes, extra_c]), np.concatenate([inst, extra_i])
+        c, i = codes[:size], inst[:size]
+        t0 = time.perf_counter()
+        index = build(c, i, args)
+        build_s = time.perf_counter() - t0
+        checked = check_against_brute_force(index, c, i, exact_q, exact_qi, args)
+        row: dict[str, Any] = {"items": size, "build_s": round(build_s, 2), "checked": checked}
+        for name, (q, qi) in {"exact": (exact_q, exact_qi), "jpeg75": (jpeg_q, jpeg_qi)}.items():
+            timed = time_queries(index, q, qi, args.k, args.repeats)
+            first = timed.pop("first")
+            row[name] = {**timed, "source_first": float((first == picked).mean())}
+        sizes = np.unique(c, axis=0, return_counts=True)[1]
+        row["largest_code_bucket"] = int(sizes.max())
+        row["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if args.map and size == len(db_images):
+            row["map_hamming"], row["map_final"] = final_ranking_map(index, c, data, run)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    result = {
+        "run": str(args.run),
+        "machine": platform.processor() or platform.machine(),
+        "candidates": args.candidates,
+        "descriptor_candidates": args.descriptor_candidates,
+        "k": args.k,
+        "bytes_per_item": int(codes.shape[1] + inst.shape[1]),
+        "rows": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print("| items | largest code bucket | exact: ms mean / p50 / p99, first | JPEG q75: same |")
+    print("|---|---|---|---|")
+    for r in rows:
+        e, j = r["exact"], r["jpeg75"]
+        print(
+            f"| {r['items']:,} | {r['largest_code_bucket']:,} | {e['mean_ms']:.3f} / "
+            f"{e['p50_ms']:.3f} / {e['p99_ms']:.3f}, {e['source_first']:.3f} | "
+            f"{j['mean_ms']:.3f} / {j['p50_ms']:.3f} / {j['p99_ms']:.3f}, {j['source_first']:.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
