@@ -91,15 +91,22 @@ def hits_arrays(hits: list[list[Any]], k: int, use_score: bool) -> tuple[np.ndar
 
 
 def build_collection(
-    folder: Path, run: Path, images: np.ndarray, args: argparse.Namespace
+    folder: Path,
+    run: Path,
+    images: np.ndarray,
+    rerank: str,
+    candidates: int | None = None,
+    backend: str = "mih",
+    descriptor_candidates: int | None = None,
 ) -> Collection:
+    """A collection of ``images`` uint8 (n, H, W), added as PNG; None counts: its defaults."""
     col = Collection.create(
         folder,
         run,
-        backend=args.backend,
-        rerank=args.descriptor,
-        candidates=args.candidates,
-        descriptor_candidates=args.descriptor_candidates,
+        backend=backend,
+        rerank=rerank,
+        candidates=candidates,
+        descriptor_candidates=descriptor_candidates,
         load_model=True,
     )
     for s in range(0, len(images), 1000):
@@ -145,7 +152,15 @@ def main() -> int:
     results: dict[str, dict[str, dict[str, float]]] = {m: {} for m in args.methods}
     timing: dict[str, float] = {}
     try:
-        col = build_collection(tmp / "col", Path(args.run), db, args)
+        col = build_collection(
+            tmp / "col",
+            Path(args.run),
+            db,
+            args.descriptor,
+            args.candidates,
+            args.backend,
+            args.descriptor_candidates,
+        )
         timing["build_s"] = round(time.time() - t0, 1)
         assert col.ids.tolist() == list(range(n))
         db_desc = col.descriptors

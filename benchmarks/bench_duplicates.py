@@ -136,7 +136,7 @@ def main() -> int:
     }
     try:
         t0 = time.time()
-        col = build_collection(tmp / "col", Path(args.run), images, args.descriptor, 4096, "mih")
+        col = build_collection(tmp / "col", Path(args.run), images, args.descriptor)
         ours = {}
         for nb, t in [(nb, t) for nb in args.neighbours for t in args.min_score]:
             found = find_duplicates(col, radius=args.radius, min_score=t, neighbours=nb)
