@@ -4,7 +4,7 @@ A run with instance bits (``instance_bits`` > 0) gives every image a class code 
 descriptor (the sign of the instance outputs, 8 bytes for 64 bits). This puts the codes and
 descriptors of ``--items`` images into a :class:`~deephash.index.binary_rerank.BinaryRerankIndex`
 (two ``mih`` indexes; ``--candidates`` nearest codes plus ``--descriptor-candidates`` nearest
-descriptors, ranked by descriptor distance, code distance, id) and times one query at a time,
+descriptors; copies within ``--copy-radius`` first, then by code distance, as a collection ranks) and times one query at a time,
 what a search by upload costs beyond the encoder. Sizes (``--sizes``): the first items are the
 protocol's database images (60,000 Fashion-MNIST training images); larger sizes add seeded
 copy-like views of the 70,000 training and test images (``deephash.data.copy_views.CopyViews``,
@@ -84,18 +84,28 @@ def build(codes: np.ndarray, inst: np.ndarray, args: argparse.Namespace) -> Bina
         create_index("mih", inst.shape[1] * 8),
         candidates=args.candidates,
         descriptor_candidates=args.descriptor_candidates,
+        copy_radius=None if args.copy_radius < 0 else args.copy_radius,
     )
     index.add(codes, inst)
     return index
 
 
 def brute_force_first(
-    codes: np.ndarray, inst: np.ndarray, q: np.ndarray, qi: np.ndarray, union: np.ndarray
+    codes: np.ndarray,
+    inst: np.ndarray,
+    q: np.ndarray,
+    qi: np.ndarray,
+    union: np.ndarray,
+    copy_radius: int,
 ) -> int:
-    """The first of ``union`` by (descriptor distance, code distance, id), by hand."""
-    dd = hamming_distance_matrix(qi[None], inst[union])[0]
-    dc = hamming_distance_matrix(q[None], codes[union])[0]
-    return int(union[np.lexsort((union, dc, dd))[0]])
+    """The first of ``union`` by hand: copies (descriptor distance within ``copy_radius``; -1:
+    all) by (descriptor distance, code distance, id), then the others by (code distance,
+    descriptor distance, id)."""
+    dd = hamming_distance_matrix(qi[None], inst[union])[0].astype(np.int64)
+    dc = hamming_distance_matrix(q[None], codes[union])[0].astype(np.int64)
+    copy = dd <= (64 * inst.shape[1] if copy_radius < 0 else copy_radius)
+    first, second = np.where(copy, dd, dc), np.where(copy, dc, dd)
+    return int(union[np.lexsort((union, second, first, ~copy))[0]])
 
 
 def time_queries(
@@ -136,7 +146,7 @@ def check_against_brute_force(
         by_code = ids[np.lexsort((ids, dc))[: args.candidates]]
         by_desc = ids[np.lexsort((ids, dd))[: args.descriptor_candidates]]
         union = np.union1d(by_code, by_desc)
-        want = brute_force_first(codes, inst, q[j], qi[j], union)
+        want = brute_force_first(codes, inst, q[j], qi[j], union, args.copy_radius)
         got = int(index.search(q[j : j + 1], qi[j : j + 1], 1).ids[0, 0])
         if got != want:
             raise SystemExit(f"query {j}: index says {got}, brute force over the union {want}")
@@ -181,6 +191,9 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--candidates", type=int, default=32)
     p.add_argument("--descriptor-candidates", type=int, default=32)
+    p.add_argument(
+        "--copy-radius", type=int, default=8, help="copies first within it (-1: descriptor first)"
+    )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--map", action="store_true", help="also mAP@all of the final ranking")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/instance_search.json"))
@@ -224,6 +237,7 @@ def main() -> int:
         "machine": platform.processor() or platform.machine(),
         "candidates": args.candidates,
         "descriptor_candidates": args.descriptor_candidates,
+        "copy_radius": args.copy_radius,
         "k": args.k,
         "bytes_per_item": int(codes.shape[1] + inst.shape[1]),
         "rows": rows,

@@ -23,8 +23,10 @@ def brute_force(
     radius: int | None = None,
 ) -> list[tuple[int, int, float]]:
     """(id, code distance, score) of the k best of the union of the max(k, kc) nearest codes
-    and the max(k, kd) nearest descriptors (each by (distance, id)), by (descriptor distance,
-    code distance, id); codes beyond ``radius`` dropped."""
+    and the max(k, kd) nearest descriptors (each by (distance, id)): copies (descriptor
+    distance within the collection's copy radius) first by (descriptor distance, code distance,
+    id), then the others by (code distance, descriptor distance, id); codes beyond ``radius``
+    dropped."""
     ids, codes, descs = col.ids, col.codes, col.descriptors
     assert descs is not None
     dc, dd = hamming(code, codes), hamming(desc, descs)
@@ -34,7 +36,14 @@ def brute_force(
     union = np.array(sorted(set(by_code) | {j for j in by_desc if within[j]}), dtype=np.int64)
     if not len(union):
         return []
-    best = union[np.lexsort((ids[union], dc[union], dd[union]))][:k]
+    t = BITS if col.copy_radius is None else col.copy_radius
+
+    def key(j: int) -> tuple[int, int, int, int]:
+        if dd[j] <= t:
+            return (0, int(dd[j]), int(dc[j]), int(ids[j]))
+        return (1, int(dc[j]), int(dd[j]), int(ids[j]))
+
+    best = sorted(union.tolist(), key=key)[:k]
     return [(int(ids[j]), int(dc[j]), 1.0 - 2.0 * float(dd[j]) / BITS) for j in best]
 
 
@@ -43,14 +52,14 @@ def triples(hits: list) -> list[tuple[int, int, float | None]]:  # type: ignore[
 
 
 def random_items(rng: np.random.Generator, n: int, base: np.ndarray) -> list[NewItem]:
-    """Items with few distinct codes (many ties) and descriptors a few bits from ``base``
-    (ties too)."""
+    """Items with few distinct codes (many ties) and descriptors 0 to 15 bits from ``base``
+    (ties too; both sides of the copy radius)."""
     codes = np.zeros((n, 2), np.uint8)
     codes[:, 0] = rng.integers(0, 4, n)
-    flips = rng.integers(0, BITS, size=(n, 3))
+    flips = rng.integers(0, BITS, size=(n, 16))
     desc = np.repeat(base[None, :], n, axis=0)
     for row, bits in enumerate(flips):
-        for b in bits[: rng.integers(0, 4)]:
+        for b in bits[: rng.integers(0, 16)]:
             desc[row, b // 8] ^= np.uint8(1 << (b % 8))
     return [NewItem(codes[i], label=f"r{i % 5}", descriptor=desc[i]) for i in range(n)]
 

@@ -180,6 +180,7 @@ def test_bad_input_is_refused_and_nothing_is_written(
         assert settings["rerank"] == {
             "descriptor": "instance", "dim": 64, "dtype": "bits", "bytes": 8,
             "candidates": 8, "descriptor_candidates": 16, "descriptor_index": "mih",
+                "copy_radius": 8,
         }  # fmt: skip
         info = col.info()["rerank"]
         assert (info["bytes_per_item"], info["memory_bytes_per_item"]) == (8, 8)
@@ -207,3 +208,23 @@ def test_duplicates_pair_items_by_their_bits(tiny_instance_run: Path, tmp_path: 
         col.add([NewItem(code, descriptor=d) for d in np.concatenate([far, near])])
         found = find_duplicates(col, radius=0, min_score=1 - 4 / BITS)
     assert found.groups == [[0, 12], [5, 14]]
+
+
+def test_the_copy_radius_is_recorded_and_checked(tiny_instance_run: Path, tmp_path: Path) -> None:
+    with Collection.create(
+        tmp_path / "c", tiny_instance_run, rerank="instance", copy_radius=3
+    ) as col:
+        assert col.copy_radius == 3
+    settings = json.loads((tmp_path / "c" / "collection.json").read_text())
+    assert settings["rerank"]["copy_radius"] == 3
+    with Collection.open(tmp_path / "c") as col:
+        assert col.copy_radius == 3
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="copy_radius is a number of differing bits"):
+            Collection.create(
+                tmp_path / "bad", tiny_instance_run, rerank="instance", copy_radius=bad
+            )  # type: ignore[arg-type]
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="copy radius are for a binary descriptor"):
+        Collection.create(tmp_path / "bad", tiny_instance_run, rerank="early-stages", copy_radius=8)
+    assert not (tmp_path / "bad").exists()

@@ -10,9 +10,10 @@ def _codes(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
     return pack_bits(np.where(rng.random((n, bits)) < 0.5, 1, -1))
 
 
-def _brute_force(codes, desc, ids, q, qd, k, kc, kd, radius=None):  # type: ignore[no-untyped-def]
+def _brute_force(codes, desc, ids, q, qd, k, kc, kd, radius=None, copy=None):  # type: ignore[no-untyped-def]
     """The union of each query's kc nearest codes and kd nearest descriptors (ties by id), ranked
-    by (descriptor distance, code distance, id), in plain Python."""
+    by (descriptor distance, code distance, id), in plain Python; with a copy radius, those
+    within it so, then the others by (code distance, descriptor distance, id)."""
     dc = hamming_distance_matrix(q, codes)
     dd = hamming_distance_matrix(qd, desc)
     out = []
@@ -20,17 +21,30 @@ def _brute_force(codes, desc, ids, q, qd, k, kc, kd, radius=None):  # type: igno
         by_code = sorted(range(len(ids)), key=lambda j: (dc[i, j], ids[j]))[:kc]
         by_desc = sorted(range(len(ids)), key=lambda j: (dd[i, j], ids[j]))[:kd]
         union = {j for j in by_code + by_desc if radius is None or dc[i, j] <= radius}
-        ranked = sorted(union, key=lambda j: (dd[i, j], dc[i, j], ids[j]))[:k]
+
+        ranked = sorted(union, key=lambda j, i=i: _key(dc[i, j], dd[i, j], ids[j], copy))[:k]
         out.append([(int(ids[j]), int(dc[i, j]), int(dd[i, j])) for j in ranked])
     return out
 
 
-@pytest.mark.parametrize("backend", ["flat", "mih"])
-def test_search_equals_brute_force_over_the_union_with_ties_and_changes(backend: str) -> None:
+def _key(dc: int, dd: int, item: int, copy: int | None) -> tuple[int, ...]:
+    if copy is None or dd <= copy:
+        return (0, dd, dc, item)
+    return (1, dc, dd, item)
+
+
+@pytest.mark.parametrize(("backend", "copy"), [("flat", None), ("mih", None), ("mih", 9)])
+def test_search_equals_brute_force_over_the_union_with_ties_and_changes(
+    backend: str, copy: int | None
+) -> None:
     rng = np.random.default_rng(0)
     codes, desc = _codes(rng, 400, 8), _codes(rng, 400, 24)  # 8-bit codes: many ties
     index = BinaryRerankIndex(
-        create_index(backend, 8), create_index(backend, 24), candidates=10, descriptor_candidates=6
+        create_index(backend, 8),
+        create_index(backend, 24),
+        candidates=10,
+        descriptor_candidates=6,
+        copy_radius=copy,
     )
     index.add(codes[:300], desc[:300])
     index.remove_ids(np.arange(0, 300, 7))
@@ -40,7 +54,7 @@ def test_search_equals_brute_force_over_the_union_with_ties_and_changes(backend:
     q, qd = _codes(rng, 25, 8), _codes(rng, 25, 24)
     for radius in (None, 2):
         got = index.search(q, qd, 5, radius=radius)
-        want = _brute_force(codes[keep], desc[keep], ids, q, qd, 5, 10, 6, radius)
+        want = _brute_force(codes[keep], desc[keep], ids, q, qd, 5, 10, 6, radius, copy)
         checked = 0
         for i, rows in enumerate(want):
             n = len(rows)

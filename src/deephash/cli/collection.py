@@ -104,6 +104,13 @@ def _add_create(csub: Any) -> None:
         help="instance only: nearest descriptors added to them per search (default 32)",
     )
     c.add_argument(
+        "--copy-radius",
+        type=int,
+        default=None,
+        help="instance only: candidates within this many differing bits of the query's "
+        "descriptor count as copies and rank first; the others rank by code distance (default 8)",
+    )
+    c.add_argument(
         "--milvus-collection", help="milvus only: collection name (default deephash_<folder>)"
     )
     c.add_argument(
@@ -208,6 +215,8 @@ def create_collection(args: argparse.Namespace, run_dir: str) -> int:
         raise ValueError("--candidates is for a re-ranking collection; drop it or --rerank none")
     if args.descriptor_candidates is not None and rerank != "instance":
         raise ValueError("--descriptor-candidates is for --rerank instance")
+    if args.copy_radius is not None and rerank != "instance":
+        raise ValueError("--copy-radius is for --rerank instance")
     with Collection.create(
         args.dir,
         run_dir,
@@ -216,6 +225,7 @@ def create_collection(args: argparse.Namespace, run_dir: str) -> int:
         rerank=rerank,
         candidates=args.candidates,
         descriptor_candidates=args.descriptor_candidates,
+        copy_radius=args.copy_radius,
         milvus_collection=args.milvus_collection,
         milvus_index=args.milvus_index,
         nlist=args.nlist,
@@ -235,7 +245,8 @@ def _ranking(col: Any) -> str:
     if col.binary_descriptor:
         return (
             f"ranking the {col.candidates} nearest codes and {col.descriptor_candidates} nearest "
-            f"{col.descriptor} descriptors by descriptor distance ({col.descriptor_dim} bits, "
+            f"{col.descriptor} descriptors: copies (within {col.copy_radius} bits) first, then "
+            f"by code distance ({col.descriptor_dim} bits, "
             f"{col.info()['rerank']['bytes_per_item']} bytes per item)"
         )
     if col.reranks:

@@ -22,8 +22,9 @@ def add_search(csub: Any) -> None:
         description="Each image is encoded with the collection's model (code and, when the "
         "collection stores descriptors, descriptor in one pass); --id searches with a stored "
         "item's code and descriptor; --code with a code alone (Hamming ranking). A collection "
-        "with instance descriptors ranks the nearest codes and the nearest descriptors together "
-        "by descriptor distance (score 1 - 2 d / bits); one with float descriptors re-ranks the "
+        "with instance descriptors ranks the nearest codes and the nearest descriptors together: "
+        "copies (within the collection's copy radius) first by descriptor distance (score 1 - 2 "
+        "d / bits), then the others by code distance; one with float descriptors re-ranks the "
         "nearest codes by cosine similarity. Opens the collection read-only (a server may hold "
         "it).",
     )

@@ -168,6 +168,7 @@ class Collection:
         rerank: str | None = None,
         candidates: int | None = None,
         descriptor_candidates: int | None = None,
+        copy_radius: int | None = None,
     ) -> Collection:
         """Make a new, empty collection in ``directory`` for the hashing model of ``run_dir`` and
         open it. ``backend``: ``mih`` (multi-index hashing), ``flat`` (exhaustive scan) or
@@ -181,7 +182,9 @@ class Collection:
         the ``candidates`` nearest codes of each search by (default 4096), or None (Hamming
         ranking only). The binary kind ``instance`` (a network with instance outputs) stores
         their packed signs and ranks the union of the ``candidates`` nearest codes and the
-        ``descriptor_candidates`` nearest descriptors (default 32 each) by descriptor distance."""
+        ``descriptor_candidates`` nearest descriptors (default 32 each): those within
+        ``copy_radius`` differing bits of the query's descriptor (default 8) first, by descriptor
+        distance, then the others by code distance."""
         directory = Path(directory)
         settings = new_settings(
             directory,
@@ -196,6 +199,7 @@ class Collection:
             rerank=rerank,
             candidates=candidates,
             descriptor_candidates=descriptor_candidates,
+            copy_radius=copy_radius,
         )
         _write_empty_folder(directory, settings)
         return cls.open(directory, device=device, load_model=load_model)
@@ -349,6 +353,15 @@ class Collection:
         """Hamming candidates (nearest codes) re-ranked per search by default (k'; 0 without
         re-ranking)."""
         return int(self.settings["rerank"]["candidates"]) if self.reranks else 0
+
+    @property
+    def copy_radius(self) -> int | None:
+        """Descriptor distance within which a candidate counts as a copy and ranks first (a
+        binary kind; None: every candidate by descriptor distance, or no binary descriptor)."""
+        if not self.binary_descriptor:
+            return None
+        value = self.settings["rerank"].get("copy_radius")
+        return None if value is None else int(value)
 
     @property
     def descriptor_candidates(self) -> int:
@@ -653,7 +666,7 @@ class Collection:
             )
         kp = self.candidates if candidates is None else candidates
         kd = self.descriptor_candidates if descriptor_candidates is None else descriptor_candidates
-        query = Query(q, k, radius, q_desc, kp, kd, self.descriptor_dim)
+        query = Query(q, k, radius, q_desc, kp, kd, self.descriptor_dim, self.copy_radius)
         return self._backing.search(self._view, query, self._descriptor_candidates_fn())
 
     def _descriptor_candidates_fn(self) -> Candidates | None:

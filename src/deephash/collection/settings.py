@@ -19,6 +19,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BINARY_CANDIDATES",
     "DEFAULT_CANDIDATES",
+    "DEFAULT_COPY_RADIUS",
     "FORMAT",
     "VERSION",
     "milvus_index_settings",
@@ -38,6 +39,10 @@ DEFAULT_CANDIDATES = (
 )
 # a binary descriptor finds the item itself: a few candidates from each index suffice
 DEFAULT_BINARY_CANDIDATES = 32
+# candidates within this many differing bits of a 64-bit instance descriptor count as copies and
+# rank first; the others rank by code distance (chosen on validation: docs/RESULTS.md, "copy
+# radius"; the best sum of class mAP and copy R@1)
+DEFAULT_COPY_RADIUS = 8
 
 
 def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
@@ -54,7 +59,11 @@ def recommended_descriptor(run_dir: str | os.PathLike[str]) -> str:
 
 
 def rerank_settings(
-    run: Path, rerank: str, candidates: int | None, descriptor_candidates: int | None
+    run: Path,
+    rerank: str,
+    candidates: int | None,
+    descriptor_candidates: int | None,
+    copy_radius: int | None = None,
 ) -> dict[str, Any]:
     """The ``rerank`` settings of a new collection that stores descriptor ``rerank`` of run
     folder ``run``'s network, checked (a kind the network cannot give is a ``ValueError``)."""
@@ -65,9 +74,9 @@ def rerank_settings(
             f"unknown re-rank descriptor {rerank!r}; choose one of {list_descriptors()} (or none)"
         )
     binary = rerank in BINARY_DESCRIPTORS
-    if descriptor_candidates is not None and not binary:
+    if (descriptor_candidates is not None or copy_radius is not None) and not binary:
         raise ValueError(
-            f"descriptor candidates are for a binary descriptor ({', '.join(BINARY_DESCRIPTORS)}),"
+            f"descriptor candidates and a copy radius are for a binary descriptor ({', '.join(BINARY_DESCRIPTORS)}),"
             f" not {rerank!r}"
         )
     default = DEFAULT_BINARY_CANDIDATES if binary else DEFAULT_CANDIDATES
@@ -89,6 +98,10 @@ def rerank_settings(
             "descriptor_candidates",
         )
         out["descriptor_index"] = DESCRIPTOR_INDEX
+        radius = DEFAULT_COPY_RADIUS if copy_radius is None else copy_radius
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"copy_radius is a number of differing bits >= 0, got {radius!r}")
+        out["copy_radius"] = radius
     return out
 
 
@@ -143,6 +156,7 @@ def new_settings(
     rerank: str | None,
     candidates: int | None,
     descriptor_candidates: int | None = None,
+    copy_radius: int | None = None,
 ) -> dict[str, Any]:
     """The settings of a new collection in ``directory`` (see
     :meth:`~deephash.collection.Collection.create` for the arguments), every argument checked
@@ -176,7 +190,9 @@ def new_settings(
         )
     bits = int(cfg.bits)
     rerank_part = (
-        None if rerank is None else rerank_settings(run, rerank, candidates, descriptor_candidates)
+        None
+        if rerank is None
+        else rerank_settings(run, rerank, candidates, descriptor_candidates, copy_radius)
     )
     version = 1 if rerank_part is None else 3 if rerank_part["dtype"] == "bits" else 2
     settings: dict[str, Any] = {

@@ -70,6 +70,7 @@ class Query:
     candidates: int = 0
     descriptor_candidates: int = 0
     descriptor_bits: int = 0
+    copy_radius: int | None = None
 
 
 Candidates = Callable[[View, np.ndarray, int, int | None], tuple[np.ndarray, np.ndarray]]
@@ -129,13 +130,16 @@ def _rank_union(
     view: View, query: Query, code_ids: np.ndarray, desc_ids: np.ndarray
 ) -> RerankResult:
     """The query's k best of the union of code candidates and descriptor candidates (int64
-    (nq, w) each, -1 for none) by (descriptor distance, code distance, id)."""
+    (nq, w) each, -1 for none) by (descriptor distance, code distance, id), copies first when
+    the query sets a copy radius (:func:`~deephash.index.binary_rerank.rank_candidates`)."""
     assert query.descriptors is not None and view.descriptors is not None  # checked by caller
     ids = unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
     rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
     d_code = candidate_distances(query.codes, view.codes, rows)
     d_desc = candidate_distances(query.descriptors, view.descriptors, rows)
-    return rank_candidates(ids, d_code, d_desc, query.k, query.descriptor_bits, query.radius)
+    return rank_candidates(
+        ids, d_code, d_desc, query.k, query.descriptor_bits, query.radius, query.copy_radius
+    )
 
 
 def _hits(view: View, res: RerankResult) -> list[list[Hit]]:

@@ -38,6 +38,9 @@ class BinaryRerankIndex:
     adds to them), searched together.
 
     candidates / descriptor_candidates: default number of candidates taken from each index.
+    copy_radius: None (rank every candidate by descriptor distance first) or the descriptor
+    distance within which a candidate counts as a copy: copies first, then the other candidates
+    by code distance (see :func:`rank_candidates`).
     """
 
     def __init__(
@@ -47,7 +50,11 @@ class BinaryRerankIndex:
         *,
         candidates: int = 32,
         descriptor_candidates: int = 32,
+        copy_radius: int | None = None,
     ) -> None:
+        if copy_radius is not None and (isinstance(copy_radius, bool) or copy_radius < 0):
+            raise ValueError(f"copy_radius must be None or >= 0, got {copy_radius!r}")
+        self.copy_radius = copy_radius
         if index.ntotal or descriptor_index.ntotal:
             raise ValueError("BinaryRerankIndex needs two empty indexes (it fills them)")
         check_positive_int(candidates, "candidates")
@@ -137,7 +144,9 @@ class BinaryRerankIndex:
         rows = np.where(ids >= 0, np.searchsorted(self.ids_, np.maximum(ids, 0)), -1)
         d_code = candidate_hamming(to_words(q), self.code_words_, rows)
         d_desc = candidate_hamming(to_words(qd), self.descriptor_words_, rows)
-        return rank_candidates(ids, d_code, d_desc, k, self.descriptor_bits, radius)
+        return rank_candidates(
+            ids, d_code, d_desc, k, self.descriptor_bits, radius, self.copy_radius
+        )
 
 
 def unique_per_row(ids: np.ndarray) -> np.ndarray:
@@ -169,17 +178,23 @@ def rank_candidates(
     k: int,
     descriptor_bits: int,
     radius: int | None = None,
+    copy_radius: int | None = None,
 ) -> RerankResult:
-    """The k best candidates of each query by (descriptor distance, code distance, id), only
-    those within code distance ``radius`` when given.
+    """The k best candidates of each query, only those within code distance ``radius`` when
+    given: by (descriptor distance, code distance, id); or, with ``copy_radius``, copies first
+    (candidates within that descriptor distance, by (descriptor distance, code distance, id)),
+    then the others by (code distance, descriptor distance, id), so a search finds an item's
+    copies first and otherwise ranks by class as the codes do.
 
     ids int64 (nq, w) (distinct per row, -1 for none), d_code and d_desc int (nq, w) their code
     and descriptor Hamming distances. Returns a :class:`~deephash.index.rerank.RerankResult`
     (scores ``1 - 2 d / descriptor_bits``), -1 / NaN where a row has fewer than k."""
     valid = ids >= 0 if radius is None else (ids >= 0) & (d_code <= radius)
-    big = np.int64(np.iinfo(np.int64).max)  # a typed scalar: int32 inputs widen to it
-    keys = tuple(np.where(valid, v.astype(np.int64), big) for v in (ids, d_code, d_desc))
-    order = np.lexsort(keys, axis=-1)[:, :k]
+    d_code, d_desc = d_code.astype(np.int64), d_desc.astype(np.int64)
+    copy = d_desc <= (descriptor_bits if copy_radius is None else copy_radius)
+    group = np.where(valid, (~copy).astype(np.int64), 2)  # copies, others, no candidate
+    first, second = np.where(copy, d_desc, d_code), np.where(copy, d_code, d_desc)
+    order = np.lexsort((ids, second, first, group), axis=-1)[:, :k]
     return _result(order, valid, d_desc, d_code, ids, k, descriptor_bits)
 
 
