@@ -448,7 +448,7 @@ def test_an_own_instance_network_leaves_the_class_network_as_the_class_loss_alon
         "loss": "bit-bce",
         "sampling": "random",
         "bits": 16,
-        "epochs": 2,
+        "epochs": 1,
         "final_eval": False,
     }
     own = {
