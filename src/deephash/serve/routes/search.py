@@ -69,8 +69,10 @@ async def search(
     re-ranks the ``candidates`` (k') nearest codes of an image or id search by descriptor
     (``score``: cosine similarity, 1 for the same image; then Hamming ``distance``, then
     id); a collection of binary ``instance`` descriptors ranks the union of the ``candidates``
-    nearest codes and the ``descriptor_candidates`` nearest descriptors by descriptor Hamming
-    distance (``score = 1 - 2 d / bits``), then code distance, then id; otherwise (and for a search by code) results are by Hamming distance, ties by the
+    nearest codes and the ``descriptor_candidates`` nearest descriptors: copies (descriptor
+    Hamming distance within the collection's copy radius) first, by that distance (``score = 1 -
+    2 d / bits``), code distance and id, then the others by code distance, descriptor distance
+    and id; otherwise (and for a search by code) results are by Hamming distance, ties by the
     smaller id, and ``score`` is null. With ``radius``, only items at Hamming distance <=
     radius."""
     t0 = time.perf_counter()
