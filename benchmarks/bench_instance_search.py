@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from deephash.codes import hamming_distance_matrix, pack_bits, sign
+import instance_probe  # this folder is on sys.path when run
+from deephash.codes import hamming_distance_matrix
 from deephash.data.copy_views import CopyViews
 from deephash.index import create_index
 from deephash.index.binary_rerank import BinaryRerankIndex
@@ -44,17 +45,12 @@ from deephash.training.runs import load_run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@torch.no_grad()
-def encode_parts(run: Any, images: np.ndarray, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def encode_parts(run: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Packed class codes (n, bits / 8) and packed instance bits (n, instance_bits / 8)."""
-    codes, inst = [], []
-    for s in range(0, len(images), batch):
-        c, i = run.net.with_instance(run.preprocess(images[s : s + batch]).to(run.device))
-        codes.append(pack_bits(sign(c.cpu().numpy())))
-        inst.append(pack_bits(sign(i.cpu().numpy())))
-    if not inst or inst[0].shape[1] == 0:
+    codes, inst = instance_probe.encode_parts(run, images, batch=1024)
+    if inst is None:
         raise SystemExit("this run has no instance bits (instance_bits: 0): nothing to measure")
-    return np.concatenate(codes), np.concatenate(inst)
+    return codes, inst
 
 
 def jpeg(image: np.ndarray, quality: int = 75) -> np.ndarray:

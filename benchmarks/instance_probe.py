@@ -63,11 +63,13 @@ def source_first(
 
 
 @torch.no_grad()
-def encode_parts(run: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def encode_parts(
+    run: Any, images: np.ndarray, batch: int = 512
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Packed retrieval codes (n, bits / 8) and packed instance codes (or None)."""
     codes, inst = [], []
-    for s in range(0, len(images), 512):
-        x = run.preprocess(images[s : s + 512]).to(run.device)
+    for s in range(0, len(images), batch):
+        x = run.preprocess(images[s : s + batch]).to(run.device)
         c, i = run.net.with_instance(x)
         codes.append(c.cpu().numpy())
         inst.append(i.cpu().numpy())
