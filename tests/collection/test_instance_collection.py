@@ -180,7 +180,7 @@ def test_bad_input_is_refused_and_nothing_is_written(
         assert settings["rerank"] == {
             "descriptor": "instance", "dim": 64, "dtype": "bits", "bytes": 8,
             "candidates": 8, "descriptor_candidates": 16, "descriptor_index": "mih",
-                "copy_radius": 8,
+                "copy_radius": 10,  # by default 5/32 of the 64 bits
         }  # fmt: skip
         info = col.info()["rerank"]
         assert (info["bytes_per_item"], info["memory_bytes_per_item"]) == (8, 8)
@@ -228,3 +228,9 @@ def test_the_copy_radius_is_recorded_and_checked(tiny_instance_run: Path, tmp_pa
     with pytest.raises(ValueError, match="copy radius are for a binary descriptor"):
         Collection.create(tmp_path / "bad", tiny_instance_run, rerank="early-stages", copy_radius=8)
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_default_copy_radius_is_five_32nds_of_the_bits() -> None:
+    from deephash.collection.settings import default_copy_radius
+
+    assert [default_copy_radius(b) for b in (32, 64, 128, 256)] == [5, 10, 20, 40]

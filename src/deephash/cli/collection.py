@@ -108,7 +108,8 @@ def _add_create(csub: Any) -> None:
         type=int,
         default=None,
         help="instance only: candidates within this many differing bits of the query's "
-        "descriptor count as copies and rank first; the others rank by code distance (default 8)",
+        "descriptor count as copies and rank first; the others rank by code distance (default: "
+        "5/32 of the descriptor's bits, 20 of 128)",
     )
     c.add_argument(
         "--milvus-collection", help="milvus only: collection name (default deephash_<folder>)"

@@ -183,7 +183,8 @@ class Collection:
         ranking only). The binary kind ``instance`` (a network with instance outputs) stores
         their packed signs and ranks the union of the ``candidates`` nearest codes and the
         ``descriptor_candidates`` nearest descriptors (default 32 each): those within
-        ``copy_radius`` differing bits of the query's descriptor (default 8) first, by descriptor
+        ``copy_radius`` differing bits of the query's descriptor (default 5/32 of its bits: 20 of
+        128) first, by descriptor
         distance, then the others by code distance."""
         directory = Path(directory)
         settings = new_settings(
