@@ -16,12 +16,14 @@ timeout, a status other than 200/201) is counted. Writes benchmarks/results/soak
 
 Read-your-writes: right after each acknowledged addition the adder searches with its image
 (radius 0) and must find it; right after each acknowledged removal the remover searches with the
-removed item's code (radius 0) and must not find it. ``--milvus-server`` runs a local Milvus
-standalone server (the milvus-server extra) for ``--backend milvus``; ``--kill-at S`` kills it
-(SIGKILL) S seconds into the soak and starts it again ``--down-s`` later: searches must answer
-503 within 5 s of the kill (those 503s, until the first search answered after the restart, are
-counted apart, not as failures), writes go on being acknowledged, and nothing acknowledged may
-be lost.
+removed item's code (radius 0) and must not find it. On a collection with instance bits (a run
+trained with them) both checks search with the item's own image, without a radius, which shows
+the item among the copies whatever its code: every change is checked, so no image need be rare.
+``--milvus-server`` runs a local Milvus standalone server (the milvus-server extra) for
+``--backend milvus``; ``--kill-at S`` kills it (SIGKILL) S seconds into the soak and starts it
+again ``--down-s`` later: searches must answer 503 within 5 s of the kill (those 503s, until the
+first search answered after the restart, are counted apart, not as failures), writes go on being
+acknowledged, and nothing acknowledged may be lost.
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ async def soak(
     start_count: int,
     uploads: list[bytes],
     milvus: LocalMilvusServer | None = None,
+    instance: bool = False,
 ) -> dict[str, Any]:
+    """Run the soak against the service at ``url``; ``instance``: its collection ranks copies
+    first by instance bits, so a search with an item's own image shows it among the copies
+    whatever its code (the read-your-writes checks use that, for every addition and removal)."""
     end = time.monotonic() + 60.0 * args.minutes
     stats: dict[str, Any] = {
         "searches": 0,
@@ -84,6 +90,7 @@ async def soak(
     outage: dict[str, Any] = {"down": False}
     latencies: list[float] = []
     added: list[int] = []
+    image_of: dict[int, bytes] = {}  # the adder's items, for the remover's check by image
     removed: list[int] = []
     rss: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
     errors: list[str] = []
@@ -128,7 +135,17 @@ async def soak(
 
         async def found_by(query: dict[str, Any], item_id: int) -> bool | None:
             """Whether a radius-0 search for ``query`` (an image, or a code) returns item_id
-            (None: the engine is down, or more than 1,000 exact matches)."""
+            (None: the engine is down, or more than 1,000 exact matches). On an instance
+            collection a search by image needs no radius: the item ranks among the copies, after
+            only the items with the very same bits (the adder re-adds its images), so the answer
+            is conclusive unless all 1,000 results have the query's bits (score 1)."""
+            if "image" in query and instance:
+                r = await http.post("/search?k=1000", files=query)
+                if not search_ok(r):
+                    return None
+                hits = r.json()["results"]
+                ids = [h["id"] for h in hits]
+                return item_id in ids if len(ids) < 1000 or hits[-1]["score"] < 1 else None
             if "image" in query:
                 r = await http.post("/search?k=1000&radius=0", files=query)
             else:
@@ -167,7 +184,8 @@ async def soak(
                             if seen is not None:
                                 stats[f"added_{'' if seen else 'not_'}found_next_search"] += 1
                         finally:  # only now may the remover (--remove-added) take it: removed
-                            added.extend(new_ids)  # before the check, it would count as missed
+                            image_of.update(dict.fromkeys(new_ids, data))  # before the check,
+                            added.extend(new_ids)  # it would count as missed
                     else:
                         failed("add", f"{r.status_code} {r.text}")
                 except httpx.HTTPError as exc:
@@ -193,7 +211,13 @@ async def soak(
                     r = await http.delete(f"/items/{item_id}")
                     if r.status_code == 200:
                         removed.append(item_id)
-                        seen = await found_by({"code": code}, item_id)
+                        data = image_of.pop(item_id, None)
+                        query = (
+                            {"code": code}
+                            if data is None or not instance
+                            else {"image": ("r.png", data, "image/png")}
+                        )
+                        seen = await found_by(query, item_id)
                         if seen is not None:
                             stats[f"removed_{'found' if seen else 'gone'}_next_search"] += 1
                     else:
@@ -301,14 +325,18 @@ def main() -> int:
         start_count = httpx.get(server.url + "/health").json()["count"]
         for i in range(50):  # warm the paths before the first memory sample
             httpx.post(server.url + "/search", json={"id": i, "k": 10})
-        if args.remove_added:
+        rerank = httpx.get(server.url + "/stats").json().get("rerank") or {}
+        instance = rerank.get("descriptor") == "instance"
+        if args.remove_added and not instance:  # an instance collection needs no rare codes
             uploads = rare_images(server.url, uploads) or uploads
         print(
             f"soak: {args.minutes} min, {start_count} items, pid {server.proc.pid}, "
             f"{len(uploads)} images to add",
             flush=True,
         )
-        result = asyncio.run(soak(server.url, server.proc.pid, args, start_count, uploads, milvus))
+        result = asyncio.run(
+            soak(server.url, server.proc.pid, args, start_count, uploads, milvus, instance)
+        )
     finally:
         server.stop()
         if milvus is not None:
