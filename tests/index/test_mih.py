@@ -146,7 +146,9 @@ def _tie_bands(rng: np.random.Generator, n: int, bits: int, bands: int = 5) -> n
 
 @pytest.mark.parametrize("budget", [None, 1e9, -1e9], ids=["default", "probe", "scan"])
 @pytest.mark.parametrize("bits", [48, 64, 100])
-def test_tie_bands_are_grouped_and_exact(refs, monkeypatch, budget: float | None, bits: int) -> None:
+def test_tie_bands_are_grouped_and_exact(
+    refs, monkeypatch, budget: float | None, bits: int
+) -> None:
     # Few distinct codes: the tables index them with groups of positions; the k lowest ids of a
     # band tied with other bands, k past the database, ids not consecutive, after a removal.
     if budget is not None:
@@ -185,3 +187,26 @@ def test_a_tie_band_costs_no_more_than_k_of_its_positions(monkeypatch) -> None:
     np.testing.assert_array_equal(out_p[0], np.arange(32))
     np.testing.assert_array_equal(out_p[1], np.arange(50_000, 50_032))
     np.testing.assert_array_equal(out_d, 0)
+
+
+@pytest.mark.parametrize("budget", [1e9, -1e9], ids=["probe", "scan"])
+def test_one_query_at_a_time_runs_without_threads_and_is_exact(refs, monkeypatch, budget) -> None:
+    # A single query takes the unthreaded kernel (k-NN and range), probing or scanning.
+    monkeypatch.setattr(mih, "_BUDGET", budget)
+    rng = np.random.default_rng(4)
+    x = np.concatenate([refs["clustered"](rng, 2000, 64), _tie_bands(rng, 2000, 64)])
+    q = np.concatenate([refs["clustered"](rng, 4, 64), x[[0, 2500]], refs["random"](rng, 2, 64)])
+    ids = np.arange(len(x))
+    for num_tables in (None, 4):
+        index = MultiIndexHashing(64, num_tables=num_tables)
+        index.add(x)
+        bd, bi = refs["knn"](q, x, ids, 50)
+        bl, brd, bri = refs["range"](q, x, ids, 5)
+        for j in range(len(q)):
+            d, i = index.search(q[j : j + 1], 50)
+            np.testing.assert_array_equal(d[0], bd[j])
+            np.testing.assert_array_equal(i[0], bi[j])
+            lims, rd, ri = index.range_search(q[j : j + 1], 5)
+            np.testing.assert_array_equal(lims, [0, bl[j + 1] - bl[j]])
+            np.testing.assert_array_equal(rd, brd[bl[j] : bl[j + 1]])
+            np.testing.assert_array_equal(ri, bri[bl[j] : bl[j + 1]])

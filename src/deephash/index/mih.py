@@ -243,6 +243,122 @@ def _scan_bucket(
     return hsize, nout
 
 
+@njit
+def _mih_queries(
+    q: Any,
+    first: int,
+    last: int,
+    k: int,
+    radius: int,
+    mode: int,
+    starts: Any,
+    lens: Any,
+    bases: Any,
+    offsets: Any,
+    pos_lo: Any,
+    pos_hi: Any,
+    words: Any,
+    smask: Any,
+    goff: Any,
+    gpos: Any,
+    budget: int,
+    out_d: Any,
+    out_p: Any,
+    lims: Any,
+    gave_up: Any,
+) -> None:  # pragma: no cover - jit
+    """Queries first .. last - 1 of q, one after the other (no threads). mode 0: k-NN into
+    out_d/out_p (nq, k); mode 1: per-query counts of d < radius into lims[1:]; mode 2: fill
+    results into out_d[0]/out_p[0] at lims, sorted by (d, position).
+    ``words`` are the codes the tables index: every code (``goff`` empty), or the distinct codes,
+    code u standing for the positions gpos[goff[u]:goff[u + 1]].
+
+    A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
+    skips the queries that gave up in mode 1.
+    """
+    n = gpos.shape[0] if goff.shape[0] > 0 else words.shape[0]  # positions
+    m = starts.shape[0]
+    maxlen = 0
+    for i in range(m):
+        maxlen = max(maxlen, lens[i])
+    hd = np.empty(max(k, 1), dtype=np.int32)
+    hp = np.empty(max(k, 1), dtype=np.int64)
+    qsubs = np.empty(m, dtype=np.int64)
+    seg_d = np.empty(1, dtype=np.int32)
+    seg_p = np.empty(1, dtype=np.int64)
+    for iq in range(first, last):
+        if mode == 2:
+            if gave_up[iq]:
+                continue
+            seg_d = np.empty(lims[iq + 1] - lims[iq], dtype=np.int32)
+            seg_p = np.empty(lims[iq + 1] - lims[iq], dtype=np.int64)
+        for i in range(m):
+            qsubs[i] = _substring(q, iq, starts[i], lens[i])
+        hsize = 0
+        nout = 0
+        cost = 0
+        over = False
+        done = False
+        rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
+        for r in range(rmax + 1):
+            for i in range(m):
+                if r <= lens[i]:
+                    xs = words
+                    ps = pos_lo[i]
+                    ph = pos_hi[i]
+                    base = bases[i]
+                    limit = 1 << lens[i]
+                    mask = (1 << r) - 1
+                    while mask < limit:  # every substring value at distance exactly r
+                        v = qsubs[i] ^ mask
+                        b0 = offsets[base + v]
+                        b1 = offsets[base + v + 1]
+                        cost += _BUCKET_COST + _CANDIDATE_COST * (b1 - b0)
+                        if cost > budget:
+                            over = True
+                            break
+                        if b1 > b0:
+                            hsize, nout = _scan_bucket(
+                                q, iq, xs, ps, ph, b0, b1, smask, i, r, mode, radius, hd, hp,
+                                hsize, seg_d, seg_p, nout, goff, gpos,
+                            )  # fmt: skip
+                        if mask == 0:
+                            break
+                        # Gosper's hack: next integer with the same number of set bits
+                        low = mask & -mask
+                        nxt = mask + low
+                        mask = (((nxt ^ mask) >> 2) // low) | nxt
+                if over:
+                    break
+                if mode == 0 and hsize == k and hd[0] <= m * r + i:
+                    done = True
+                    break
+            if done or over:
+                break
+        if over:
+            gave_up[iq] = True
+            continue
+        if mode == 0:
+            key = np.empty(hsize, dtype=np.int64)
+            for t in range(hsize):
+                key[t] = hd[t] * np.int64(n + 1) + hp[t]
+            order = np.argsort(key)
+            for t in range(hsize):
+                out_d[iq, t] = hd[order[t]]
+                out_p[iq, t] = hp[order[t]]
+        elif mode == 1:
+            lims[iq + 1] = nout
+        else:
+            key = np.empty(nout, dtype=np.int64)
+            for t in range(nout):
+                key[t] = seg_d[t] * np.int64(n + 1) + seg_p[t]
+            order = np.argsort(key)
+            o = lims[iq]
+            for t in range(nout):
+                out_d[0, o + t] = seg_d[order[t]]
+                out_p[0, o + t] = seg_p[order[t]]
+
+
 @njit(parallel=True)
 def _mih_query(
     q: Any,
@@ -266,98 +382,12 @@ def _mih_query(
     lims: Any,
     gave_up: Any,
 ) -> None:  # pragma: no cover - jit
-    """mode 0: k-NN into out_d/out_p (nq, k); mode 1: per-query counts of d < radius into
-    lims[1:]; mode 2: fill results into out_d[0]/out_p[0] at lims, sorted by (d, position).
-    ``words`` are the codes the tables index: every code (``goff`` empty), or the distinct codes,
-    code u standing for the positions gpos[goff[u]:goff[u + 1]].
-
-    A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
-    skips the queries that gave up in mode 1.
-    """
+    """:func:`_mih_queries` of every query of q, in ``nchunks`` chunks run by numba's threads."""
     nq = q.shape[0]
-    n = gpos.shape[0] if goff.shape[0] > 0 else words.shape[0]  # positions
-    m = starts.shape[0]
-    maxlen = 0
-    for i in range(m):
-        maxlen = max(maxlen, lens[i])
     per = (nq + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        hd = np.empty(max(k, 1), dtype=np.int32)
-        hp = np.empty(max(k, 1), dtype=np.int64)
-        qsubs = np.empty(m, dtype=np.int64)
-        seg_d = np.empty(1, dtype=np.int32)
-        seg_p = np.empty(1, dtype=np.int64)
-        for iq in range(c * per, min((c + 1) * per, nq)):
-            if mode == 2:
-                if gave_up[iq]:
-                    continue
-                seg_d = np.empty(lims[iq + 1] - lims[iq], dtype=np.int32)
-                seg_p = np.empty(lims[iq + 1] - lims[iq], dtype=np.int64)
-            for i in range(m):
-                qsubs[i] = _substring(q, iq, starts[i], lens[i])
-            hsize = 0
-            nout = 0
-            cost = 0
-            over = False
-            done = False
-            rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
-            for r in range(rmax + 1):
-                for i in range(m):
-                    if r <= lens[i]:
-                        xs = words
-                        ps = pos_lo[i]
-                        ph = pos_hi[i]
-                        base = bases[i]
-                        limit = 1 << lens[i]
-                        mask = (1 << r) - 1
-                        while mask < limit:  # every substring value at distance exactly r
-                            v = qsubs[i] ^ mask
-                            b0 = offsets[base + v]
-                            b1 = offsets[base + v + 1]
-                            cost += _BUCKET_COST + _CANDIDATE_COST * (b1 - b0)
-                            if cost > budget:
-                                over = True
-                                break
-                            if b1 > b0:
-                                hsize, nout = _scan_bucket(
-                                    q, iq, xs, ps, ph, b0, b1, smask, i, r, mode, radius, hd, hp,
-                                    hsize, seg_d, seg_p, nout, goff, gpos,
-                                )  # fmt: skip
-                            if mask == 0:
-                                break
-                            # Gosper's hack: next integer with the same number of set bits
-                            low = mask & -mask
-                            nxt = mask + low
-                            mask = (((nxt ^ mask) >> 2) // low) | nxt
-                    if over:
-                        break
-                    if mode == 0 and hsize == k and hd[0] <= m * r + i:
-                        done = True
-                        break
-                if done or over:
-                    break
-            if over:
-                gave_up[iq] = True
-                continue
-            if mode == 0:
-                key = np.empty(hsize, dtype=np.int64)
-                for t in range(hsize):
-                    key[t] = hd[t] * np.int64(n + 1) + hp[t]
-                order = np.argsort(key)
-                for t in range(hsize):
-                    out_d[iq, t] = hd[order[t]]
-                    out_p[iq, t] = hp[order[t]]
-            elif mode == 1:
-                lims[iq + 1] = nout
-            else:
-                key = np.empty(nout, dtype=np.int64)
-                for t in range(nout):
-                    key[t] = seg_d[t] * np.int64(n + 1) + seg_p[t]
-                order = np.argsort(key)
-                o = lims[iq]
-                for t in range(nout):
-                    out_d[0, o + t] = seg_d[order[t]]
-                    out_p[0, o + t] = seg_p[order[t]]
+        _mih_queries(q, c * per, min((c + 1) * per, nq), k, radius, mode, starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos,
+                     budget, out_d, out_p, lims, gave_up)  # fmt: skip
 
 
 def distinct_groups(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -470,8 +500,12 @@ class MultiIndexHashing(InMemoryIndex):
         _, starts, lens, bases, offsets, pos_lo, pos_hi, smask, words, goff, gpos = self._build()
         nchunks = int(max(1, min(qw.shape[0], 4 * numba.get_num_threads())))
         budget = int(_BUDGET * self.ntotal) + 64 * _BUCKET_COST
-        _mih_query(qw, k, radius, mode, starts, lens, bases, offsets, pos_lo, pos_hi, words, smask,
-                   goff, gpos, budget, nchunks, out_d, out_p, lims, gave_up)  # fmt: skip
+        tables = (starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos)
+        if nchunks == 1:  # one query: launching numba's threads would cost more than it
+            _mih_queries(qw, 0, qw.shape[0], k, radius, mode, *tables, budget, out_d, out_p, lims,
+                         gave_up)  # fmt: skip
+        else:
+            _mih_query(qw, k, radius, mode, *tables, budget, nchunks, out_d, out_p, lims, gave_up)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         words = self._build()[0]
