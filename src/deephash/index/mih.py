@@ -251,16 +251,7 @@ def _mih_queries(
     k: int,
     radius: int,
     mode: int,
-    starts: Any,
-    lens: Any,
-    bases: Any,
-    offsets: Any,
-    pos_lo: Any,
-    pos_hi: Any,
-    words: Any,
-    smask: Any,
-    goff: Any,
-    gpos: Any,
+    tables: Any,
     budget: int,
     out_d: Any,
     out_p: Any,
@@ -270,12 +261,15 @@ def _mih_queries(
     """Queries first .. last - 1 of q, one after the other (no threads). mode 0: k-NN into
     out_d/out_p (nq, k); mode 1: per-query counts of d < radius into lims[1:]; mode 2: fill
     results into out_d[0]/out_p[0] at lims, sorted by (d, position).
-    ``words`` are the codes the tables index: every code (``goff`` empty), or the distinct codes,
-    code u standing for the positions gpos[goff[u]:goff[u + 1]].
+    tables: (starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos) as built
+    by :meth:`MultiIndexHashing._build`; ``words`` are the codes the tables index: every code
+    (``goff`` empty), or the distinct codes, code u standing for the positions
+    gpos[goff[u]:goff[u + 1]].
 
     A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
     skips the queries that gave up in mode 1.
     """
+    starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos = tables
     n = gpos.shape[0] if goff.shape[0] > 0 else words.shape[0]  # positions
     m = starts.shape[0]
     maxlen = 0
@@ -365,16 +359,7 @@ def _mih_query(
     k: int,
     radius: int,
     mode: int,
-    starts: Any,
-    lens: Any,
-    bases: Any,
-    offsets: Any,
-    pos_lo: Any,
-    pos_hi: Any,
-    words: Any,
-    smask: Any,
-    goff: Any,
-    gpos: Any,
+    tables: Any,
     budget: int,
     nchunks: int,
     out_d: Any,
@@ -386,8 +371,8 @@ def _mih_query(
     nq = q.shape[0]
     per = (nq + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        _mih_queries(q, c * per, min((c + 1) * per, nq), k, radius, mode, starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos,
-                     budget, out_d, out_p, lims, gave_up)  # fmt: skip
+        last = min((c + 1) * per, nq)
+        _mih_queries(q, c * per, last, k, radius, mode, tables, budget, out_d, out_p, lims, gave_up)
 
 
 def distinct_groups(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -501,11 +486,11 @@ class MultiIndexHashing(InMemoryIndex):
         nchunks = int(max(1, min(qw.shape[0], 4 * numba.get_num_threads())))
         budget = int(_BUDGET * self.ntotal) + 64 * _BUCKET_COST
         tables = (starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos)
-        if nchunks == 1:  # one query: launching numba's threads would cost more than it
-            _mih_queries(qw, 0, qw.shape[0], k, radius, mode, *tables, budget, out_d, out_p, lims,
+        if nchunks == 1:  # one query: starting numba's threads costs more than they save
+            _mih_queries(qw, 0, qw.shape[0], k, radius, mode, tables, budget, out_d, out_p, lims,
                          gave_up)  # fmt: skip
         else:
-            _mih_query(qw, k, radius, mode, *tables, budget, nchunks, out_d, out_p, lims, gave_up)
+            _mih_query(qw, k, radius, mode, tables, budget, nchunks, out_d, out_p, lims, gave_up)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         words = self._build()[0]
