@@ -26,17 +26,14 @@ import numpy as np
 
 from deephash.checks import check_positive_int
 from deephash.codes import to_words
-from deephash.index._rerank_kernel import candidate_hamming
 from deephash.index._union_kernel import rank_union_kernel
 from deephash.index.base import BinaryIndex
 from deephash.index.rerank import RerankResult, check_new_ids, hamming_candidates, merge_by_id
 
 __all__ = [
     "BinaryRerankIndex",
-    "candidate_distances",
     "rank_candidates",
     "rank_union",
-    "unique_per_row",
 ]
 
 
@@ -160,15 +157,6 @@ class BinaryRerankIndex:
         )
 
 
-def unique_per_row(ids: np.ndarray) -> np.ndarray:
-    """int64 (nq, w) -> the same with each row's repeated ids (after the first) set to -1 (the
-    union of each query's candidates from both indexes)."""
-    ids = np.sort(ids, axis=1)
-    repeated = np.zeros_like(ids, dtype=bool)
-    repeated[:, 1:] = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
-    return np.where(repeated, -1, ids)
-
-
 def rank_union(
     queries: tuple[np.ndarray, np.ndarray],
     stored: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -205,19 +193,6 @@ def rank_union(
         descriptor_bits if copy_radius is None else copy_radius,
     )
     return RerankResult(scores, dist, out_ids)
-
-
-def candidate_distances(queries: np.ndarray, database: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Hamming distances from queries uint8 (nq, nbytes) to the packed rows of database uint8
-    (n, nbytes) that ``rows`` int64 (nq, w) names: int32 (nq, w), -1 where a row is -1. Only the
-    named rows are read (no copy of the whole database)."""
-    if not len(database) or not rows.size:
-        return np.full(rows.shape, -1, dtype=np.int32)
-    flat = np.maximum(rows, 0).reshape(-1)
-    gathered = to_words(np.asarray(database)[flat].reshape(len(flat), -1))
-    local = np.where(rows >= 0, np.arange(rows.size, dtype=np.int64).reshape(rows.shape), -1)
-    out: np.ndarray = candidate_hamming(to_words(queries), gathered, local)
-    return out
 
 
 def rank_candidates(
