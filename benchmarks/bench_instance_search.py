@@ -13,10 +13,15 @@ class codes tie.
 
 Queries: ``--queries`` stored database images (seeded), searched with their own pixels and with a
 JPEG q75 copy; R@1 counts the stored item first. A sample of queries is checked against brute
-force over the same candidate union. Writes JSON (default
-``benchmarks/results/instance_search.json``).
+force over the same candidate union. ``--collection`` also times the collection's path (what
+``deephash serve`` and ``deephash collection search`` call): a collection (kind ``instance``,
+``mih``) holding the same items, searched one query at a time by ``Collection.search`` with the
+query's code and descriptor. ``--cache FILE`` keeps the encodings (the encoder takes minutes at
+1,000,000) in an ``.npz`` for the next run with the same run, largest size and queries. Writes
+JSON (default ``benchmarks/results/instance_search.json``).
 
-    python benchmarks/bench_instance_search.py --run runs/best-hash-48 --sizes 60000 1000000
+    python benchmarks/bench_instance_search.py --run runs/best-hash-48-inst \
+        --sizes 60000 1000000 --collection --cache /tmp/instance-search-cache.npz
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import io
 import json
 import platform
 import resource
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,8 @@ from PIL import Image
 
 import instance_probe  # this folder is on sys.path when run
 from deephash.codes import hamming_distance_matrix
+from deephash.collection import Collection
+from deephash.collection.items import NewItem
 from deephash.data.copy_views import CopyViews
 from deephash.index import create_index
 from deephash.index.binary_rerank import BinaryRerankIndex
@@ -104,18 +113,84 @@ def brute_force_first(
     return int(union[np.lexsort((union, second, first, ~copy))[0]])
 
 
-def time_queries(
-    index: BinaryRerankIndex, q: np.ndarray, qi: np.ndarray, k: int, repeats: int
+def collection_of(
+    folder: Path, codes: np.ndarray, inst: np.ndarray, args: argparse.Namespace
+) -> Collection:
+    """A collection (kind ``instance``, ``mih``) in ``folder`` holding ``codes`` and ``inst`` as
+    items 0 .. n - 1 (no image files: only the search is timed)."""
+    col = Collection.create(
+        folder,
+        args.run,
+        rerank="instance",
+        candidates=args.candidates,
+        descriptor_candidates=args.descriptor_candidates,
+        copy_radius=None if args.copy_radius < 0 else args.copy_radius,
+    )
+    step = 100_000
+    for s in range(0, len(codes), step):
+        col.add([NewItem(c, descriptor=d) for c, d in zip(codes[s : s + step], inst[s : s + step])])
+    return col
+
+
+def timed_collection(
+    codes: np.ndarray,
+    inst: np.ndarray,
+    queries: dict[str, tuple[np.ndarray, np.ndarray]],
+    picked: np.ndarray,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Per-query latency (one query per call) and the first result of each query."""
+    """:func:`timed_paths` of ``Collection.search`` in a temporary collection of the items."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-instance-search-"))
+    try:
+        t0 = time.perf_counter()
+        with collection_of(folder / "col", codes, inst, args) as col:
+            built = {"build_s": round(time.perf_counter() - t0, 2)}
+            return {
+                **built,
+                **timed_paths(collection_search(col, args.k), queries, picked, args.repeats),
+            }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def index_search(index: BinaryRerankIndex, k: int) -> Any:
+    """One query's first result id by :meth:`BinaryRerankIndex.search`."""
+    return lambda q, qi: int(index.search(q, qi, k).ids[0, 0])
+
+
+def collection_search(col: Collection, k: int) -> Any:
+    """One query's first result id by :meth:`Collection.search` (-1 for none)."""
+
+    def first(q: np.ndarray, qi: np.ndarray) -> int:
+        hits = col.search(q, k, descriptors=qi)[0]
+        return hits[0].id if hits else -1
+
+    return first
+
+
+def timed_paths(
+    search: Any, queries: dict[str, tuple[np.ndarray, np.ndarray]], picked: np.ndarray, repeats: int
+) -> dict[str, Any]:
+    """Latency and R@1 (the stored item first) of ``search`` for each named query set."""
+    out = {}
+    for name, (q, qi) in queries.items():
+        timed = time_queries(search, q, qi, repeats)
+        first = timed.pop("first")
+        out[name] = {**timed, "source_first": float((first == picked).mean())}
+    return out
+
+
+def time_queries(search: Any, q: np.ndarray, qi: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Per-query latency of ``search(q (1, nbytes), qi (1, dbytes)) -> first id`` (one query
+    per call) and the first result of each query."""
     first = np.full(len(q), -1, dtype=np.int64)
     times = []
     for _ in range(repeats):
         for j in range(len(q)):
             t0 = time.perf_counter()
-            got = index.search(q[j : j + 1], qi[j : j + 1], k)
+            got = search(q[j : j + 1], qi[j : j + 1])
             times.append(time.perf_counter() - t0)
-            first[j] = got.ids[0, 0]
+            first[j] = got
     ms = np.asarray(times) * 1e3
     return {
         "mean_ms": float(ms.mean()),
@@ -179,6 +254,34 @@ def final_ranking_map(
     return float(np.concatenate(ham_ap).mean()), float(np.concatenate(final_ap).mean())
 
 
+def encoded(
+    run: Any, run_dir: str, data: Any, picked: np.ndarray, sizes: list[int], cache: str | None
+) -> dict[str, np.ndarray]:
+    """Codes and descriptors of max(sizes) items (database images, then seeded views) and of
+    the JPEG copies of the picked ones, from ``cache`` when it holds them for the same request."""
+    key = f"{Path(run_dir).resolve()}|{max(sizes)}|{picked.tolist()}"
+    if cache and Path(cache).is_file():
+        got = dict(np.load(cache))
+        if str(got.pop("key")) == key:
+            print(f"encodings from {cache}")
+            return got
+    db_images = data.database.images
+    t0 = time.perf_counter()
+    codes, inst = encode_parts(run, db_images)
+    print(f"encoded {len(codes):,} database images in {time.perf_counter() - t0:.1f} s")
+    jpeg_q, jpeg_qi = encode_parts(run, np.stack([jpeg(img) for img in db_images[picked]]))
+    if max(sizes) > len(codes):
+        pool = np.concatenate([db_images, data.query.images])
+        extra_c, extra_i = augmented_parts(run, pool, max(sizes) - len(codes), seed=max(sizes))
+        codes, inst = np.concatenate([codes, extra_c]), np.concatenate([inst, extra_i])
+    out = {"codes": codes, "inst": inst, "jpeg_q": jpeg_q, "jpeg_qi": jpeg_qi}
+    if cache:
+        tmp = Path(f"{cache}.tmp.npz")
+        np.savez(tmp, key=np.array(key), **out)
+        tmp.replace(cache)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs/best-hash-48"))
@@ -192,35 +295,34 @@ def main() -> int:
     )
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--map", action="store_true", help="also mAP@all of the final ranking")
+    p.add_argument(
+        "--collection", action="store_true", help="also time Collection.search (the served path)"
+    )
+    p.add_argument("--cache", default=None, help="an .npz keeping the encodings between runs")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/instance_search.json"))
     args = p.parse_args()
     torch.set_num_threads(2)
     run = load_run(args.run)
     data = recipe.load_data(run.config)
     db_images = data.database.images
-    t0 = time.perf_counter()
-    codes, inst = encode_parts(run, db_images)
-    print(f"encoded {len(codes):,} database images in {time.perf_counter() - t0:.1f} s")
     rng = np.random.default_rng(0)
     picked = np.sort(rng.choice(len(db_images), args.queries, replace=False))
+    enc = encoded(run, args.run, data, picked, args.sizes, args.cache)
+    codes, inst = enc["codes"], enc["inst"]
     exact_q, exact_qi = codes[picked], inst[picked]
-    jpeg_q, jpeg_qi = encode_parts(run, np.stack([jpeg(img) for img in db_images[picked]]))
-    pool = np.concatenate([db_images, data.query.images])
+    jpeg_q, jpeg_qi = enc["jpeg_q"], enc["jpeg_qi"]
     rows = []
     for size in sorted(args.sizes):
-        if size > len(codes):
-            extra_c, extra_i = augmented_parts(run, pool, size - len(codes), seed=size)
-            codes, inst = np.concatenate([codes, extra_c]), np.concatenate([inst, extra_i])
         c, i = codes[:size], inst[:size]
         t0 = time.perf_counter()
         index = build(c, i, args)
         build_s = time.perf_counter() - t0
         checked = check_against_brute_force(index, c, i, exact_q, exact_qi, args)
         row: dict[str, Any] = {"items": size, "build_s": round(build_s, 2), "checked": checked}
-        for name, (q, qi) in {"exact": (exact_q, exact_qi), "jpeg75": (jpeg_q, jpeg_qi)}.items():
-            timed = time_queries(index, q, qi, args.k, args.repeats)
-            first = timed.pop("first")
-            row[name] = {**timed, "source_first": float((first == picked).mean())}
+        queries = {"exact": (exact_q, exact_qi), "jpeg75": (jpeg_q, jpeg_qi)}
+        row.update(timed_paths(index_search(index, args.k), queries, picked, args.repeats))
+        if args.collection:
+            row["collection"] = timed_collection(c, i, queries, picked, args)
         sizes = np.unique(c, axis=0, return_counts=True)[1]
         row["largest_code_bucket"] = int(sizes.max())
         row["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -243,12 +345,16 @@ def main() -> int:
     print("| items | largest code bucket | exact: ms mean / p50 / p99, first | JPEG q75: same |")
     print("|---|---|---|---|")
     for r in rows:
-        e, j = r["exact"], r["jpeg75"]
-        print(
-            f"| {r['items']:,} | {r['largest_code_bucket']:,} | {e['mean_ms']:.3f} / "
-            f"{e['p50_ms']:.3f} / {e['p99_ms']:.3f}, {e['source_first']:.3f} | "
-            f"{j['mean_ms']:.3f} / {j['p50_ms']:.3f} / {j['p99_ms']:.3f}, {j['source_first']:.3f} |"
-        )
+        for path, timed in (("index", r), ("collection", r.get("collection"))):
+            if timed is None:
+                continue
+            e, j = timed["exact"], timed["jpeg75"]
+            print(
+                f"| {r['items']:,} {path} | {r['largest_code_bucket']:,} | {e['mean_ms']:.3f} / "
+                f"{e['p50_ms']:.3f} / {e['p99_ms']:.3f}, {e['source_first']:.3f} | "
+                f"{j['mean_ms']:.3f} / {j['p50_ms']:.3f} / {j['p99_ms']:.3f}, "
+                f"{j['source_first']:.3f} |"
+            )
     return 0
 
 

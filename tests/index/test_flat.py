@@ -44,6 +44,20 @@ def test_single_thread_and_many_query_blocks_agree(refs) -> None:
     np.testing.assert_array_equal(i[:40], bi)
 
 
+def test_one_query_at_a_time_runs_without_threads_and_is_exact(refs) -> None:
+    # A single query takes the unthreaded kernel; it must equal brute force and the batch.
+    rng = np.random.default_rng(1)
+    x = refs["clustered"](rng, 20_000, 64)
+    q = np.concatenate([refs["clustered"](rng, 6, 64), x[:2]])
+    index = HammingIndex(64)
+    index.add(x)
+    bd, bi = refs["knn"](q, x, np.arange(len(x)), 40)
+    for j in range(len(q)):
+        d, i = index.search(q[j : j + 1], 40)
+        np.testing.assert_array_equal(d[0], bd[j])
+        np.testing.assert_array_equal(i[0], bi[j])
+
+
 @pytest.mark.parametrize("bits", [12, 64, 100])
 def test_range_search_matches_brute_force(refs, bits: int) -> None:
     rng = np.random.default_rng(1)

@@ -134,3 +134,79 @@ def test_positions_past_two_to_the_sixteen_are_exact(refs) -> None:
     bl, bd, bi = refs["range"](q, x, ids, 4)
     np.testing.assert_array_equal(lims, bl)
     np.testing.assert_array_equal(i, bi)
+
+
+def _tie_bands(rng: np.random.Generator, n: int, bits: int, bands: int = 5) -> np.ndarray:
+    """Class-like codes: most items share one of a few band codes, the rest a flip or two away."""
+    centres = rng.integers(0, 2, (bands, bits))
+    b = centres[rng.integers(0, bands, n)]
+    flips = (rng.random((n, bits)) < 1.0 / bits) & (rng.random((n, 1)) < 0.2)
+    return np.packbits(b ^ flips, axis=1, bitorder="little")
+
+
+@pytest.mark.parametrize("budget", [None, 1e9, -1e9], ids=["default", "probe", "scan"])
+@pytest.mark.parametrize("bits", [48, 64, 100])
+def test_tie_bands_are_grouped_and_exact(
+    refs, monkeypatch, budget: float | None, bits: int
+) -> None:
+    # Few distinct codes: the tables index them with groups of positions; the k lowest ids of a
+    # band tied with other bands, k past the database, ids not consecutive, after a removal.
+    if budget is not None:
+        monkeypatch.setattr(mih, "_BUDGET", budget)
+    rng = np.random.default_rng(bits)
+    x = _tie_bands(rng, 3000, bits)
+    ids = np.sort(rng.choice(10**6, len(x), replace=False))
+    index = MultiIndexHashing(bits)
+    index.add(x, ids)
+    assert len(index._build()[-1]) == len(x)  # grouped: every position in a group
+    q = np.concatenate([x[:6], x[:4] ^ np.uint8(3), refs["random"](rng, 4, bits)])
+    for k in (1, 32, 700, 5000):
+        refs["assert_knn"](index, q, x, ids, k)
+    for radius in (0, 1, 3):
+        refs["assert_range"](index, q, x, ids, radius)
+    gone = ids[::7]
+    index.remove_ids(gone)
+    keep = ~np.isin(ids, gone)
+    for k in (1, 32, 5000):
+        refs["assert_knn"](index, q, x[keep], ids[keep], k)
+
+
+def test_a_tie_band_costs_no_more_than_k_of_its_positions(monkeypatch) -> None:
+    # One code shared by 100,000 items: probing (not the exhaustive scan) answers, within a
+    # budget far below one item per band member, with the band's k lowest positions.
+    x = np.zeros((100_000, 6), np.uint8)
+    x[50_000:, 0] = 1
+    index = MultiIndexHashing(48)
+    index.add(x)
+    monkeypatch.setattr(mih, "_BUDGET", 0.0)  # budget: 64 buckets, about 85 candidates
+    gave_up = np.zeros(2, dtype=bool)
+    out_d, out_p = np.empty((2, 32), np.int32), np.empty((2, 32), np.int64)
+    q = to_words(x[[0, 60_000]])
+    index._run(q, 32, 0, 0, out_d, out_p, np.zeros(1, np.int64), gave_up)
+    assert not gave_up.any()
+    np.testing.assert_array_equal(out_p[0], np.arange(32))
+    np.testing.assert_array_equal(out_p[1], np.arange(50_000, 50_032))
+    np.testing.assert_array_equal(out_d, 0)
+
+
+@pytest.mark.parametrize("budget", [1e9, -1e9], ids=["probe", "scan"])
+def test_one_query_at_a_time_runs_without_threads_and_is_exact(refs, monkeypatch, budget) -> None:
+    # A single query takes the unthreaded kernel (k-NN and range), probing or scanning.
+    monkeypatch.setattr(mih, "_BUDGET", budget)
+    rng = np.random.default_rng(4)
+    x = np.concatenate([refs["clustered"](rng, 2000, 64), _tie_bands(rng, 2000, 64)])
+    q = np.concatenate([refs["clustered"](rng, 4, 64), x[[0, 2500]], refs["random"](rng, 2, 64)])
+    ids = np.arange(len(x))
+    for num_tables in (None, 4):
+        index = MultiIndexHashing(64, num_tables=num_tables)
+        index.add(x)
+        bd, bi = refs["knn"](q, x, ids, 50)
+        bl, brd, bri = refs["range"](q, x, ids, 5)
+        for j in range(len(q)):
+            d, i = index.search(q[j : j + 1], 50)
+            np.testing.assert_array_equal(d[0], bd[j])
+            np.testing.assert_array_equal(i[0], bi[j])
+            lims, rd, ri = index.range_search(q[j : j + 1], 5)
+            np.testing.assert_array_equal(lims, [0, bl[j + 1] - bl[j]])
+            np.testing.assert_array_equal(rd, brd[bl[j] : bl[j + 1]])
+            np.testing.assert_array_equal(ri, bri[bl[j] : bl[j + 1]])

@@ -96,6 +96,11 @@ def local_candidates(
             parts.append(view.delta.search(q, min(k, view.delta.ntotal)))
     if not parts:
         return dist_out, ids_out
+    if len(parts) == 1 and radius is None and not view.removed:
+        # main alone, nothing to drop: its rows are already sorted by (distance, id)
+        width = parts[0][0].shape[1]
+        dist_out[:, :width], ids_out[:, :width] = parts[0]
+        return dist_out, ids_out
     dist = np.concatenate([d for d, _ in parts], axis=1)
     ids = np.concatenate([i for _, i in parts], axis=1)
     removed = np.fromiter(view.removed, np.int64, len(view.removed))

@@ -12,7 +12,7 @@ import numpy as np
 
 from deephash.collection.items import Hit, Item
 from deephash.index import BinaryIndex
-from deephash.index.binary_rerank import candidate_distances, rank_candidates, unique_per_row
+from deephash.index.binary_rerank import rank_union
 from deephash.index.rerank import RerankResult, rerank
 
 __all__ = ["Candidates", "Query", "View", "ViewUpdate", "search_view"]
@@ -133,12 +133,15 @@ def _rank_union(
     (nq, w) each, -1 for none) by (descriptor distance, code distance, id), copies first when
     the query sets a copy radius (:func:`~deephash.index.binary_rerank.rank_candidates`)."""
     assert query.descriptors is not None and view.descriptors is not None  # checked by caller
-    ids = unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
-    rows = np.where(ids >= 0, np.searchsorted(view.ids, np.maximum(ids, 0)), -1)
-    d_code = candidate_distances(query.codes, view.codes, rows)
-    d_desc = candidate_distances(query.descriptors, view.descriptors, rows)
-    return rank_candidates(
-        ids, d_code, d_desc, query.k, query.descriptor_bits, query.radius, query.copy_radius
+    return rank_union(
+        (query.codes, query.descriptors),
+        (view.ids, view.codes, view.descriptors),
+        code_ids,
+        desc_ids,
+        query.k,
+        query.descriptor_bits,
+        query.radius,
+        query.copy_radius,
     )
 
 

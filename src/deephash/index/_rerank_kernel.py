@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from deephash._numba import njit, popcount64
+from deephash._numba import njit
 
 
 @njit(fastmath={"reassoc", "nsz"})
@@ -33,27 +33,4 @@ def candidate_sq_distances(queries: Any, database: Any, rows: Any) -> Any:  # pr
                 diff = queries[i, d] - database[r, d]
                 acc += diff * diff
             out[i, j] = acc
-    return out
-
-
-@njit
-def candidate_hamming(queries: Any, database: Any, rows: Any) -> Any:  # pragma: no cover - jit
-    """out[i, j] = Hamming distance between queries[i] and database[rows[i, j]], -1 where
-    rows[i, j] < 0.
-
-    queries uint64 (nq, W) and database uint64 (n, W): packed codes as 64-bit words
-    (:func:`deephash.codes.to_words`); rows int64 (nq, k'); returns int32 (nq, k')."""
-    nq, kp = rows.shape
-    words = queries.shape[1]
-    out = np.empty((nq, kp), dtype=np.int32)
-    for i in range(nq):
-        for j in range(kp):
-            r = rows[i, j]
-            if r < 0:
-                out[i, j] = -1
-                continue
-            d = 0
-            for w in range(words):
-                d += popcount64(queries[i, w] ^ database[r, w])
-            out[i, j] = d
     return out

@@ -26,11 +26,15 @@ import numpy as np
 
 from deephash.checks import check_positive_int
 from deephash.codes import to_words
-from deephash.index._rerank_kernel import candidate_hamming
+from deephash.index._union_kernel import rank_union_kernel
 from deephash.index.base import BinaryIndex
 from deephash.index.rerank import RerankResult, check_new_ids, hamming_candidates, merge_by_id
 
-__all__ = ["BinaryRerankIndex", "candidate_distances", "rank_candidates", "unique_per_row"]
+__all__ = [
+    "BinaryRerankIndex",
+    "rank_candidates",
+    "rank_union",
+]
 
 
 class BinaryRerankIndex:
@@ -140,35 +144,55 @@ class BinaryRerankIndex:
         )
         _, code_ids = hamming_candidates(self.index, q, kc)
         _, desc_ids = hamming_candidates(self.descriptor_index, qd, kd)
-        ids = unique_per_row(np.concatenate([code_ids, desc_ids], axis=1))
-        rows = np.where(ids >= 0, np.searchsorted(self.ids_, np.maximum(ids, 0)), -1)
-        d_code = candidate_hamming(to_words(q), self.code_words_, rows)
-        d_desc = candidate_hamming(to_words(qd), self.descriptor_words_, rows)
-        return rank_candidates(
-            ids, d_code, d_desc, k, self.descriptor_bits, radius, self.copy_radius
+        stored = (self.ids_, self.code_words_, self.descriptor_words_)
+        return rank_union(
+            (to_words(q), to_words(qd)),
+            stored,
+            code_ids,
+            desc_ids,
+            k,
+            self.descriptor_bits,
+            radius,
+            self.copy_radius,
         )
 
 
-def unique_per_row(ids: np.ndarray) -> np.ndarray:
-    """int64 (nq, w) -> the same with each row's repeated ids (after the first) set to -1 (the
-    union of each query's candidates from both indexes)."""
-    ids = np.sort(ids, axis=1)
-    repeated = np.zeros_like(ids, dtype=bool)
-    repeated[:, 1:] = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
-    return np.where(repeated, -1, ids)
+def rank_union(
+    queries: tuple[np.ndarray, np.ndarray],
+    stored: tuple[np.ndarray, np.ndarray, np.ndarray],
+    code_ids: np.ndarray,
+    desc_ids: np.ndarray,
+    k: int,
+    descriptor_bits: int,
+    radius: int | None = None,
+    copy_radius: int | None = None,
+) -> RerankResult:
+    """:func:`rank_candidates` of the union of each query's code and descriptor candidates, in
+    one compiled pass (no (nq, w) temporaries, no sort of the stored rows).
 
-
-def candidate_distances(queries: np.ndarray, database: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Hamming distances from queries uint8 (nq, nbytes) to the packed rows of database uint8
-    (n, nbytes) that ``rows`` int64 (nq, w) names: int32 (nq, w), -1 where a row is -1. Only the
-    named rows are read (no copy of the whole database)."""
-    if not len(database) or not rows.size:
-        return np.full(rows.shape, -1, dtype=np.int32)
-    flat = np.maximum(rows, 0).reshape(-1)
-    gathered = to_words(np.asarray(database)[flat].reshape(len(flat), -1))
-    local = np.where(rows >= 0, np.arange(rows.size, dtype=np.int64).reshape(rows.shape), -1)
-    out: np.ndarray = candidate_hamming(to_words(queries), gathered, local)
-    return out
+    queries: (codes (nq, W), descriptors (nq, Wd)) packed, as bytes (uint8) or 64-bit words;
+    stored: (ids int64 (n,) ascending, codes (n, W), descriptors (n, Wd)) of the same type;
+    code_ids int64 (nq, kc) and desc_ids int64 (nq, kd): the candidates, -1 for none. Returns a
+    :class:`~deephash.index.rerank.RerankResult` of width k, -1 / NaN past the last."""
+    q, qd = queries
+    ids, codes, descs = stored
+    if q.dtype != codes.dtype or qd.dtype != descs.dtype:
+        raise ValueError(f"queries ({q.dtype}, {qd.dtype}) and stored rows ({codes.dtype}, "
+                         f"{descs.dtype}) must be packed the same way")  # fmt: skip
+    scores, dist, out_ids = rank_union_kernel(
+        q,
+        qd,
+        ids,
+        codes,
+        descs,
+        np.ascontiguousarray(code_ids, dtype=np.int64),
+        np.ascontiguousarray(desc_ids, dtype=np.int64),
+        k,
+        descriptor_bits,
+        -1 if radius is None else radius,
+        descriptor_bits if copy_radius is None else copy_radius,
+    )
+    return RerankResult(scores, dist, out_ids)
 
 
 def rank_candidates(

@@ -152,41 +152,49 @@ def _scan4(
             _rescan(q, iq + 3, x, c0, c1, qi + 3, k, counts, bd, bp, state)
 
 
+@njit
+def _knn_block(
+    q: Any, x: Any, k: int, bits: int, q0: int, nb: int, out_d: Any, out_p: Any
+) -> None:  # pragma: no cover - jit
+    """k-NN of the queries q0 .. q0 + nb - 1 into rows q0 .. of out_d/out_p (no threads)."""
+    n = x.shape[0]
+    dblock = max(CHUNK, (_DB_BYTES // (8 * x.shape[1])) // CHUNK * CHUNK)
+    cap = 2 * k + 64
+    counts = np.zeros((nb, bits + 1), dtype=np.int64)
+    bd = np.empty((nb, cap), dtype=np.int32)
+    bp = np.empty((nb, cap), dtype=np.int64)
+    state = np.zeros((nb, 3), dtype=np.int64)
+    state[:, 2] = bits + 1
+    for j0 in range(0, n, dblock):
+        j1 = min(j0 + dblock, n)
+        for qi in range(0, nb - 3, 4):
+            _scan4(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
+        for qi in range(nb - nb % 4, nb):
+            _scan(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
+    for qi in range(nb):
+        s = _compact(qi, counts, bd, bp, state[qi, 0])
+        # stable counting sort by distance: rows end up sorted by (distance, position)
+        start = np.zeros(bits + 2, dtype=np.int64)
+        for d in range(bits + 1):
+            start[d + 1] = start[d] + counts[qi, d]
+        for i in range(s):
+            d = bd[qi, i]
+            o = start[d]
+            start[d] = o + 1
+            out_d[q0 + qi, o] = d
+            out_p[q0 + qi, o] = bp[qi, i]
+
+
 @njit(parallel=True)
 def _knn(
     q: Any, x: Any, k: int, bits: int, qblock: int, out_d: Any, out_p: Any
 ) -> None:  # pragma: no cover - jit
+    """:func:`_knn_block` of every block of ``qblock`` queries, run by numba's threads."""
     nq = q.shape[0]
-    n = x.shape[0]
     nblocks = (nq + qblock - 1) // qblock
-    dblock = max(CHUNK, (_DB_BYTES // (8 * x.shape[1])) // CHUNK * CHUNK)
-    cap = 2 * k + 64
     for b in prange(nblocks):
         q0 = b * qblock
-        nb = min(q0 + qblock, nq) - q0
-        counts = np.zeros((nb, bits + 1), dtype=np.int64)
-        bd = np.empty((nb, cap), dtype=np.int32)
-        bp = np.empty((nb, cap), dtype=np.int64)
-        state = np.zeros((nb, 3), dtype=np.int64)
-        state[:, 2] = bits + 1
-        for j0 in range(0, n, dblock):
-            j1 = min(j0 + dblock, n)
-            for qi in range(0, nb - 3, 4):
-                _scan4(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
-            for qi in range(nb - nb % 4, nb):
-                _scan(q, q0 + qi, x, j0, j1, qi, k, counts, bd, bp, state)
-        for qi in range(nb):
-            s = _compact(qi, counts, bd, bp, state[qi, 0])
-            # stable counting sort by distance: rows end up sorted by (distance, position)
-            start = np.zeros(bits + 2, dtype=np.int64)
-            for d in range(bits + 1):
-                start[d + 1] = start[d] + counts[qi, d]
-            for i in range(s):
-                d = bd[qi, i]
-                o = start[d]
-                start[d] = o + 1
-                out_d[q0 + qi, o] = d
-                out_p[q0 + qi, o] = bp[qi, i]
+        _knn_block(q, x, k, bits, q0, min(q0 + qblock, nq) - q0, out_d, out_p)
 
 
 @njit(parallel=True)
@@ -251,7 +259,10 @@ def knn_words(qw: np.ndarray, xw: np.ndarray, k: int, bits: int) -> tuple[np.nda
     out_p = np.empty((nq, k), dtype=np.int64)
     # Enough blocks for every thread, as large as possible (each block reads the database once).
     qblock = int(max(1, min(32, nq // (4 * numba.get_num_threads()))))
-    _knn(qw, xw, int(k), int(bits), qblock, out_d, out_p)
+    if nq <= qblock:  # one block: launching numba's threads would cost more than it saves
+        _knn_block(qw, xw, int(k), int(bits), 0, nq, out_d, out_p)
+    else:
+        _knn(qw, xw, int(k), int(bits), qblock, out_d, out_p)
     return out_d, out_p
 
 

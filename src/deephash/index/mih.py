@@ -31,6 +31,14 @@ go to the smaller position, which is the smaller id (storage is sorted by id).
 A query whose probing would cost more than a fraction of a scan (long substrings, far neighbours)
 gives up early and is answered by the exhaustive scan of :mod:`deephash.index.flat`; when most of a
 first batch of queries give up, the rest go straight to the scan.
+
+Repeated codes: class-level codes put thousands of items (a whole class) on one code, and a bucket
+that lists each of them costs as much to verify as the class is large (past the budget: then every
+query scans). When the distinct codes are at most :data:`_GROUP_SHARE` of the codes, the tables
+index the distinct codes instead, each with its group of positions (ascending; a CSR of the
+codes' positions by code): a distinct code is verified once, and its group pushes positions into
+the top k only while they can enter (the k smallest positions of a group at one distance are its
+first k), so a search reads at most k positions of a tie band, whatever its size.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ _BUCKET_COST = 64
 _CANDIDATE_COST = 48
 _BUDGET = 1.0
 _PILOT = 16  # queries tried first; if most give up, the rest are scanned directly
+_GROUP_SHARE = 0.75  # tables index distinct codes when there are at most this share of codes
 
 
 def default_num_tables(bits: int, n: int) -> int:
@@ -166,6 +175,16 @@ def _first_reached_here(
     return True
 
 
+@njit(inline="always")
+def _group(goff: Any, gpos: Any, u: int) -> tuple[Any, Any, Any]:  # pragma: no cover - jit
+    """(g0, g1, first position) of table entry u: its group gpos[g0:g1] of positions when the
+    tables index distinct codes (``goff`` non-empty), else the one position u."""
+    if goff.shape[0] == 0:
+        return u, u + 1, u
+    g0 = goff[u]
+    return g0, goff[u + 1], np.int64(gpos[g0])
+
+
 @njit
 def _scan_bucket(
     q: Any,
@@ -186,32 +205,152 @@ def _scan_bucket(
     seg_d: Any,
     seg_p: Any,
     nout: int,
+    goff: Any,
+    gpos: Any,
 ) -> tuple[int, int]:  # pragma: no cover - jit
-    """Verify the codes xs[b0:b1] (one bucket of table i, substring distance r) against q[iq].
+    """Verify the codes xs[b0:b1] (one bucket of table i, substring distance r) against q[iq];
+    each stands for its group of positions (see :func:`_group`).
 
     mode 0: push into the top-k heap; mode 1: count those with d < radius; mode 2: also write
     them to seg_d/seg_p. Returns (hsize, nout).
     """
     k = hd.shape[0]
+    grouped = goff.shape[0] > 0
     for c0 in range(b0, b1, CHUNK):
         c1 = min(c0 + CHUNK, b1)
         lim = (hd[0] if hsize == k else 1 << 30) if mode == 0 else radius - 1
         if gather_min(q, iq, xs, ps, ph, c0, c1) > lim:
             continue
         for t in range(c0, c1):
-            j = np.int64(ps[t]) | (np.int64(ph[t]) << 16)
-            d = dist(q, iq, xs, j)
+            u = np.int64(ps[t]) | (np.int64(ph[t]) << 16)
+            d = dist(q, iq, xs, u)
+            g0, g1, j = _group(goff, gpos, u)
             if mode == 0:
                 if hsize == k and (d > hd[0] or (d == hd[0] and j > hp[0])):
                     continue
-                if _first_reached_here(q, iq, xs, j, smask, i, r):
-                    hsize = _heap_push(hd, hp, hsize, d, j)
-            elif d < radius and _first_reached_here(q, iq, xs, j, smask, i, r):
-                if mode == 2:
-                    seg_d[nout] = d
-                    seg_p[nout] = j
-                nout += 1
+                if _first_reached_here(q, iq, xs, u, smask, i, r):
+                    for g in range(g0, g1):  # ascending: stop at the first that cannot enter
+                        j = np.int64(gpos[g]) if grouped else g
+                        if hsize == k and (d > hd[0] or (d == hd[0] and j > hp[0])):
+                            break
+                        hsize = _heap_push(hd, hp, hsize, d, j)
+            elif d < radius and _first_reached_here(q, iq, xs, u, smask, i, r):
+                for g in range(g0, g1):
+                    if mode == 2:
+                        seg_d[nout] = d
+                        seg_p[nout] = np.int64(gpos[g]) if grouped else g
+                    nout += 1
     return hsize, nout
+
+
+@njit
+def _mih_queries(
+    q: Any,
+    first: int,
+    last: int,
+    k: int,
+    radius: int,
+    mode: int,
+    tables: Any,
+    budget: int,
+    out_d: Any,
+    out_p: Any,
+    lims: Any,
+    gave_up: Any,
+) -> None:  # pragma: no cover - jit
+    """Queries first .. last - 1 of q, one after the other (no threads). mode 0: k-NN into
+    out_d/out_p (nq, k); mode 1: per-query counts of d < radius into lims[1:]; mode 2: fill
+    results into out_d[0]/out_p[0] at lims, sorted by (d, position).
+    tables: (starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos) as built
+    by :meth:`MultiIndexHashing._build`; ``words`` are the codes the tables index: every code
+    (``goff`` empty), or the distinct codes, code u standing for the positions
+    gpos[goff[u]:goff[u + 1]].
+
+    A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
+    skips the queries that gave up in mode 1.
+    """
+    starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos = tables
+    n = gpos.shape[0] if goff.shape[0] > 0 else words.shape[0]  # positions
+    m = starts.shape[0]
+    maxlen = 0
+    for i in range(m):
+        maxlen = max(maxlen, lens[i])
+    hd = np.empty(max(k, 1), dtype=np.int32)
+    hp = np.empty(max(k, 1), dtype=np.int64)
+    qsubs = np.empty(m, dtype=np.int64)
+    seg_d = np.empty(1, dtype=np.int32)
+    seg_p = np.empty(1, dtype=np.int64)
+    for iq in range(first, last):
+        if mode == 2:
+            if gave_up[iq]:
+                continue
+            seg_d = np.empty(lims[iq + 1] - lims[iq], dtype=np.int32)
+            seg_p = np.empty(lims[iq + 1] - lims[iq], dtype=np.int64)
+        for i in range(m):
+            qsubs[i] = _substring(q, iq, starts[i], lens[i])
+        hsize = 0
+        nout = 0
+        cost = 0
+        over = False
+        done = False
+        rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
+        for r in range(rmax + 1):
+            for i in range(m):
+                if r <= lens[i]:
+                    xs = words
+                    ps = pos_lo[i]
+                    ph = pos_hi[i]
+                    base = bases[i]
+                    limit = 1 << lens[i]
+                    mask = (1 << r) - 1
+                    while mask < limit:  # every substring value at distance exactly r
+                        v = qsubs[i] ^ mask
+                        b0 = offsets[base + v]
+                        b1 = offsets[base + v + 1]
+                        cost += _BUCKET_COST + _CANDIDATE_COST * (b1 - b0)
+                        if cost > budget:
+                            over = True
+                            break
+                        if b1 > b0:
+                            hsize, nout = _scan_bucket(
+                                q, iq, xs, ps, ph, b0, b1, smask, i, r, mode, radius, hd, hp,
+                                hsize, seg_d, seg_p, nout, goff, gpos,
+                            )  # fmt: skip
+                        if mask == 0:
+                            break
+                        # Gosper's hack: next integer with the same number of set bits
+                        low = mask & -mask
+                        nxt = mask + low
+                        mask = (((nxt ^ mask) >> 2) // low) | nxt
+                if over:
+                    break
+                if mode == 0 and hsize == k and hd[0] <= m * r + i:
+                    done = True
+                    break
+            if done or over:
+                break
+        if over:
+            gave_up[iq] = True
+            continue
+        if mode == 0:
+            key = np.empty(hsize, dtype=np.int64)
+            for t in range(hsize):
+                key[t] = hd[t] * np.int64(n + 1) + hp[t]
+            order = np.argsort(key)
+            for t in range(hsize):
+                out_d[iq, t] = hd[order[t]]
+                out_p[iq, t] = hp[order[t]]
+        elif mode == 1:
+            lims[iq + 1] = nout
+        else:
+            key = np.empty(nout, dtype=np.int64)
+            for t in range(nout):
+                key[t] = seg_d[t] * np.int64(n + 1) + seg_p[t]
+            order = np.argsort(key)
+            o = lims[iq]
+            for t in range(nout):
+                out_d[0, o + t] = seg_d[order[t]]
+                out_p[0, o + t] = seg_p[order[t]]
 
 
 @njit(parallel=True)
@@ -220,14 +359,7 @@ def _mih_query(
     k: int,
     radius: int,
     mode: int,
-    starts: Any,
-    lens: Any,
-    bases: Any,
-    offsets: Any,
-    pos_lo: Any,
-    pos_hi: Any,
-    words: Any,
-    smask: Any,
+    tables: Any,
     budget: int,
     nchunks: int,
     out_d: Any,
@@ -235,96 +367,34 @@ def _mih_query(
     lims: Any,
     gave_up: Any,
 ) -> None:  # pragma: no cover - jit
-    """mode 0: k-NN into out_d/out_p (nq, k); mode 1: per-query counts of d < radius into
-    lims[1:]; mode 2: fill results into out_d[0]/out_p[0] at lims, sorted by (d, position).
-
-    A query whose probing cost exceeds ``budget`` sets ``gave_up[iq]`` and writes nothing; mode 2
-    skips the queries that gave up in mode 1.
-    """
+    """:func:`_mih_queries` of every query of q, in ``nchunks`` chunks run by numba's threads."""
     nq = q.shape[0]
-    n = words.shape[0]
-    m = starts.shape[0]
-    maxlen = 0
-    for i in range(m):
-        maxlen = max(maxlen, lens[i])
     per = (nq + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        hd = np.empty(max(k, 1), dtype=np.int32)
-        hp = np.empty(max(k, 1), dtype=np.int64)
-        qsubs = np.empty(m, dtype=np.int64)
-        seg_d = np.empty(1, dtype=np.int32)
-        seg_p = np.empty(1, dtype=np.int64)
-        for iq in range(c * per, min((c + 1) * per, nq)):
-            if mode == 2:
-                if gave_up[iq]:
-                    continue
-                seg_d = np.empty(lims[iq + 1] - lims[iq], dtype=np.int32)
-                seg_p = np.empty(lims[iq + 1] - lims[iq], dtype=np.int64)
-            for i in range(m):
-                qsubs[i] = _substring(q, iq, starts[i], lens[i])
-            hsize = 0
-            nout = 0
-            cost = 0
-            over = False
-            done = False
-            rmax = maxlen if mode == 0 else min(maxlen, (radius - 1) // m)
-            for r in range(rmax + 1):
-                for i in range(m):
-                    if r <= lens[i]:
-                        xs = words
-                        ps = pos_lo[i]
-                        ph = pos_hi[i]
-                        base = bases[i]
-                        limit = 1 << lens[i]
-                        mask = (1 << r) - 1
-                        while mask < limit:  # every substring value at distance exactly r
-                            v = qsubs[i] ^ mask
-                            b0 = offsets[base + v]
-                            b1 = offsets[base + v + 1]
-                            cost += _BUCKET_COST + _CANDIDATE_COST * (b1 - b0)
-                            if cost > budget:
-                                over = True
-                                break
-                            if b1 > b0:
-                                hsize, nout = _scan_bucket(
-                                    q, iq, xs, ps, ph, b0, b1, smask, i, r, mode, radius, hd, hp,
-                                    hsize, seg_d, seg_p, nout,
-                                )  # fmt: skip
-                            if mask == 0:
-                                break
-                            # Gosper's hack: next integer with the same number of set bits
-                            low = mask & -mask
-                            nxt = mask + low
-                            mask = (((nxt ^ mask) >> 2) // low) | nxt
-                    if over:
-                        break
-                    if mode == 0 and hsize == k and hd[0] <= m * r + i:
-                        done = True
-                        break
-                if done or over:
-                    break
-            if over:
-                gave_up[iq] = True
-                continue
-            if mode == 0:
-                key = np.empty(hsize, dtype=np.int64)
-                for t in range(hsize):
-                    key[t] = hd[t] * np.int64(n + 1) + hp[t]
-                order = np.argsort(key)
-                for t in range(hsize):
-                    out_d[iq, t] = hd[order[t]]
-                    out_p[iq, t] = hp[order[t]]
-            elif mode == 1:
-                lims[iq + 1] = nout
-            else:
-                key = np.empty(nout, dtype=np.int64)
-                for t in range(nout):
-                    key[t] = seg_d[t] * np.int64(n + 1) + seg_p[t]
-                order = np.argsort(key)
-                o = lims[iq]
-                for t in range(nout):
-                    out_d[0, o + t] = seg_d[order[t]]
-                    out_p[0, o + t] = seg_p[order[t]]
+        last = min((c + 1) * per, nq)
+        _mih_queries(q, c * per, last, k, radius, mode, tables, budget, out_d, out_p, lims, gave_up)
+
+
+def distinct_groups(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The codes for the tables to index: (words uint64 (n, W), empty int64 (0,), empty int64
+    (0,)) when most codes are distinct; else (the distinct codes uint64 (u, W), goff int64 (u + 1,),
+    gpos int64 (n,)) with the positions of distinct code i in gpos[goff[i]:goff[i + 1]],
+    ascending."""
+    none = np.zeros(0, dtype=np.int64)
+    if len(words) < 2:
+        return words, none, none
+    if words.shape[1] == 1:
+        uniq, inverse = np.unique(words[:, 0], return_inverse=True)
+        uniq = uniq[:, None]
+    else:
+        uniq, inverse = np.unique(words, axis=0, return_inverse=True)
+    if len(uniq) > _GROUP_SHARE * len(words):
+        return words, none, none
+    inverse = inverse.reshape(-1)
+    gpos = np.argsort(inverse, kind="stable").astype(np.int64)  # ascending within a group
+    goff = np.zeros(len(uniq) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(inverse, minlength=len(uniq)), out=goff[1:])
+    return np.ascontiguousarray(uniq), goff, gpos
 
 
 @INDEXES.register("mih")
@@ -332,11 +402,13 @@ class MultiIndexHashing(InMemoryIndex):
     """Exact sub-linear k-NN and range search in Hamming space by multi-index hashing.
 
     bits: code length. num_tables: number of substrings m; ``None`` picks
-    :func:`default_num_tables` (``bits / log2(n)``) from the database size at (re)build time.
-    Tables are built lazily on the first search after ``add``. Memory per code: the code (padded
-    to 64-bit words when ``bits`` is not a multiple of 64), plus in each of the ``m`` tables its
-    position (3 bytes up to 2^24 codes, 4 beyond), plus ``m`` offset tables of ``2^(bits/m)``
-    int32 entries (ids cost nothing while they are consecutive). Queries whose neighbours are too
+    :func:`default_num_tables` (``bits / log2(n)``) from the number of distinct codes at
+    (re)build time. Tables are built lazily on the first search after ``add``. Memory per code:
+    the code (padded to 64-bit words when ``bits`` is not a multiple of 64), plus in each of the
+    ``m`` tables its position (3 bytes up to 2^24 codes, 4 beyond), plus ``m`` offset tables of
+    ``2^(bits/m)`` int32 entries (ids cost nothing while they are consecutive). When the distinct
+    codes are at most 3/4 of the codes, the tables hold the distinct codes (a copy of each) and a
+    group of positions per distinct code (8 bytes per code plus 8 per distinct code) instead. Queries whose neighbours are too
     far for probing to pay off are answered by an exhaustive scan, so results are always exact.
     Threads: numba's (``numba.set_num_threads``).
     """
@@ -361,8 +433,8 @@ class MultiIndexHashing(InMemoryIndex):
 
     @property
     def num_tables_(self) -> int:
-        """The number of substrings in use for the current database."""
-        return self.num_tables or default_num_tables(self.bits, self.ntotal)
+        """The number of substrings in use for the current database (builds the tables)."""
+        return len(self._build()[1])
 
     def _on_change(self, appended_from: int | None) -> None:
         self._tables = None
@@ -372,28 +444,30 @@ class MultiIndexHashing(InMemoryIndex):
 
     def _build(self) -> tuple[np.ndarray, ...]:
         if self._tables is None:
-            m = self.num_tables_
+            words = to_words(self.codes_)
+            table_words, goff, gpos = distinct_groups(words)
+            m = self.num_tables or default_num_tables(self.bits, len(table_words))
             lens = np.array([self.bits // m + (i < self.bits % m) for i in range(m)], np.int64)
             starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
             sizes = (1 << lens) + 1
             bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
             pos_dtype = np.int32 if self.ntotal < 2**31 else np.int64
-            words = to_words(self.codes_)
             offsets = np.empty(int(sizes.sum()), dtype=pos_dtype)
             # positions split in a low uint16 and a high part: 3 bytes per entry up to 2^24 codes,
             # 4 up to 2^32
-            n = self.ntotal
+            n = len(table_words)
             hi_dtype = np.uint8 if n <= 1 << 24 else np.uint16 if n <= 1 << 32 else np.uint32
             pos_lo = np.empty((m, n), dtype=np.uint16)
             pos_hi = np.empty((m, n), dtype=hi_dtype)
-            _build_tables(words, starts, lens, bases, offsets, pos_lo, pos_hi)
+            _build_tables(table_words, starts, lens, bases, offsets, pos_lo, pos_hi)
             # smask[i]: the bits of substring i, as words
             bit = np.arange(words.shape[1] * 64)
             smask = np.zeros((m, words.shape[1]), dtype=np.uint64)
             for i in range(m):
                 sel = (bit >= starts[i]) & (bit < starts[i] + lens[i])
                 smask[i] = np.packbits(sel, bitorder="little").view("<u8")
-            self._tables = (words, starts, lens, bases, offsets, pos_lo, pos_hi, smask)
+            self._tables = (words, starts, lens, bases, offsets, pos_lo, pos_hi, smask,
+                            table_words, goff, gpos)  # fmt: skip
         return self._tables
 
     def _run(
@@ -408,11 +482,15 @@ class MultiIndexHashing(InMemoryIndex):
         gave_up: np.ndarray,
     ) -> None:
         """Run the probing kernel (modes as in ``_mih_query``); sets ``gave_up`` per query."""
-        words, starts, lens, bases, offsets, pos_lo, pos_hi, smask = self._build()
+        _, starts, lens, bases, offsets, pos_lo, pos_hi, smask, words, goff, gpos = self._build()
         nchunks = int(max(1, min(qw.shape[0], 4 * numba.get_num_threads())))
         budget = int(_BUDGET * self.ntotal) + 64 * _BUCKET_COST
-        _mih_query(qw, k, radius, mode, starts, lens, bases, offsets, pos_lo, pos_hi, words, smask,
-                   budget, nchunks, out_d, out_p, lims, gave_up)  # fmt: skip
+        tables = (starts, lens, bases, offsets, pos_lo, pos_hi, words, smask, goff, gpos)
+        if nchunks == 1:  # one query: starting numba's threads costs more than they save
+            _mih_queries(qw, 0, qw.shape[0], k, radius, mode, tables, budget, out_d, out_p, lims,
+                         gave_up)  # fmt: skip
+        else:
+            _mih_query(qw, k, radius, mode, tables, budget, nchunks, out_d, out_p, lims, gave_up)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         words = self._build()[0]
