@@ -135,7 +135,7 @@ def test_instance_groups_equal_brute_force(instance_collection: Path) -> None:
         assert checked >= 5  # the settings do find groups
         # the default: 2 of 64 bits; a min-score stands for the distance it allows (1 - 2 d / 64)
         pairs, groups = reference_groups(col, 2, 1, None)
-        assert default_max_distance(64) == 2 and default_max_distance(128) == 4
+        assert default_max_distance(64) == 2 and default_max_distance(128) == 5
         assert find_duplicates(col).groups == groups
         assert (
             find_duplicates(col, min_score=1 - 2 * 3 / 64).pairs

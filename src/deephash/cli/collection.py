@@ -178,8 +178,8 @@ def _add_duplicates(csub: Any) -> None:
         "--max-distance",
         type=int,
         default=None,
-        help="instance bits only: largest number of differing bits of duplicates (bits / 32: "
-        "2 of 64)",
+        help="instance bits only: largest number of differing bits of duplicates (5 per 128 "
+        "bits, rounded down: 2 of 64)",
     )
     d.add_argument(
         "--neighbours",
