@@ -156,18 +156,31 @@ def _add_duplicates(csub: Any) -> None:
         help="list groups of near-identical stored images",
         description="Each item searches with its own code and descriptor; its nearest other item "
         "within --radius whose re-rank score is at least --min-score is a near duplicate; pairs "
-        "are joined into groups. A collection without descriptors groups by --radius alone.",
+        "are joined into groups. A collection without descriptors groups by --radius alone. A "
+        "collection of instance bits (--rerank instance) pairs each item with its nearest other "
+        "item by instance bits if at most --max-distance bits differ, whatever the class codes.",
     )
     d.add_argument("dir", help="collection folder")
     d.add_argument(
-        "--radius", type=int, default=None, help="largest Hamming distance of duplicates (8)"
+        "--radius",
+        type=int,
+        default=None,
+        help="largest Hamming distance of the codes of duplicates (8; instance bits: not "
+        "checked unless given)",
     )
     d.add_argument(
         "--min-score",
         type=float,
         default=None,
         help="smallest re-rank score of duplicates (0.99): the cosine of float descriptors, "
-        "1 - 2d/bits of instance bits (0.99: identical bits)",
+        "1 - 2d/bits of instance bits (another way to give --max-distance)",
+    )
+    d.add_argument(
+        "--max-distance",
+        type=int,
+        default=None,
+        help="instance bits only: largest number of differing bits of duplicates (5 per 128 "
+        "bits, rounded down: 2 of 64)",
     )
     d.add_argument(
         "--neighbours",
@@ -387,13 +400,8 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def run_duplicates(args: argparse.Namespace) -> int:
     from deephash.collection import Collection
-    from deephash.collection.duplicates import (
-        DEFAULT_DUPLICATE_RADIUS,
-        DEFAULT_NEIGHBOURS,
-        find_duplicates,
-    )
+    from deephash.collection.duplicates import DEFAULT_NEIGHBOURS, find_duplicates
 
-    radius = DEFAULT_DUPLICATE_RADIUS if args.radius is None else args.radius
     # read-only (a running server keeps its lock) except for an external engine, which a reader
     # does not connect to
     settings = Path(args.dir) / "collection.json"
@@ -402,8 +410,9 @@ def run_duplicates(args: argparse.Namespace) -> int:
     try:
         found = find_duplicates(
             col,
-            radius=radius,
+            radius=args.radius,
             min_score=args.min_score,
+            max_distance=args.max_distance,
             neighbours=DEFAULT_NEIGHBOURS if args.neighbours is None else args.neighbours,
         )
     finally:

@@ -675,6 +675,26 @@ class Collection:
         index = self._descriptor_index
         return None if index is None else index.candidates
 
+    def nearest_descriptors(
+        self, descriptors: np.ndarray, k: int, max_distance: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest stored binary descriptors (a binary kind only) of each packed query row
+        of ``descriptors`` uint8 (nq, ceil(D / 8)) by (Hamming distance, id), only those within
+        ``max_distance`` differing bits when given: (distances int32 (nq, k), ids int64 (nq, k)),
+        each row sorted, -1 where a row has fewer. Codes play no part."""
+        index = self._descriptor_index
+        layout = self.encoder.layout
+        if index is None or layout is None:
+            raise ValueError(
+                f"collection {self.directory} stores no binary descriptors (instance); it "
+                f"stores {self.descriptor or 'none'}"
+            )
+        check_positive_int(k, "k")
+        q = layout.check(descriptors, name="query descriptors")
+        view = self._view
+        assert view.descriptor_view is not None  # built with every view of a binary kind
+        return index.candidates(view.descriptor_view, q, k, max_distance)
+
     def _query_codes(self, queries: np.ndarray) -> np.ndarray:
         """Query codes as uint8 (nq, nbytes), checked."""
         return as_packed_rows(queries, self.bits, "query codes")
