@@ -133,9 +133,9 @@ def test_instance_groups_equal_brute_force(instance_collection: Path) -> None:
             assert found.groups == groups, (t, nb, radius)
             checked += bool(groups)
         assert checked >= 5  # the settings do find groups
-        # the default: 2 of 64 bits; a min-score stands for the distance it allows (1 - 2 d / 64)
-        pairs, groups = reference_groups(col, 2, 1, None)
-        assert default_max_distance(64) == 2 and default_max_distance(128) == 5
+        # the default: 3 of 64 bits; a min-score stands for the distance it allows (1 - 2 d / 64)
+        pairs, groups = reference_groups(col, 3, 1, None)
+        assert default_max_distance(64) == 3 and default_max_distance(128) == 6
         assert find_duplicates(col).groups == groups
         assert (
             find_duplicates(col, min_score=1 - 2 * 3 / 64).pairs

@@ -179,8 +179,8 @@ def _add_duplicates(csub: Any) -> None:
         "--max-distance",
         type=int,
         default=None,
-        help="instance bits only: largest number of differing bits of duplicates (5 per 128 "
-        "bits, rounded down: 2 of 64)",
+        help="instance bits only: largest number of differing bits of duplicates (6 per 128 "
+        "bits, rounded down: 3 of 64)",
     )
     d.add_argument(
         "--neighbours",

@@ -44,10 +44,10 @@ DEFAULT_MIN_SCORE = 0.99
 DEFAULT_NEIGHBOURS = 1
 # instance bits: differing bits per 128 (rounded down), chosen on planted copies of validation
 # images with runs that held validation out (bench_duplicates.py --descriptor instance --split
-# validation): the best pair F1 at 64 bits was at 2 (0.610), at 128 bits at 6 (0.681; 5: 0.664,
-# 4: 0.610); 5 per 128 is the largest share that keeps 64 bits at 2. A share of the width, as a
-# copy flips a like share of a wider descriptor's bits.
-DEFAULT_MAX_DISTANCE_PER_128_BITS = 5
+# validation): the best pair F1 at 128 bits, the shipped recipe's width, was at 6 (0.681; 5:
+# 0.664, 7: 0.672); at 64 bits the best was 2 (0.610; 3: 0.590). A share of the width, as a copy
+# flips a like share of a wider descriptor's bits.
+DEFAULT_MAX_DISTANCE_PER_128_BITS = 6
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class DuplicateGroups:
 
 
 def default_max_distance(bits: int) -> int:
-    """The default ``max_distance`` of a ``bits``-wide binary descriptor: 2 of 64 bits, 5 of
-    128."""
+    """The default ``max_distance`` of a ``bits``-wide binary descriptor: 6 of 128 bits, 3 of
+    64."""
     return bits * DEFAULT_MAX_DISTANCE_PER_128_BITS // 128
 
 
