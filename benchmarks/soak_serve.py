@@ -323,8 +323,8 @@ def main() -> int:
     server = Server(folder, folder.parent / f"{folder.name}.server.log")
     try:
         start_count = httpx.get(server.url + "/health").json()["count"]
-        for i in range(50):  # warm the paths before the first memory sample
-            httpx.post(server.url + "/search", json={"id": i, "k": 10})
+        for i in range(50):  # warm the paths (the first may compile kernels) before the first
+            httpx.post(server.url + "/search", json={"id": i, "k": 10}, timeout=120.0)  # sample
         rerank = httpx.get(server.url + "/stats").json().get("rerank") or {}
         instance = rerank.get("descriptor") == "instance"
         if args.remove_added and not instance:  # an instance collection needs no rare codes

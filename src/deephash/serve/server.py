@@ -9,9 +9,24 @@ import time
 import numpy as np
 
 from deephash.collection import Collection
+from deephash.index.errors import EngineUnavailableError
 from deephash.serve.app import DEFAULT_MAX_K, DEFAULT_MAX_UPLOAD_MB, create_app
 
-__all__ = ["serve"]
+__all__ = ["serve", "warm_up"]
+
+
+def warm_up(collection: Collection) -> None:
+    """One pass through the model and, when the collection holds items, one search by a stored
+    item, so the first request pays for neither (the model's first pass; on a fresh install,
+    compiling the search kernels, seconds). An engine that is down now is not an error here:
+    searches answer 503 until it is back."""
+    size = collection.image_size
+    collection.encode(np.zeros((1, size, size, 3), dtype=np.uint8))
+    if collection.count:
+        try:
+            collection.search_by_id(int(collection.ids[0]), 1)
+        except EngineUnavailableError:
+            pass
 
 
 def serve(
@@ -43,9 +58,7 @@ def serve(
     torch.set_num_threads(1)
     collection = Collection.open(directory, device=device)
     try:
-        # One pass through the model now, so the first request does not pay for it.
-        size = collection.image_size
-        collection.encode(np.zeros((1, size, size, 3), dtype=np.uint8))
+        warm_up(collection)
         loaded = time.perf_counter() - t0
 
         def announce() -> None:
