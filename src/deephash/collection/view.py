@@ -131,7 +131,7 @@ def _rank_union(
 ) -> RerankResult:
     """The query's k best of the union of code candidates and descriptor candidates (int64
     (nq, w) each, -1 for none) by (descriptor distance, code distance, id), copies first when
-    the query sets a copy radius (:func:`~deephash.index.binary_rerank.rank_candidates`)."""
+    the query sets a copy radius (:func:`~deephash.index.binary_rerank.rank_union`)."""
     assert query.descriptors is not None and view.descriptors is not None  # checked by caller
     return rank_union(
         (query.codes, query.descriptors),

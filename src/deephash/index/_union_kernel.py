@@ -4,7 +4,7 @@ descriptor candidates (at most a few dozen), instead of numpy sorts and gathers 
 For each query it merges the two candidate id lists (sorted, repeats and -1 dropped), finds each
 candidate's row by binary search in the ascending ids, measures both Hamming distances on the
 packed rows, and orders the candidates by the key of
-:func:`deephash.index.binary_rerank.rank_candidates` with a stable sort over ids already in
+:func:`deephash.index.binary_rerank.rank_union` with a stable sort over ids already in
 ascending order (so ties go to the smaller id).
 """
 

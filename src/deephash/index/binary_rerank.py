@@ -32,7 +32,6 @@ from deephash.index.rerank import RerankResult, check_new_ids, hamming_candidate
 
 __all__ = [
     "BinaryRerankIndex",
-    "rank_candidates",
     "rank_union",
 ]
 
@@ -44,7 +43,7 @@ class BinaryRerankIndex:
     candidates / descriptor_candidates: default number of candidates taken from each index.
     copy_radius: None (rank every candidate by descriptor distance first) or the descriptor
     distance within which a candidate counts as a copy: copies first, then the other candidates
-    by code distance (see :func:`rank_candidates`).
+    by code distance (see :func:`rank_union`).
     """
 
     def __init__(
@@ -167,8 +166,13 @@ def rank_union(
     radius: int | None = None,
     copy_radius: int | None = None,
 ) -> RerankResult:
-    """:func:`rank_candidates` of the union of each query's code and descriptor candidates, in
-    one compiled pass (no (nq, w) temporaries, no sort of the stored rows).
+    """The k best of the union of each query's code and descriptor candidates, only those within
+    code distance ``radius`` when given: by (descriptor distance, code distance, id); or, with
+    ``copy_radius``, copies first (candidates within that descriptor distance, by (descriptor
+    distance, code distance, id)), then the others by (code distance, descriptor distance, id), so
+    a search finds an item's copies first and otherwise ranks by class as the codes do. One
+    compiled pass (no (nq, w) temporaries, no sort of the stored rows); scores are
+    ``1 - 2 d / descriptor_bits`` of the descriptors.
 
     queries: (codes (nq, W), descriptors (nq, Wd)) packed, as bytes (uint8) or 64-bit words;
     stored: (ids int64 (n,) ascending, codes (n, W), descriptors (n, Wd)) of the same type;
@@ -192,52 +196,4 @@ def rank_union(
         -1 if radius is None else radius,
         descriptor_bits if copy_radius is None else copy_radius,
     )
-    return RerankResult(scores, dist, out_ids)
-
-
-def rank_candidates(
-    ids: np.ndarray,
-    d_code: np.ndarray,
-    d_desc: np.ndarray,
-    k: int,
-    descriptor_bits: int,
-    radius: int | None = None,
-    copy_radius: int | None = None,
-) -> RerankResult:
-    """The k best candidates of each query, only those within code distance ``radius`` when
-    given: by (descriptor distance, code distance, id); or, with ``copy_radius``, copies first
-    (candidates within that descriptor distance, by (descriptor distance, code distance, id)),
-    then the others by (code distance, descriptor distance, id), so a search finds an item's
-    copies first and otherwise ranks by class as the codes do.
-
-    ids int64 (nq, w) (distinct per row, -1 for none), d_code and d_desc int (nq, w) their code
-    and descriptor Hamming distances. Returns a :class:`~deephash.index.rerank.RerankResult`
-    (scores ``1 - 2 d / descriptor_bits``), -1 / NaN where a row has fewer than k."""
-    valid = ids >= 0 if radius is None else (ids >= 0) & (d_code <= radius)
-    d_code, d_desc = d_code.astype(np.int64), d_desc.astype(np.int64)
-    copy = d_desc <= (descriptor_bits if copy_radius is None else copy_radius)
-    group = np.where(valid, (~copy).astype(np.int64), 2)  # copies, others, no candidate
-    first, second = np.where(copy, d_desc, d_code), np.where(copy, d_code, d_desc)
-    order = np.lexsort((ids, second, first, group), axis=-1)[:, :k]
-    return _result(order, valid, d_desc, d_code, ids, k, descriptor_bits)
-
-
-def _result(
-    order: np.ndarray,
-    valid: np.ndarray,
-    d_desc: np.ndarray,
-    d_code: np.ndarray,
-    ids: np.ndarray,
-    k: int,
-    descriptor_bits: int,
-) -> RerankResult:
-    nq, width = order.shape
-    ok = np.take_along_axis(valid, order, 1)
-    scores = np.full((nq, k), np.nan, dtype=np.float32)
-    dist = np.full((nq, k), -1, dtype=np.int32)
-    out_ids = np.full((nq, k), -1, dtype=np.int64)
-    dd = np.take_along_axis(d_desc, order, 1)
-    scores[:, :width] = np.where(ok, 1.0 - 2.0 * dd / descriptor_bits, np.nan)
-    dist[:, :width] = np.where(ok, np.take_along_axis(d_code, order, 1), -1)
-    out_ids[:, :width] = np.where(ok, np.take_along_axis(ids, order, 1), -1)
     return RerankResult(scores, dist, out_ids)
