@@ -84,6 +84,11 @@ class Backing(ABC):
         """Changes an external engine may not show yet; None for a local index."""
         return None
 
+    def requests(self) -> dict[str, float] | None:
+        """How an external engine's search requests were shared (requests sent, searches they
+        answered, searches per request); None for a local index."""
+        return None
+
     def info(self, view: View) -> dict[str, Any]:
         """What ``collection info`` and ``/stats`` report of the backing besides the counts."""
         return {}

@@ -605,6 +605,12 @@ class Collection:
         pending delta; see :mod:`.freshness`); None for a local backend."""
         return self._backing.pending(self._view)
 
+    @property
+    def engine_requests(self) -> dict[str, float] | None:
+        """How concurrent searches shared an external engine's requests (``requests`` sent,
+        ``searches`` answered, ``mean`` searches per request); None for a local backend."""
+        return self._backing.requests()
+
     def wait_for_engine(self, timeout: float = 30.0, *, seen: bool = False) -> bool:
         """Wait until the external engine has applied every acknowledged change (``seen``: and
         was read back showing them, so the pending delta is empty). True at once for a local

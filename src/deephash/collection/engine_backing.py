@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from deephash.collection.backing import Backing
+from deephash.collection.engine_batcher import EngineBatcher
 from deephash.collection.engine_search import engine_candidates
 from deephash.collection.engine_writer import EngineWriter
 from deephash.collection.external_engine import engine_spec, resync_engine
@@ -51,6 +52,7 @@ class EngineBacking(Backing):
         self.read_only = read_only
         self.settle_s = settle_s
         self.writer: EngineWriter | None = None  # applies changes to the engine
+        self.batcher: EngineBatcher | None = None  # concurrent searches share engine requests
 
     def start(self, view: View, current: Callable[[], View], update: ViewUpdate) -> View:
         """Connect to the engine, make it hold exactly the collection's items (see
@@ -69,6 +71,7 @@ class EngineBacking(Backing):
         self.writer = EngineWriter(
             index, self.directory, view=current, drain=drain, settle_s=self.settle_s
         )
+        self.batcher = EngineBatcher()
         return replace(view, main=index)
 
     def with_additions(self, view: View, ids: np.ndarray, codes: np.ndarray) -> View:
@@ -88,8 +91,11 @@ class EngineBacking(Backing):
     def candidates(
         self, view: View, q: np.ndarray, k: int, radius: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The engine's answer merged with the pending delta (see :mod:`.engine_search`)."""
-        return engine_candidates(view, q, k, radius, self.kernel_lock)
+        """The engine's answer merged with the pending delta (see :mod:`.engine_search`); the
+        engine request is shared with the searches beside it (:mod:`.engine_batcher`)."""
+        if self.batcher is None:
+            return engine_candidates(view, q, k, radius, self.kernel_lock)
+        return engine_candidates(view, q, k, radius, self.kernel_lock, self.batcher.search)
 
     def search(
         self, view: View, query: Query, descriptor_candidates: Candidates | None = None
@@ -105,6 +111,12 @@ class EngineBacking(Backing):
     def pending(self, view: View) -> dict[str, int] | None:
         return pending_counts(view)
 
+    def requests(self) -> dict[str, float] | None:
+        b = self.batcher
+        if b is None:
+            return None
+        return {"requests": b.requests, "searches": b.searches, "mean": round(b.mean_searches, 3)}
+
     def info(self, view: View) -> dict[str, Any]:
         return {"uri": self.settings["uri"], **pending_counts(view)}
 
@@ -117,5 +129,7 @@ class EngineBacking(Backing):
     def close(self) -> None:
         """Apply the queued changes (for a few seconds at most; the next open re-syncs what is
         left)."""
+        if self.batcher is not None:
+            self.batcher.close()
         if self.writer is not None:
             self.writer.close()

@@ -14,6 +14,7 @@ block. For an approximate engine (``BIN_IVF_FLAT``) the engine's ties stand.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -37,7 +38,16 @@ class SearchedView(Protocol):
     def removed(self) -> frozenset[int]: ...
 
 
-__all__ = ["engine_candidates", "smallest_ids_at"]
+__all__ = ["EngineSearch", "engine_candidates", "smallest_ids_at"]
+
+EngineSearch = Callable[[BinaryIndex, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+"""How the engine is asked: (index, query codes uint8 (nq, nbytes), n) -> the n nearest rows,
+distances int32 (nq, n) and ids int64 (nq, n), as :meth:`BinaryIndex.search` answers (for
+instance through :class:`~deephash.collection.engine_batcher.EngineBatcher`)."""
+
+
+def _ask(index: BinaryIndex, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return index.search(q, n)
 
 
 @njit
@@ -69,18 +79,23 @@ def smallest_ids_at(view: SearchedView, query: np.ndarray, distance: int, n: int
 
 
 def engine_candidates(
-    view: SearchedView, q: np.ndarray, k: int, radius: int | None, kernel_lock: threading.Lock
+    view: SearchedView,
+    q: np.ndarray,
+    k: int,
+    radius: int | None,
+    kernel_lock: threading.Lock,
+    ask: EngineSearch = _ask,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest live items of each query code of q (uint8 (nq, nbytes)) by (Hamming
     distance, id), only those within ``radius`` when given: (distances int32 (nq, k), ids int64
     (nq, k)), each row sorted, -1 where a row has fewer. ``kernel_lock`` serialises the local
-    (numba) search of the delta."""
+    (numba) search of the delta; ``ask`` sends the engine its request."""
     dist_out = np.full((len(q), k), -1, dtype=np.int32)
     ids_out = np.full((len(q), k), -1, dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     in_engine = len(view.ids) - (0 if view.delta is None else view.delta.ntotal)
     if view.main is not None and in_engine > 0:
-        parts.append(view.main.search(q, k + 1 + len(view.removed)))
+        parts.append(ask(view.main, q, k + 1 + len(view.removed)))
     if view.delta is not None:
         with kernel_lock:
             parts.append(view.delta.search(q, min(k + 1, view.delta.ntotal)))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
+
+from deephash.queued import gather
 
 __all__ = ["MicroBatcher"]
 
@@ -68,21 +69,9 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            rows = len(first[0])
-            deadline = time.monotonic() + self.max_wait_s
-            stop = False
-            while rows < self.max_batch:
-                try:
-                    wait = deadline - time.monotonic()
-                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-                rows += len(nxt[0])
+            batch, stop = gather(
+                self._queue, first, lambda job: len(job[0]), self.max_batch, self.max_wait_s
+            )
             self._run(batch)
             if stop:
                 return

@@ -41,6 +41,7 @@ async def stats(service: ServiceDep) -> dict[str, Any]:
         "run": str(collection.run_dir),
         "rerank": rerank,
         "engine_pending": collection.engine_pending,  # milvus: changes it may not show yet
+        "engine_requests": collection.engine_requests,  # milvus: searches per shared request
         "uptime_s": round(time.time() - service.started, 3),
         "query_latency_ms": service.latency.percentiles(),
         "encoder": {
