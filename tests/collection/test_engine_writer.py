@@ -5,6 +5,7 @@ flat index that records each flush (the number of rows it held then)."""
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,4 +75,43 @@ def test_a_failed_seal_changes_nothing_else(tmp_path: Path) -> None:
     time.sleep(0.3)  # a few failed seals
     assert engine.ids.tolist() == list(range(30))
     assert w.batches == 1 and w.seals == 0  # no re-sync, no repeated write
+    w.close()
+
+
+class CountingEngine(SealedEngine):
+    """Records the rows of every insert."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__(bits)
+        self.inserts: list[int] = []
+
+    def add(self, codes: np.ndarray, ids: Any = None, metadata: Any = None) -> None:
+        self.inserts.append(len(codes))
+        super().add(codes, ids, metadata)
+
+
+def test_a_steady_stream_of_additions_is_written_in_spaced_groups(tmp_path: Path) -> None:
+    engine = CountingEngine(16)
+    w = writer(engine, tmp_path, write_interval_s=0.25, seal_rows=10**6, seal_idle_s=3600.0)
+    stream = codes(60)
+    t0 = time.monotonic()
+    for i in range(60):  # one addition every 10 ms for 0.6 s
+        w.add(np.array([i]), stream[i : i + 1])
+        time.sleep(0.01)
+    assert w.wait_applied(10.0)
+    elapsed = time.monotonic() - t0
+    assert sum(engine.inserts) == 60 and engine.ids.tolist() == list(range(60))
+    # at most one write per 0.25 s (and one at once, the writer having been idle)
+    assert 2 <= len(engine.inserts) <= 2 + int(elapsed / 0.25), (engine.inserts, elapsed)
+    w.close()
+
+
+def test_an_idle_writer_writes_a_lone_addition_at_once(tmp_path: Path) -> None:
+    engine = CountingEngine(16)
+    w = writer(engine, tmp_path, write_interval_s=0.5, seal_rows=10**6, seal_idle_s=3600.0)
+    time.sleep(0.6)  # idle for longer than the interval
+    t0 = time.monotonic()
+    w.add(np.array([0]), codes(1))
+    assert w.wait_applied(2.0)
+    assert time.monotonic() - t0 < 0.25 and engine.inserts == [1]
     w.close()

@@ -139,6 +139,7 @@ def test_an_unreachable_engine_is_re_synced_and_loses_nothing(
     writer = col._engine_writer
     assert writer is not None
     monkeypatch.setattr(writer, "retry_s", 0.05)
+    monkeypatch.setattr(writer, "write_interval_s", 0.0)  # each change tried at once
     down = threading.Event()
     down.set()
     failures = []

@@ -3,8 +3,11 @@
 The collection acknowledges a change once its log record is fsynced and its pending delta holds
 it (:mod:`.freshness`); it then queues the change here and returns, without calling the engine
 and without waiting for it. One thread, :class:`EngineWriter`, applies the queue in order:
-consecutive additions go to the engine as one insert (group commit: under load, every addition
-that arrived while the previous insert ran goes in the next one), removals as one delete. The
+consecutive additions go to the engine as one insert (group commit: every addition that arrived
+while the previous insert ran, or within ``write_interval_s`` of it, goes in the next one),
+removals as one delete. An engine request costs the engine much the same for one row as for a
+hundred, and searches never wait for the engine to show a change (the delta serves it), so under a
+steady stream of additions the writes are spaced rather than sent one row at a time. The
 engine is the only one this thread writes to, and no collection lock is held while it does, so a
 slow or unreachable engine delays neither acknowledgements nor searches.
 
@@ -83,7 +86,8 @@ class EngineWriter:
     view: returns the collection's current view (read by re-syncs and audits). drain: called
     with (added ids, removed ids) int64 the engine was seen to show; the collection drops them
     from its pending delta. settle_s, retry_s, audit_s: seconds (see the module docstring).
-    max_batch: changes applied per round.
+    max_batch: changes applied per round. write_interval_s: least time between two engine
+    writes.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class EngineWriter:
         seal_rows: int = 4096,
         seal_idle_s: float = 2.0,
         max_batch: int = 4096,
+        write_interval_s: float = 0.2,
     ) -> None:
         self.engine = engine
         self.directory = directory
@@ -106,6 +111,7 @@ class EngineWriter:
         self.retry_s = retry_s
         self.audit_s = audit_s
         self.max_batch = max_batch
+        self.write_interval_s = write_interval_s
         self.seal_rows = seal_rows
         self.seal_idle_s = seal_idle_s
         self._view = view
@@ -176,8 +182,10 @@ class EngineWriter:
 
     # ------------------------------------------------------------------ the thread
     def _next_due(self) -> float:
-        """Seconds until the next confirmation or audit is due (0: now)."""
+        """Seconds until the next write, confirmation or audit is due (0: now)."""
         due = [self._audit_at]
+        if self._queue:
+            due.append(self._last_write + self.write_interval_s)
         if self._unsealed:
             due.append(self._last_write + self.seal_idle_s)
         if self._applied:
@@ -187,9 +195,7 @@ class EngineWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._queue or self._stale) and self._next_due() > 0:
-                    if self._closing:
-                        return
+                while not (self._stale or self._closing) and self._next_due() > 0:
                     self._cond.wait(self._next_due())
                 if self._closing and not self._queue:
                     return
