@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deephash.checks import check_count
 from deephash.codes import hamming_distance_matrix
 from deephash.collection.collection import Collection
 
@@ -92,9 +93,9 @@ def find_duplicates(
     only, which keeps a class of look-alikes from chaining into one group; exact duplicates
     still join, as each links to one of them).
     """
-    _check_count(radius, "radius", 0)
-    _check_count(max_distance, "max_distance", 0)
-    _check_count(neighbours, "neighbours", 1)
+    check_count(radius, "radius", 0)
+    check_count(max_distance, "max_distance", 0)
+    check_count(neighbours, "neighbours", 1)
     if collection.binary_descriptor:
         limit = _descriptor_limit(collection, min_score, max_distance)
         pairs = _descriptor_pairs(collection, limit, radius, neighbours, batch)
@@ -113,16 +114,6 @@ def find_duplicates(
         r = DEFAULT_DUPLICATE_RADIUS if radius is None else radius
         pairs = _code_pairs(collection, r, min_score, neighbours, batch)
     return _grouped(pairs)
-
-
-def _check_count(value: int | None, name: str, least: int) -> None:
-    """A whole number >= ``least`` (or None), else one clear error."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    if value < least:
-        raise ValueError(f"{name} must be >= {least}, got {value}")
 
 
 def _descriptor_limit(collection: Collection, min_score: float | None, limit: int | None) -> int:
