@@ -4,7 +4,7 @@ import queue
 import threading
 import time
 
-from deephash.queued import gather
+from deephash.queued import gather, work_batches
 
 
 def filled(*items: list[int] | None) -> queue.SimpleQueue[list[int] | None]:
@@ -37,3 +37,11 @@ def test_waits_for_late_items_only_when_asked() -> None:
     t0 = time.monotonic()
     batch, _ = gather(q, [1], len, 10, wait_s=0.5)
     assert [2] in batch and time.monotonic() - t0 >= 0.04
+
+
+def test_the_worker_loop_handles_every_batch_until_the_stop_mark() -> None:
+    q = filled([1], [2, 3], [4], None, [5])
+    handled: list[list[list[int]]] = []
+    work_batches(q, handled.append, len, 2)
+    assert handled == [[[1], [2, 3]], [[4]]]  # batches of at most 2 rows; the stop ends it
+    assert q.get_nowait() == [5]  # what came after the mark stays queued

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["gather"]
+__all__ = ["gather", "work_batches"]
 
 T = TypeVar("T")
 
@@ -40,3 +40,22 @@ def gather(
         batch.append(item)
         total += size(item)
     return batch, False
+
+
+def work_batches(
+    q: queue.Queue[T | None] | queue.SimpleQueue[T | None],
+    handle: Callable[[list[T]], None],
+    size: Callable[[T], int],
+    most: int,
+    wait_s: float = 0.0,
+) -> None:
+    """A worker thread's loop: take each batch off ``q`` (see :func:`gather`) and ``handle`` it,
+    until the stop mark; what was queued before the mark is handled first."""
+    while True:
+        first = q.get()
+        if first is None:
+            return
+        batch, stop = gather(q, first, size, most, wait_s)
+        handle(batch)
+        if stop:
+            return

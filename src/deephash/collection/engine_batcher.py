@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deephash.index import BinaryIndex
-from deephash.queued import gather
+from deephash.queued import work_batches
 
 __all__ = ["EngineBatcher"]
 
@@ -75,15 +75,12 @@ class EngineBatcher:
         return self.searches / self.requests if self.requests else 0.0
 
     def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = gather(self._queue, first, lambda job: len(job.q), self.max_queries)
-            for index in {id(job.index): job.index for job in batch}.values():
-                self._send(index, [job for job in batch if job.index is index])
-            if stop:
-                return
+        work_batches(self._queue, self._send_all, lambda job: len(job.q), self.max_queries)
+
+    def _send_all(self, batch: list[_Search]) -> None:
+        """One request per engine for the searches of ``batch``."""
+        for index in {id(job.index): job.index for job in batch}.values():
+            self._send(index, [job for job in batch if job.index is index])
 
     def _send(self, index: BinaryIndex, jobs: list[_Search]) -> None:
         """One request to ``index`` for every search of ``jobs``; each gets its rows, or the

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from deephash.queued import gather
+from deephash.queued import work_batches
 
 __all__ = ["MicroBatcher"]
 
@@ -65,16 +65,9 @@ class MicroBatcher:
         return self.rows / self.batches if self.batches else 0.0
 
     def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = gather(
-                self._queue, first, lambda job: len(job[0]), self.max_batch, self.max_wait_s
-            )
-            self._run(batch)
-            if stop:
-                return
+        work_batches(
+            self._queue, self._run, lambda job: len(job[0]), self.max_batch, self.max_wait_s
+        )
 
     def _run(self, batch: list[tuple[np.ndarray, Future[np.ndarray]]]) -> None:
         live = [(x, f) for x, f in batch if f.set_running_or_notify_cancel()]
